@@ -1,0 +1,114 @@
+"""The ``alertformer`` command: one subcommand per job, each with ``--help``."""
+import argparse
+import json
+import logging
+import sys
+import uuid
+
+from stream.errors import AlertformerError
+
+log = logging.getLogger("alertformer")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
+                        "ALERTFORMER_SECTION__KEY environment variables override it")
+
+
+def cmd_replay(args) -> int:
+    from stream.config import load_config
+    from stream.kafka_io import make_producer
+    from stream.replay import load_packets, replay
+
+    config = load_config(args.config)
+    packets = load_packets(args.sources, rubin_schema_version=args.rubin_schema_version)
+    topic = args.topic or next(iter(config.topics.inputs))
+    report = replay(make_producer(config.kafka), topic, packets, count=args.count, rate_per_s=args.rate,
+                    visit_size=args.visit_size, visit_interval_s=args.visit_interval_s, progress=not args.quiet)
+    print(json.dumps(report))
+    return 0 if report["failed"] == 0 else 1
+
+
+def cmd_decode(args) -> int:
+    from stream.config import load_config
+    from stream.ingest import Ingest
+    from stream.kafka_io import make_consumer, make_producer
+    from stream.loop import TransactionalLoop
+
+    config = load_config(args.config)
+    ingest = Ingest(config.topics.inputs, config.topics.deadletter)
+
+    def process(messages):
+        good, dead = ingest(messages)
+        for item in good:
+            lc = item.alert.light_curve
+            print(json.dumps({
+                "objectId": item.alert.object_id, "alertId": item.alert.alert_id, "survey": item.alert.survey,
+                "topic": item.topic, "partition": item.partition, "offset": item.offset,
+                "n_points": len(lc), "n_detections": int(lc.is_detection.sum()),
+                "last_mjd_tai": float(lc.mjd_tai[-1]) if len(lc) else None,
+                "last_flux_njy": float(lc.flux_njy[-1]) if len(lc) else None,
+            }), flush=True)
+        for out in dead:
+            log.warning("dead-lettered a message to %s", out.topic)
+        return dead
+
+    group = args.group or f"alertformer-decode-{uuid.uuid4().hex[:8]}"
+    loop = TransactionalLoop(make_consumer(config.kafka, group), make_producer(config.kafka, f"{group}-{uuid.uuid4()}"),
+                             list(config.topics.inputs), process)
+    loop.install_signal_handlers()
+    stats = loop.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
+    print(json.dumps({"messages_in": stats.messages_in, "dead_lettered": stats.messages_out,
+                      "batches": stats.batches, "aborts": stats.aborts}), file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alertformer", description="Real-time transformer scoring of astronomical alert streams.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("replay", help="produce alert packets from files into a topic at a chosen rate",
+                       description="Produce alert packets (Avro container files such as ZTF's, the Rubin sample "
+                                   "Parquet re-encoded in the Confluent wire format, directories of packets) into a "
+                                   "topic, keyed by object id.")
+    _add_config(p)
+    p.add_argument("sources", nargs="+", help="files or directories of alert packets")
+    p.add_argument("--topic", help="target topic (default: the first input topic of the config)")
+    p.add_argument("--rate", type=float, default=0.0, help="alerts/s; 0 = as fast as possible (default)")
+    p.add_argument("--count", type=int, help="messages to send, cycling through the sources (default: each once)")
+    p.add_argument("--visit-size", type=int, default=0,
+                   help="LSST-like bursts: send this many alerts as fast as possible every --visit-interval-s")
+    p.add_argument("--visit-interval-s", type=float, default=30.0, help="seconds between bursts (default 30)")
+    p.add_argument("--rubin-schema-version", help="Rubin schema version for Parquet sources, e.g. 10.0 "
+                   "(default: the lsst_schema_version column)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("decode", help="consume the input topics, decode alerts, dead-letter bad ones, print JSON lines",
+                       description="Consume the configured input topics as a consumer-group member, decode every alert "
+                                   "and print one JSON line per alert; undecodable messages go to the dead-letter topic "
+                                   "in the same transaction as the consumer offsets.")
+    _add_config(p)
+    p.add_argument("--group", help="consumer group id (default: a new one, reading from the start)")
+    p.add_argument("--max-messages", type=int, help="stop after this many messages")
+    p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
+    p.set_defaults(func=cmd_decode)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except AlertformerError as err:
+        print(f"alertformer {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Pure torch/numpy: light-curve encoding, the transformer, taxonomy, checkpoints.
+
+Imports neither `stream` nor `training`.
+"""

@@ -1,0 +1,207 @@
+"""`encode`: the one way photometry becomes model input, for training and serving alike.
+
+One token per photometric point (detection, forced photometry or upper limit),
+the most recent ``max_visits`` points of each curve, **left-aligned**: real
+tokens fill positions ``0..n-1`` in time order, padding follows, up to the
+longest window in the batch (so L <= ``max_visits``: a batch of young objects
+costs a fraction of a full one; the model's output does not depend on
+padding). Per token:
+
+========  =====================================================================
+index     feature
+========  =====================================================================
+0 flux    ``asinh(flux_njy / scale)``
+1 err     ``asinh(flux_err_njy / scale)``
+2 det     1.0 for a detection, 0.0 for forced photometry / an upper limit
+3 wl      ``(wavelength_nm - 650) / 300``, the band's effective wavelength, so
+          ZTF g/r/i and LSST ugrizy share one input (no per-band embedding)
+4 scale   ``log10(scale / 1 nJy) - 3``, the same on every token of a curve, so
+          absolute brightness survives the scaling
+========  =====================================================================
+
+``scale`` is the median ``flux_err_njy`` of the curve's window (always > 0):
+``asinh(flux/scale)`` is close to the signal-to-noise ratio for faint points
+and logarithmic for bright ones, and multiplying a curve's fluxes and errors by
+a constant changes only feature 4.
+
+Time travels separately as ``dt_days`` (float32): days since the first
+detection in the window (since the first point, if the window holds no
+detection), negative for earlier forced photometry. Absolute MJD stays float64
+until this subtraction; float32 then resolves ~10 ms at dt ~ 1 d and ~5 s at
+dt ~ 1000 d, plenty for visit pairs 30 minutes apart. The continuous
+(sinusoidal) time encoding is done by the model (`models.model.TimeEncoding`),
+which keeps the batch small and puts the periods in the checkpoint.
+
+Change any of this and bump `ENCODING_VERSION`: checkpoints record it and
+refuse to load under another.
+"""
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.bands import BAND_WAVELENGTH_NM
+from models.lightcurve import LightCurve
+
+ENCODING_VERSION = "tokens-asinh-mederr-wavelength-1"
+MAX_VISITS = 64  # default window L; the checkpoint's ModelConfig.max_visits is what serving uses
+FEATURE_NAMES: tuple[str, ...] = ("flux", "err", "det", "wl", "scale")
+N_FEATURES = len(FEATURE_NAMES)
+FLUX_FEATURE = FEATURE_NAMES.index("flux")  # the target of masked-flux pretraining
+
+_WAVELENGTH_CENTER_NM = 650.0
+_WAVELENGTH_SPAN_NM = 300.0
+_LOG10_SCALE_CENTER = 3.0  # 1000 nJy: between typical LSST (~100 nJy) and ZTF (~5000 nJy) errors
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Encoded light curves, padded to a common length L.
+
+    Attributes
+    ----------
+    features : (B, L, F) float32 tensor
+        Per-token features, see the module docstring; zeros at padding.
+    dt_days : (B, L) float32 tensor
+        Days since the first detection in the window; zero at padding.
+    mask : (B, L) bool tensor
+        True for a real token, False for padding. Real tokens come first.
+    """
+
+    features: torch.Tensor
+    dt_days: torch.Tensor
+    mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def n_visits(self) -> torch.Tensor:
+        """(B,) int64: number of real tokens (points used) per curve."""
+        return self.mask.sum(dim=1)
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        """Move every tensor to ``device``."""
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (self.features, self.dt_days, self.mask)))
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copy; `torch.utils.data.DataLoader(pin_memory=True)` calls this."""
+        return Batch(*(t.pin_memory() for t in (self.features, self.dt_days, self.mask)))
+
+
+def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_tai=None) -> Batch:
+    """Encode light curves into one padded batch of tokens.
+
+    Parameters
+    ----------
+    curves : sequence of LightCurve, length B
+        Time-sorted photometry (flux in nJy, time in MJD TAI), as built by
+        `LightCurve.from_arrays`. None may be empty.
+    max_visits : int
+        Window length: each curve keeps its most recent ``max_visits`` points.
+        The output is padded to L = the longest kept window, at most ``max_visits``.
+    now_mjd_tai : float or (B,) array-like of float, optional
+        Encode each curve as it was known at this time (MJD TAI): points
+        later than it are dropped before windowing. None keeps every point,
+        which is what serving does.
+
+    Returns
+    -------
+    Batch
+        ``features`` (B, L, F), ``dt_days`` (B, L), ``mask`` (B, L).
+
+    Raises
+    ------
+    ValueError
+        For an empty batch, ``max_visits < 1``, or a curve that is empty (or
+        has no point at or before ``now_mjd_tai``); the message gives its index.
+
+    Examples
+    --------
+    >>> lc = LightCurve.from_arrays([1, 2], [60000.0, 60000.5], [2, 1],
+    ...                             [500.0, -20.0], [100.0, 100.0], [True, False])
+    >>> one = LightCurve.from_arrays([7], [60001.0], [2], [80.0], [100.0], [True])
+    >>> b = encode([lc, one], max_visits=4)
+    >>> tuple(b.features.shape), b.mask.tolist(), b.dt_days.tolist()
+    ((2, 2, 5), [[True, True], [True, False]], [[0.0, 0.5], [0.0, 0.0]])
+    """
+    curves = list(curves)
+    n_curves = len(curves)
+    if n_curves == 0:
+        raise ValueError("encode: no light curves")
+    if max_visits < 1:
+        raise ValueError(f"encode: max_visits={max_visits}, must be >= 1")
+    lengths = np.fromiter((len(c) for c in curves), dtype=np.int64, count=n_curves)  # (B,)
+    if np.any(lengths == 0):
+        raise ValueError(f"encode: light curve {int(np.argmax(lengths == 0))} of the batch is empty")
+
+    mjd = np.concatenate([c.mjd_tai for c in curves])  # (N,) float64, N = total points
+    offsets = np.cumsum(lengths) - lengths  # (B,) first point of each curve in the flat arrays
+    ends = offsets + lengths  # (B,) one past the last point
+    if now_mjd_tai is not None:
+        now = np.broadcast_to(np.asarray(now_mjd_tai, dtype=np.float64), (n_curves,))  # (B,)
+        seen = (mjd <= np.repeat(now, lengths)).astype(np.int64)  # (N,) a prefix of each sorted curve
+        counts = np.add.reduceat(seen, offsets)  # (B,)
+        if np.any(counts == 0):
+            raise ValueError(
+                f"encode: light curve {int(np.argmax(counts == 0))} of the batch has no point "
+                "at or before now_mjd_tai")
+        ends = offsets + counts
+    starts = np.maximum(offsets, ends - max_visits)  # (B,)
+    n_tokens = ends - starts  # (B,) in 1..max_visits
+    width = int(n_tokens.max())  # L
+
+    # Flat indices of the kept points: token j of curve b is point starts[b] + j.
+    first_token = np.cumsum(n_tokens) - n_tokens  # (B,) position of each curve's first kept token
+    row = np.repeat(np.arange(n_curves), n_tokens)  # (T,) T = total kept tokens
+    col = np.arange(row.size) - np.repeat(first_token, n_tokens)  # (T,)
+    src = np.repeat(starts, n_tokens) + col  # (T,)
+
+    mjd = mjd[src]  # (T,) float64
+    band = np.concatenate([c.band for c in curves])[src]  # (T,) int8
+    flux = np.concatenate([c.flux_njy for c in curves])[src].astype(np.float64)  # (T,)
+    err = np.concatenate([c.flux_err_njy for c in curves])[src].astype(np.float64)  # (T,)
+    det = np.concatenate([c.is_detection for c in curves])[src]  # (T,) bool
+
+    # Reference time: first detection in the window, else its first point (curves are time-sorted).
+    t_ref = np.minimum.reduceat(np.where(det, mjd, np.inf), first_token)  # (B,)
+    t_ref = np.where(np.isfinite(t_ref), t_ref, mjd[first_token])  # (B,)
+    dt_days = (mjd - np.repeat(t_ref, n_tokens)).astype(np.float32)  # (T,)
+
+    # Flux scale: median error of the window (sort errors within each curve, take the middle).
+    err_sorted = err[np.lexsort((err, row))]  # (T,) grouped by curve, ascending within
+    scale = 0.5 * (err_sorted[first_token + (n_tokens - 1) // 2] + err_sorted[first_token + n_tokens // 2])  # (B,)
+    scale_tok = np.repeat(scale, n_tokens)  # (T,)
+
+    tokens = np.stack([
+        np.arcsinh(flux / scale_tok),
+        np.arcsinh(err / scale_tok),
+        det.astype(np.float64),
+        (BAND_WAVELENGTH_NM[band].astype(np.float64) - _WAVELENGTH_CENTER_NM) / _WAVELENGTH_SPAN_NM,
+        np.log10(scale_tok) - _LOG10_SCALE_CENTER,
+    ], axis=1).astype(np.float32)  # (T, F)
+
+    features = np.zeros((n_curves, width, N_FEATURES), dtype=np.float32)  # (B, L, F)
+    features[row, col] = tokens
+    dt = np.zeros((n_curves, width), dtype=np.float32)  # (B, L)
+    dt[row, col] = dt_days
+    mask = np.zeros((n_curves, width), dtype=np.bool_)  # (B, L)
+    mask[row, col] = True
+    return Batch(torch.from_numpy(features), torch.from_numpy(dt), torch.from_numpy(mask))
+
+
+@dataclass(frozen=True)
+class Collate:
+    """`DataLoader` ``collate_fn``: the training path through `encode`.
+
+    Calling it on ``[(curve, class_index), ...]`` returns
+    ``(encode(curves, max_visits), targets)`` with ``targets`` a (B,) int64
+    tensor. A module-level dataclass, so worker processes can pickle it.
+    """
+
+    max_visits: int = MAX_VISITS
+
+    def __call__(self, items: Sequence[tuple[LightCurve, int]]) -> tuple[Batch, torch.Tensor]:
+        curves, targets = zip(*items)
+        return encode(curves, self.max_visits), torch.as_tensor(targets, dtype=torch.long)  # (B,)

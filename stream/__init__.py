@@ -1,0 +1,1 @@
+"""The alertformer service: Kafka in/out, alert decoding, windowing, scoring, state."""

@@ -1,0 +1,106 @@
+"""Wait until Kafka and Redis answer, and create the configured topics.
+
+Kafka is ready only when a transactional producer completes ``init_transactions``:
+on a fresh single node the transaction coordinator comes up after the broker
+accepts connections, and a scorer started before that would hang.
+
+    python -m stream.health --bootstrap 127.0.0.1:9092 --redis-url redis://127.0.0.1:6379/0 --create-topics
+"""
+import argparse
+import logging
+import sys
+import time
+import uuid
+
+import redis
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stream.config import load_config
+
+log = logging.getLogger(__name__)
+POLL_INTERVAL_S = 0.5  # between readiness probes
+PROBE_TIMEOUT_S = 5.0  # one metadata or init_transactions call
+
+
+def wait_for_redis(url: str, deadline: float) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S)
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError as err:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Redis at {url} did not answer: {err}") from None
+            time.sleep(POLL_INTERVAL_S)
+
+
+def wait_for_kafka(client_config: dict, deadline: float) -> None:
+    # Probes expect refused connections while the broker starts: keep librdkafka quiet (critical only).
+    client_config = client_config | {"log_level": 2}
+    admin = AdminClient(client_config)
+    while True:
+        try:
+            admin.list_topics(timeout=PROBE_TIMEOUT_S)
+            break
+        except KafkaException as err:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Kafka at {client_config['bootstrap.servers']} did not answer: {err}") from None
+            time.sleep(POLL_INTERVAL_S)
+    producer = Producer(client_config | {"transactional.id": f"alertformer-health-{uuid.uuid4()}"})
+    while True:
+        try:
+            producer.init_transactions(PROBE_TIMEOUT_S)
+            return
+        except KafkaException as err:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Kafka transactions are not available: {err}") from None
+            time.sleep(POLL_INTERVAL_S)
+
+
+def create_topics(client_config: dict, names, partitions: int, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet (replication factor 1); return those created."""
+    admin = AdminClient(client_config)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    wanted = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing]
+    if not wanted:
+        return []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as err:
+            if err.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+    return [t.topic for t in wanted]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stream.health", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG or built-in defaults)")
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
+    parser.add_argument("--redis-url", help="Redis URL (overrides the config)")
+    parser.add_argument("--timeout-s", type=float, default=120.0, help="give up after this many seconds")
+    parser.add_argument("--create-topics", action="store_true", help="create the configured topics")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+
+    config = load_config(args.config)
+    client_config = config.kafka.client_config()
+    if args.bootstrap:
+        client_config["bootstrap.servers"] = args.bootstrap
+    deadline = time.monotonic() + args.timeout_s
+    try:
+        wait_for_redis(args.redis_url or config.redis.url, deadline)
+        wait_for_kafka(client_config, deadline)
+    except TimeoutError as err:
+        print(f"not ready: {err}", file=sys.stderr)
+        return 1
+    if args.create_topics:
+        created = create_topics(client_config, config.topics.all_names(), config.topics.partitions)
+        log.info("topics created=%s", ",".join(created) or "none")
+    log.info("ready kafka=%s redis=%s", client_config["bootstrap.servers"], args.redis_url or config.redis.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

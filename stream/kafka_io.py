@@ -1,0 +1,69 @@
+"""Kafka clients configured the way alertformer needs them, and Kafka error classification.
+
+Errors follow confluent-kafka's three outcomes: ``retriable()`` → retry,
+``txn_requires_abort()`` → abort and rewind to the committed offsets,
+``fatal()`` or no flag → raise `Fatal` and let a supervisor restart the process.
+"""
+import logging
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+from stream.config import KafkaSettings
+from stream.errors import AlertformerError
+
+log = logging.getLogger(__name__)
+
+
+class Retriable(AlertformerError):
+    """A transient Kafka error: the same call may succeed if repeated."""
+
+
+class AbortTxn(AlertformerError):
+    """The transaction must be aborted and the consumer rewound to the committed offsets."""
+
+
+class Fatal(AlertformerError):
+    """The process cannot continue (fenced, or an error without a recovery flag)."""
+
+
+def classify(err: KafkaException) -> AlertformerError:
+    """Map a `KafkaException` from a transactional call to `Retriable`, `AbortTxn` or `Fatal`."""
+    kerr: KafkaError = err.args[0]
+    if kerr.fatal():
+        return Fatal(str(kerr))
+    if kerr.txn_requires_abort():
+        return AbortTxn(str(kerr))
+    if kerr.retriable():
+        return Retriable(str(kerr))
+    return Fatal(str(kerr))
+
+
+def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
+    """A consumer-group member that reads committed data only and never commits by itself.
+
+    Offsets are committed by the transactional producer (`send_offsets_to_transaction`),
+    so ``enable.auto.commit`` is off; ``read_committed`` hides aborted outputs of
+    upstream transactional producers.
+    """
+    conf = kafka.client_config() | {
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.partition.eof": False,
+    }
+    return Consumer(conf | overrides)
+
+
+def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **overrides) -> Producer:
+    """An idempotent producer with lz4-compressed batches; transactional when an id is given."""
+    conf = kafka.client_config() | {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    }
+    if transactional_id:
+        conf["transactional.id"] = transactional_id
+    return Producer(conf | overrides)

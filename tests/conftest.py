@@ -1,0 +1,69 @@
+"""Shared fixtures. The real Kafka and Redis start once per test session, only when a test needs them.
+
+Set ALERTFORMER_TEST_BOOTSTRAP and ALERTFORMER_TEST_REDIS_URL to use a running stack instead;
+otherwise deploy/stack.sh starts one on free ports in a temporary directory and stops it at the end.
+"""
+import os
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """``{"bootstrap": ..., "redis_url": ...}`` of a real Kafka (KRaft) and Redis."""
+    if os.environ.get("ALERTFORMER_TEST_BOOTSTRAP"):
+        yield {"bootstrap": os.environ["ALERTFORMER_TEST_BOOTSTRAP"],
+               "redis_url": os.environ.get("ALERTFORMER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")}
+        return
+    env = os.environ | {
+        "ALERTFORMER_STACK_DIR": str(tmp_path_factory.mktemp("stack")),
+        "KAFKA_PORT": str(_free_port()),
+        "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "REDIS_PORT": str(_free_port()),
+    }
+    script = REPO / "deploy" / "stack.sh"
+    subprocess.run([script, "up"], env=env, check=True)
+    try:
+        yield {"bootstrap": f"127.0.0.1:{env['KAFKA_PORT']}", "redis_url": f"redis://127.0.0.1:{env['REDIS_PORT']}/0"}
+    finally:
+        subprocess.run([script, "down"], env=env, check=False)
+
+
+@pytest.fixture
+def kafka_settings(stack):
+    from stream.config import KafkaSettings
+
+    return KafkaSettings(bootstrap_servers=stack["bootstrap"])
+
+
+@pytest.fixture
+def topic_factory(kafka_settings):
+    """Create uniquely named topics: ``topic_factory("alerts", partitions=4) -> name``."""
+    from stream.health import create_topics
+
+    def make(stem: str, partitions: int = 4) -> str:
+        name = f"test.{stem}.{uuid.uuid4().hex[:10]}"
+        create_topics(kafka_settings.client_config(), [name], partitions)
+        return name
+
+    return make

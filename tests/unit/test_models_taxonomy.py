@@ -1,0 +1,42 @@
+"""models.taxonomy: class ids, index maps and the two scores."""
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.taxonomy import (CLASS_IDS, CLASS_NAMES, FLARE_ID, ID_TO_INDEX, N_CLASSES, NOT_CLASSIFIED_ID,
+                             RESIDUAL_ID, SN_LIKE_IDS, class_indices, flare_likelihood, sn_likelihood)
+
+ELASTICC_CSV = Path("/work/shared/data/elasticc/taxonomy_classIds.csv")
+
+
+@pytest.mark.skipif(not ELASTICC_CSV.exists(), reason="ELAsTiCC2 taxonomy file not present")
+def test_ids_and_names_match_elasticc2():
+    with ELASTICC_CSV.open() as f:
+        names = {int(row["classId"]): row["name"] for row in csv.DictReader(f)}
+    assert [names[c] for c in CLASS_IDS] == list(CLASS_NAMES)
+    assert names[RESIDUAL_ID] == "Residual" and names[NOT_CLASSIFIED_ID] == "NotClassified"
+
+
+def test_index_maps():
+    assert N_CLASSES == 11 == len(set(CLASS_IDS))
+    assert all(CLASS_IDS[ID_TO_INDEX[c]] == c for c in CLASS_IDS)
+    assert class_indices([2332, 2222, FLARE_ID]).tolist() == [10, 0, 4]
+    with pytest.raises(ValueError, match="2225"):
+        class_indices([2222, 2225])
+
+
+def test_scores_on_numpy_and_torch():
+    probs = np.random.default_rng(0).dirichlet(np.ones(N_CLASSES), size=5)  # (5, C)
+    sn = sn_likelihood(probs)
+    expected = sum(probs[:, ID_TO_INDEX[c]] for c in SN_LIKE_IDS)
+    np.testing.assert_allclose(sn, expected)
+    np.testing.assert_allclose(flare_likelihood(probs), probs[:, ID_TO_INDEX[FLARE_ID]])
+    t = torch.from_numpy(probs)
+    assert isinstance(sn_likelihood(t), torch.Tensor)
+    np.testing.assert_allclose(sn_likelihood(t).numpy(), sn)
+    assert np.all((sn >= 0) & (sn + flare_likelihood(probs) <= 1 + 1e-12))
+    with pytest.raises(ValueError, match="shape"):
+        sn_likelihood(probs[:, :-1])

@@ -1,0 +1,1 @@
+"""Offline and near-line: simulator, data sets, training, evaluation, re-fine-tuning."""
