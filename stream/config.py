@@ -73,6 +73,59 @@ class TopicSettings(_Section):
         return [*self.inputs, self.scored, self.classifications, self.followup, self.deadletter, self.labels]
 
 
+class SkyRegion(_Section):
+    """A cone on the sky (ICRS, degrees)."""
+
+    ra_deg: float = Field(ge=0, lt=360)
+    dec_deg: float = Field(ge=-90, le=90)
+    radius_deg: float = Field(gt=0, le=180)
+
+
+class FollowupRule(_Section):
+    """A follow-up rule: every condition that is set must hold. One trigger per object and rule."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    min_sn_likelihood: float | None = Field(None, ge=0, le=1)
+    min_flare_likelihood: float | None = Field(None, ge=0, le=1)
+    min_visits: int = Field(1, ge=1)
+    min_detections: int = Field(1, ge=1)
+    max_mag_ab: float | None = Field(None, description="latest |flux| at least this bright (AB mag)")
+    region: SkyRegion | None = None
+    surveys: list[Literal["rubin", "ztf", "elasticc"]] | None = None
+
+
+def _default_rules() -> list[FollowupRule]:
+    return [FollowupRule(name="young_sn", min_sn_likelihood=0.8, min_visits=3),
+            FollowupRule(name="flare", min_flare_likelihood=0.9)]
+
+
+class FollowupSettings(_Section):
+    rules: list[FollowupRule] = Field(default_factory=_default_rules)
+    webhook_url: str | None = Field(None, description="POST each request as JSON here (TOM, chat)")
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_retries: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rule names must be unique: {names}")
+        return self
+
+
+class ScoringSettings(_Section):
+    """The scoring loop: batches, model, windows, state."""
+
+    group_id: str = "alertformer"
+    checkpoint: str | None = Field(None, description="model checkpoint; default: the shipped one")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(1000, ge=1, description="messages per batch (one transaction, one forward pass)")
+    batch_timeout_ms: int = Field(200, ge=1, description="wait at most this long to fill a batch")
+    max_visits: int = Field(64, ge=1, description="most recent points per window")
+    history_ttl_s: int = Field(400 * 86400, ge=1, description="Redis light curves and scores expire after this")
+    top_n: int = Field(1000, ge=1, description="length of the top-candidate sorted sets")
+
+
 class StreamConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALERTFORMER_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -81,6 +134,8 @@ class StreamConfig(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    followup: FollowupSettings = Field(default_factory=FollowupSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
