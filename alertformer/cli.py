@@ -5,7 +5,7 @@ import logging
 import sys
 import uuid
 
-from stream.errors import AlertformerError
+from stream.errors import AlertformerError, Fatal
 
 log = logging.getLogger("alertformer")
 
@@ -63,6 +63,24 @@ def cmd_decode(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from stream.config import load_config
+    from stream.service import ScoringService
+
+    overrides = {}
+    if args.checkpoint or args.instance_id:
+        overrides["scoring"] = {k: v for k, v in (("checkpoint", args.checkpoint), ("instance_id", args.instance_id)) if v}
+    config = load_config(args.config)
+    if overrides:
+        config = config.model_copy(update={"scoring": config.scoring.model_copy(update=overrides["scoring"])})
+    service = ScoringService(config)
+    service.loop.install_signal_handlers()
+    stats = service.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
+    log.info("stopped messages_in=%d messages_out=%d batches=%d aborts=%d",
+             stats.messages_in, stats.messages_out, stats.batches, stats.aborts)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alertformer", description="Real-time transformer scoring of astronomical alert streams.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -94,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("run", help="the scoring service: consume alerts, score them, publish exactly once",
+                       description="Join the consumer group, and per batch: decode (bad messages to the dead-letter "
+                                   "topic), window each alert with the object's stored history, score the batch in "
+                                   "one forward pass, produce scored alerts, ELAsTiCC2 classifications and follow-up "
+                                   "requests in one Kafka transaction with the consumer offsets, then update Redis. "
+                                   "SIGTERM finishes the batch, commits and leaves the group.")
+    _add_config(p)
+    p.add_argument("--checkpoint", help="model checkpoint (default: scoring.checkpoint, then the shipped model)")
+    p.add_argument("--instance-id", help="stable id of this process (default: scoring.instance_id, then the host name)")
+    p.add_argument("--max-messages", type=int, help="stop after this many messages")
+    p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -103,6 +134,9 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
+    except Fatal as err:
+        print(f"alertformer {args.command}: fatal: {err}", file=sys.stderr)
+        return 3
     except AlertformerError as err:
         print(f"alertformer {args.command}: {err}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """alertformer's own Avro messages: schemas kept in `stream/schemas/`, single-object encoding.
 
-Every record alertformer writes is Avro *single-object encoding* (Avro 1.8+ spec):
+Every record of alertformer's own schemas is Avro *single-object encoding* (Avro 1.8+ spec):
 ``C3 01`` + the schema's CRC-64-AVRO fingerprint (8 bytes, little-endian) + the
 schemaless body. Any Avro client can read it with the `.avsc` files shipped here;
-`decode` finds the schema by its fingerprint.
+`decode` finds the schema by its fingerprint. ELAsTiCC2 ``brokerClassification``
+records are written schemaless, as the DESC TOM reads them
+(``schemas/elasticc.v0_9_1.brokerClassification.avsc``, copied from LSSTDESC/elasticc).
 """
 import io
 import json
@@ -43,6 +45,20 @@ def encode(name: str, record: dict) -> bytes:
     buf.write(SINGLE_OBJECT_MAGIC + schema_fingerprint(name))
     fastavro.schemaless_writer(buf, load_schema(name), record)
     return buf.getvalue()
+
+
+def encode_schemaless(name: str, record: dict) -> bytes:
+    """Plain schemaless Avro, for formats whose readers expect it (ELAsTiCC brokerClassification)."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, load_schema(name), record)
+    return buf.getvalue()
+
+
+def decode_schemaless(name: str, payload: bytes) -> dict:
+    try:
+        return fastavro.schemaless_reader(io.BytesIO(payload), load_schema(name))
+    except (EOFError, ValueError, TypeError, IndexError) as err:
+        raise BadPacket(f"bad {name} body: {err}") from None
 
 
 def decode(payload: bytes) -> tuple[str, dict]:

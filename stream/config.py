@@ -117,6 +117,11 @@ class ScoringSettings(_Section):
     """The scoring loop: batches, model, windows, state."""
 
     group_id: str = "alertformer"
+    instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="stable id of this scorer process (default: the host name). Its transactional id is "
+                    "{group_id}-{instance_id}: a restart with the same id aborts its crashed predecessor's "
+                    "open transaction at once; two live processes need different ids")
     checkpoint: str | None = Field(None, description="model checkpoint; default: the shipped one")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(1000, ge=1, description="messages per batch (one transaction, one forward pass)")

@@ -1,5 +1,7 @@
 """Error types of the stream layer.
 
+`Retriable`, `AbortTxn` and `Fatal` sort Kafka errors (`stream.kafka_io.classify`).
+
 `BadPacket` is the one error a decoder raises for input it cannot read: the
 stream routes the message to the dead-letter topic with ``str(error)`` as the
 reason and goes on.
@@ -16,3 +18,15 @@ class BadPacket(AlertformerError):
 
 class ConfigError(AlertformerError):
     """Invalid configuration; the message names the field."""
+
+
+class Retriable(AlertformerError):
+    """A transient Kafka error: the same call may succeed if repeated."""
+
+
+class AbortTxn(AlertformerError):
+    """The transaction must be aborted and the consumer rewound to the committed offsets."""
+
+
+class Fatal(AlertformerError):
+    """The process cannot continue (fenced, or an error without a recovery flag); exit non-zero."""

@@ -9,21 +9,9 @@ import logging
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from stream.config import KafkaSettings
-from stream.errors import AlertformerError
+from stream.errors import AbortTxn, AlertformerError, Fatal, Retriable
 
 log = logging.getLogger(__name__)
-
-
-class Retriable(AlertformerError):
-    """A transient Kafka error: the same call may succeed if repeated."""
-
-
-class AbortTxn(AlertformerError):
-    """The transaction must be aborted and the consumer rewound to the committed offsets."""
-
-
-class Fatal(AlertformerError):
-    """The process cannot continue (fenced, or an error without a recovery flag)."""
 
 
 def classify(err: KafkaException) -> AlertformerError:
@@ -38,12 +26,19 @@ def classify(err: KafkaException) -> AlertformerError:
     return Fatal(str(kerr))
 
 
-def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
+SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to the others after this
+
+
+def make_consumer(kafka: KafkaSettings, group_id: str, instance_id: str | None = None, **overrides) -> Consumer:
     """A consumer-group member that reads committed data only and never commits by itself.
 
     Offsets are committed by the transactional producer (`send_offsets_to_transaction`),
     so ``enable.auto.commit`` is off; ``read_committed`` hides aborted outputs of
-    upstream transactional producers.
+    upstream transactional producers. With an `instance_id` the member is *static*
+    (KIP-345): a restart with the same id takes its partitions back at once, without
+    waiting for the crashed predecessor's session to time out. (A static member does
+    not leave the group on close: after a scale-down its partitions move after
+    `SESSION_TIMEOUT_MS`.)
     """
     conf = kafka.client_config() | {
         "group.id": group_id,
@@ -52,7 +47,10 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
         "isolation.level": "read_committed",
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.partition.eof": False,
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
     }
+    if instance_id:
+        conf["group.instance.id"] = instance_id
     return Consumer(conf | overrides)
 
 

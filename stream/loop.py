@@ -8,7 +8,8 @@ Per batch (after librdkafka's transactions.c):
 4. produce them, ``send_offsets_to_transaction`` with the consumer's positions;
 5. ``commit_transaction``: retriable errors retry the commit; ``txn_requires_abort``
    aborts and rewinds the consumer to the committed offsets (the batch is read
-   again); fatal errors raise `Fatal` for a supervisor to restart the process.
+   again); fatal errors raise `Fatal` for a supervisor to restart the process;
+6. ``on_committed(messages)``: side effects that must follow the commit (Redis state).
 
 No transaction is open while ``consume`` runs, so a rebalance (which fires inside
 ``consume``) never finds uncommitted work: revoked partitions need no commit and a
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from stream.kafka_io import AbortTxn, Fatal, Retriable, classify
+from stream.errors import AbortTxn, Fatal, Retriable
+from stream.kafka_io import classify
 
 log = logging.getLogger(__name__)
 TXN_TIMEOUT_S = 30.0  # each transactional call; past it librdkafka raises, and the error is classified
@@ -59,8 +61,11 @@ class TransactionalLoop:
     (transactional, ``init_transactions`` done here) in one transaction per batch."""
 
     def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], process: Process,
-                 batch_size: int = 500, batch_timeout_s: float = 0.2):
+                 batch_size: int = 500, batch_timeout_s: float = 0.2,
+                 on_committed: Callable[[list[Message]], None] | None = None,
+                 on_idle: Callable[[], None] | None = None):
         self.consumer, self.producer, self.process = consumer, producer, process
+        self.on_committed, self.on_idle = on_committed, on_idle
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
         self._stopping = False
@@ -78,7 +83,7 @@ class TransactionalLoop:
     def run(self, max_messages: int | None = None, timeout_s: float | None = None,
             idle_timeout_s: float | None = None) -> LoopStats:
         """Loop until stopped, `max_messages` consumed, `timeout_s` elapsed or `idle_timeout_s`
-        without messages; then close the consumer (leaving the group)."""
+        without messages while partitions are assigned; then close the consumer."""
         start = last_message = time.monotonic()
         try:
             while not self._stopping:
@@ -90,9 +95,12 @@ class TransactionalLoop:
                 if idle_timeout_s is not None and now - last_message > idle_timeout_s:
                     break
                 messages = self._consume()
-                if messages:
+                if messages or not self.consumer.assignment():
                     last_message = time.monotonic()
+                if messages:
                     self._run_batch(messages)
+                elif self.on_idle:
+                    self.on_idle()
         finally:
             self.consumer.close()
         return self.stats
@@ -128,6 +136,8 @@ class TransactionalLoop:
         self.stats.messages_in += len(messages)
         self.stats.messages_out += len(outputs)
         self.stats.last_batch_ms = (time.perf_counter() - t0) * 1e3
+        if self.on_committed:
+            self.on_committed(messages)
 
     def _produce(self, out: Output) -> None:
         while True:

@@ -6,6 +6,7 @@ otherwise deploy/stack.sh starts one on free ports in a temporary directory and 
 import os
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -67,3 +68,27 @@ def topic_factory(kafka_settings):
         return name
 
     return make
+
+
+@pytest.fixture
+def read_committed(kafka_settings):
+    """``read_committed(topic, expected, timeout_s=30)``: every committed message of a topic.
+
+    Reads until `expected` messages arrived (or the timeout), then one more second, so that
+    duplicates beyond `expected` would be seen too.
+    """
+    from confluent_kafka import Consumer
+
+    def read(topic: str, expected: int, timeout_s: float = 30.0) -> list:
+        consumer = Consumer(kafka_settings.client_config() | {
+            "group.id": f"reader-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed", "enable.auto.commit": False})
+        consumer.subscribe([topic])
+        out, deadline = [], time.monotonic() + timeout_s
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [m for m in consumer.consume(1000, 0.5) if not m.error()]
+        out += [m for m in consumer.consume(1000, 1.0) if not m.error()]
+        consumer.close()
+        return out
+
+    return read

@@ -2,7 +2,6 @@
 import uuid
 
 import pytest
-from confluent_kafka import Consumer
 
 from stream import avro_io
 from stream.ingest import Ingest
@@ -13,22 +12,7 @@ from stream.replay import load_packets, replay
 pytestmark = pytest.mark.integration
 
 
-def read_all(kafka_settings, topic: str, expected: int, timeout_s: float = 30.0) -> list:
-    """Every committed message of `topic` (stops once `expected` are read or at the timeout)."""
-    consumer = Consumer(kafka_settings.client_config() | {
-        "group.id": f"reader-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    out, polls = [], 0
-    while len(out) < expected and polls < timeout_s / 0.5:
-        out += [m for m in consumer.consume(1000, 0.5) if not m.error()]
-        polls += 1
-    extra = consumer.consume(1000, 1.0)  # anything beyond `expected` would be a duplicate
-    consumer.close()
-    return out + [m for m in extra if not m.error()]
-
-
-def test_replay_decode_and_dead_letter(kafka_settings, topic_factory, shared_data):
+def test_replay_decode_and_dead_letter(kafka_settings, topic_factory, shared_data, read_committed):
     alerts_topic, dlq_topic = topic_factory("alerts"), topic_factory("deadletter")
     packets = load_packets([shared_data / "ztf" / "alerts", shared_data / "rubin"])
     assert len(packets) == 2 + 25
@@ -59,7 +43,7 @@ def test_replay_decode_and_dead_letter(kafka_settings, topic_factory, shared_dat
     # Every replayed packet's key is the object id its decode reports.
     assert sorted(d.alert.object_id.encode() for d in decoded) == sorted(p.key for p in packets)
 
-    dead = read_all(kafka_settings, dlq_topic, expected=1)
+    dead = read_committed(dlq_topic, expected=1)
     assert len(dead) == 1
     name, record = avro_io.decode(dead[0].value())
     assert name == "alertformer.deadletter"

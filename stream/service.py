@@ -1,0 +1,97 @@
+"""`alertformer run`: the scoring service, wired from the configuration.
+
+Per batch: decode (bad → dead letter) → window with the stored history → one
+forward pass → scored-alert, classification and follow-up records, produced in the
+batch's Kafka transaction with the consumer offsets → after the commit, Redis state.
+"""
+import logging
+import socket
+import time
+
+import numpy as np
+import redis
+from confluent_kafka import KafkaException, Message, TopicPartition
+
+from stream.config import StreamConfig
+from stream.history import HistoryStore
+from stream.ingest import Ingest
+from stream.kafka_io import make_consumer, make_producer
+from stream.keys import Keys
+from stream.loop import Output, TransactionalLoop
+from stream.publish import scored_batch, scored_outputs
+from stream.score import Scorer
+from stream.state import StateWriter
+from stream.window import build_windows
+
+log = logging.getLogger(__name__)
+REDIS_TIMEOUT_S = 2.0  # a slow Redis must not hold a batch (and its transaction) for long
+HISTORY_POINTS_FACTOR = 2  # stored points per object = this × max_visits (room for dedupe)
+TRANSACTION_TIMEOUT_MS = 30_000  # a crashed scorer's open transaction is aborted after this at worst
+
+
+class ScoringService:
+    def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
+        self.config = config
+        scoring = config.scoring
+        self.instance_id = scoring.instance_id or socket.gethostname()
+        keys = Keys(config.redis.prefix)
+        self.redis = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S,
+                                          socket_connect_timeout=REDIS_TIMEOUT_S)
+        self.history = HistoryStore(self.redis, keys, scoring.history_ttl_s,
+                                    HISTORY_POINTS_FACTOR * scoring.max_visits)
+        self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
+                                 scoring.top_n)
+        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter)
+        self.scorer = scorer or Scorer.from_checkpoint(scoring.checkpoint, scoring.device, scoring.max_visits)
+        transactional_id = f"{scoring.group_id}-{self.instance_id}"
+        self.loop = TransactionalLoop(
+            make_consumer(config.kafka, scoring.group_id, self.instance_id),
+            make_producer(config.kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
+            list(config.topics.inputs), self.process,
+            batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
+            on_committed=self.committed, on_idle=self.idle)
+        self._pending = None
+        log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
+                 self.instance_id, transactional_id, self.scorer.version, config.masked())
+
+    def process(self, messages: list[Message]) -> list[Output]:
+        ingest_ms = time.time_ns() // 1_000_000
+        good, dead = self.ingest(messages)
+        outputs, batch, merged = list(dead), None, {}
+        if good:
+            alerts = [g.alert for g in good]
+            windows = build_windows(alerts, self.history.get([a.object_id for a in alerts]))
+            batch = scored_batch(good, self.scorer.score(windows.curves))
+            outputs += scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
+                                      self.config.topics.classifications)
+            merged = windows.merged
+        self._pending = (batch, merged, len(good), len(dead))
+        return outputs
+
+    def committed(self, messages: list[Message]) -> None:
+        batch, merged, n_good, n_dead = self._pending
+        now_ms = time.time_ns() // 1_000_000
+        latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
+        self.state.metrics.record_batch(n_good, n_dead, latencies_ms)
+        self.state.metrics.counters["aborts"] = self.loop.stats.aborts
+        self.state.write_batch(batch, merged, self.lag(), self.scorer.version)
+
+    def idle(self) -> None:
+        self.state.heartbeat(self.scorer.version, self.lag())
+
+    def lag(self) -> int | None:
+        """Messages behind the high watermarks of the assigned partitions (cached, no broker call)."""
+        consumer = self.loop.consumer
+        try:
+            positions = consumer.position(consumer.assignment())
+        except KafkaException:  # not assigned yet, or closing
+            return None
+        total = 0
+        for tp in positions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+            if high >= 0 and tp.offset >= 0:
+                total += max(high - tp.offset, 0)
+        return total
+
+    def run(self, **limits):
+        return self.loop.run(**limits)

@@ -1,0 +1,86 @@
+"""Fixtures for the scoring stream: a small random-weight checkpoint and synthetic Rubin alert streams."""
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import save_checkpoint
+from models.model import AlertTransformer, ModelConfig
+from stream.config import StreamConfig
+from stream.decode import encode_rubin
+
+RUBIN_VERSION = "10.0"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """An untrained model: the stream's delivery and state do not depend on its skill."""
+    torch.manual_seed(0)
+    model = AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=1))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, metrics={}, train_config={"note": "random weights for tests"},
+                    data={"seed": 0}, code_version=None)
+    return path
+
+
+@dataclass(frozen=True)
+class SyntheticAlert:
+    key: bytes
+    value: bytes
+    alert_id: int
+    object_id: str
+
+
+def rubin_alerts(n_objects: int, alerts_per_object: int, seed: int = 0,
+                 with_history: bool = True) -> list[SyntheticAlert]:
+    """Rubin v10 alerts: each object's k-th alert carries its k-1 earlier detections as prvDiaSources.
+
+    Alerts are interleaved across objects in time order, as a survey would send them. Without
+    `with_history` each alert carries only its own detection.
+    """
+    rng = np.random.default_rng(seed)
+    base_id = int(rng.integers(1, 2**40)) * 1000
+    alerts = []
+    for k in range(alerts_per_object):
+        for j in range(n_objects):
+            object_id = base_id + j
+            points = [{"diaSourceId": base_id * 10 + j * 100 + i, "diaObjectId": object_id, "visit": 1000 + i,
+                       "midpointMjdTai": 61000.0 + 2.0 * i + 0.01 * j, "band": "ugrizy"[i % 6],
+                       "psfFlux": float(1000 + 500 * i + rng.normal(0, 50)), "psfFluxErr": 60.0,
+                       "ra": 10.0 + j * 0.01, "dec": -30.0} for i in range(k + 1)]
+            record = {"diaSourceId": points[-1]["diaSourceId"], "diaSource": points[-1],
+                      "prvDiaSources": points[:-1] if with_history else [], "prvDiaForcedSources": []}
+            alerts.append(SyntheticAlert(str(object_id).encode(), encode_rubin(record, RUBIN_VERSION, fill_defaults=True),
+                                         points[-1]["diaSourceId"], str(object_id)))
+    return alerts
+
+
+@pytest.fixture
+def stream_config(stack, topic_factory, tiny_checkpoint):
+    """A StreamConfig on fresh topics, group and Redis prefix."""
+    run = uuid.uuid4().hex[:8]
+    return StreamConfig(
+        kafka={"bootstrap_servers": stack["bootstrap"]},
+        redis={"url": stack["redis_url"], "prefix": f"test-{run}"},
+        topics={"inputs": {topic_factory("alerts"): "auto"}, "scored": topic_factory("scored"),
+                "classifications": topic_factory("classifications"), "followup": topic_factory("followup"),
+                "deadletter": topic_factory("deadletter"), "labels": topic_factory("labels")},
+        scoring={"group_id": f"scorer-{run}", "instance_id": f"i-{run}", "checkpoint": str(tiny_checkpoint),
+                 "batch_size": 50, "batch_timeout_ms": 100},
+    )
+
+
+def config_env(config: StreamConfig) -> dict[str, str]:
+    """The same configuration as ALERTFORMER_* environment variables, for a scorer subprocess."""
+    import json
+
+    env = {}
+    for section, values in config.model_dump(mode="json").items():
+        for key, value in values.items():
+            if value is None:
+                continue
+            env[f"ALERTFORMER_{section.upper()}__{key.upper()}"] = (
+                json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    return env
