@@ -29,16 +29,15 @@ def classify(err: KafkaException) -> AlertformerError:
 SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to the others after this
 
 
-def make_consumer(kafka: KafkaSettings, group_id: str, instance_id: str | None = None, **overrides) -> Consumer:
+def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
     """A consumer-group member that reads committed data only and never commits by itself.
 
     Offsets are committed by the transactional producer (`send_offsets_to_transaction`),
     so ``enable.auto.commit`` is off; ``read_committed`` hides aborted outputs of
-    upstream transactional producers. With an `instance_id` the member is *static*
-    (KIP-345): a restart with the same id takes its partitions back at once, without
-    waiting for the crashed predecessor's session to time out. (A static member does
-    not leave the group on close: after a scale-down its partitions move after
-    `SESSION_TIMEOUT_MS`.)
+    upstream transactional producers. Membership is dynamic: a member that closes
+    leaves the group at once (SIGTERM, scale-down); a crashed one is noticed after
+    `SESSION_TIMEOUT_MS`. (Static membership, KIP-345, would make restarts instant but
+    keeps a stopped member's partitions idle until its session times out.)
     """
     conf = kafka.client_config() | {
         "group.id": group_id,
@@ -49,8 +48,6 @@ def make_consumer(kafka: KafkaSettings, group_id: str, instance_id: str | None =
         "enable.partition.eof": False,
         "session.timeout.ms": SESSION_TIMEOUT_MS,
     }
-    if instance_id:
-        conf["group.instance.id"] = instance_id
     return Consumer(conf | overrides)
 
 

@@ -45,7 +45,7 @@ class ScoringService:
         self.scorer = scorer or Scorer.from_checkpoint(scoring.checkpoint, scoring.device, scoring.max_visits)
         transactional_id = f"{scoring.group_id}-{self.instance_id}"
         self.loop = TransactionalLoop(
-            make_consumer(config.kafka, scoring.group_id, self.instance_id),
+            make_consumer(config.kafka, scoring.group_id),
             make_producer(config.kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
             list(config.topics.inputs), self.process,
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,

@@ -121,3 +121,80 @@ def test_kill_9_mid_stream_then_restart_gives_exactly_one_output_per_input(strea
     assert sorted(ids) == sorted(a.alert_id for a in alerts), "lost or foreign alerts"
     assert len(read_committed(config.topics.classifications, len(alerts))) == len(alerts)
     assert len(read_committed(config.topics.deadletter, len(MALFORMED))) == len(MALFORMED)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_redis_outage_does_not_stop_scoring_and_state_resumes(stream_config, read_committed):
+    port = _free_port()
+    config = stream_config.model_copy(update={"redis": stream_config.redis.model_copy(
+        update={"url": f"redis://127.0.0.1:{port}/0"})})
+    first, second = rubin_alerts(n_objects=5, alerts_per_object=2, seed=3), rubin_alerts(n_objects=5, alerts_per_object=1, seed=4)
+    produce(config, first)
+    service = ScoringService(config)
+    service.run(max_messages=len(first), timeout_s=60)
+    assert service.history.outages > 0
+    assert len(read_committed(config.topics.scored, len(first))) == len(first)
+
+    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis.from_url(config.redis.url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        produce(config, second)
+        service = ScoringService(config)
+        service.run(max_messages=len(second), timeout_s=60)
+        assert service.history.outages == 0
+        assert client.zcard(Keys(config.redis.prefix).top("sn")) == 5
+        assert len(read_committed(config.topics.scored, len(first) + len(second))) == len(first) + len(second)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait()
+
+
+def _wait_for(predicate, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_sigterm_finishes_the_batch_and_two_scorers_share_the_group(stream_config, read_committed):
+    """Two scorers share the partitions; one gets SIGTERM mid-stream, leaves, and the other takes over."""
+    first, second = rubin_alerts(n_objects=40, alerts_per_object=5, seed=5), rubin_alerts(n_objects=40, alerts_per_object=5, seed=6)
+    cmd = [sys.executable, "-m", "alertformer.cli", "run", "--idle-timeout-s", "20"]
+    client, keys = redis.Redis.from_url(stream_config.redis.url), Keys(stream_config.redis.prefix)
+    procs = [subprocess.Popen(cmd + ["--instance-id", f"scorer-{i}"], env=os.environ | config_env(stream_config),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    assert _wait_for(lambda: client.zcard(keys.consumers) == 2), "scorers did not start"
+    time.sleep(3)  # let the group settle: both members assigned
+    produce(stream_config, first)
+    assert _wait_for(lambda: min(_alerts_done(client, keys, f"scorer-{i}") for i in range(2)) > 0), \
+        "both scorers should get partitions"
+    procs[0].send_signal(signal.SIGTERM)
+    assert procs[0].wait(timeout=60) == 0, procs[0].stderr.read()[-2000:]
+    produce(stream_config, second)
+    assert procs[1].wait(timeout=120) == 0, procs[1].stderr.read()[-2000:]
+
+    alerts = first + second
+    scored = [avro_io.decode(m.value())[1] for m in read_committed(stream_config.topics.scored, len(alerts))]
+    ids = [r["alertId"] for r in scored]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(a.alert_id for a in alerts)
+    # Each object's records stay in order: one partition per object, offsets increasing with alert time.
+    by_object = {}
+    for r in scored:
+        by_object.setdefault(r["objectId"], []).append((r["offset"], r["latestMjdTai"]))
+    for rows in by_object.values():
+        assert [mjd for _, mjd in sorted(rows)] == sorted(mjd for _, mjd in rows)
