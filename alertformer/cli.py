@@ -1,10 +1,13 @@
 """The ``alertformer`` command: one subcommand per job, each with ``--help``."""
 import argparse
+import importlib
 import json
 import logging
 import sys
 import uuid
 
+from models.checkpoint import CheckpointMismatch
+from models.registry import RegistryError
 from stream.errors import AlertformerError, Fatal
 
 log = logging.getLogger("alertformer")
@@ -125,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
     p.set_defaults(func=cmd_run)
+
+    for module in ("stream.models_cli",):
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
@@ -137,7 +143,7 @@ def main(argv=None) -> int:
     except Fatal as err:
         print(f"alertformer {args.command}: fatal: {err}", file=sys.stderr)
         return 3
-    except AlertformerError as err:
+    except (AlertformerError, RegistryError, CheckpointMismatch) as err:
         print(f"alertformer {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -122,13 +122,21 @@ class ScoringSettings(_Section):
         description="stable id of this scorer process (default: the host name). Its transactional id is "
                     "{group_id}-{instance_id}: a restart with the same id aborts its crashed predecessor's "
                     "open transaction at once; two live processes need different ids")
-    checkpoint: str | None = Field(None, description="model checkpoint; default: the shipped one")
+    checkpoint: str | None = Field(None, description="serve this checkpoint and never swap; default: the "
+                                   "registry's champion, else the shipped model")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(1000, ge=1, description="messages per batch (one transaction, one forward pass)")
     batch_timeout_ms: int = Field(200, ge=1, description="wait at most this long to fill a batch")
     max_visits: int = Field(64, ge=1, description="most recent points per window")
     history_ttl_s: int = Field(400 * 86400, ge=1, description="Redis light curves and scores expire after this")
     top_n: int = Field(1000, ge=1, description="length of the top-candidate sorted sets")
+
+
+class RegistrySettings(_Section):
+    """Where promoted models live. Scorers on several hosts share one directory (a shared mount)."""
+
+    path: str | None = Field(None, description="registry root; unset = serve scoring.checkpoint or the shipped model")
+    poll_interval_s: float = Field(5.0, gt=0, description="re-read the champion this often, besides notifications")
 
 
 class StreamConfig(BaseSettings):
@@ -141,6 +149,7 @@ class StreamConfig(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     followup: FollowupSettings = Field(default_factory=FollowupSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

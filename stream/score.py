@@ -54,18 +54,24 @@ class Scorer:
         self.version, self.device, self.max_visits = version, device, max_visits
 
     @classmethod
+    def from_file(cls, path: Path, version: str | None, device: str = "auto", max_visits: int | None = None) -> "Scorer":
+        """Load `path`; `version` names it (default: `checkpoint_version`). Raises CheckpointMismatch."""
+        dev = pick_device(device)
+        model, meta = load_checkpoint(path, map_location=dev)
+        version = version or checkpoint_version(path, meta)
+        log.info("model loaded version=%s device=%s params=%d", version, dev, model.get_num_params())
+        return cls(model, version, dev, max_visits or model.config.max_visits)
+
+    @classmethod
     def from_checkpoint(cls, path: str | Path | None, device: str = "auto", max_visits: int | None = None) -> "Scorer":
+        """The configured checkpoint (default: the shipped one), with configuration errors for bad files."""
         path = Path(path) if path else SHIPPED_CHECKPOINT
         if not path.is_file():
             raise ConfigError(f"scoring.checkpoint: {path} does not exist")
-        dev = pick_device(device)
         try:
-            model, meta = load_checkpoint(path, map_location=dev)
+            return cls.from_file(path, None, device, max_visits)
         except CheckpointMismatch as err:
             raise ConfigError(f"scoring.checkpoint: {path}: {err}") from None
-        version = checkpoint_version(path, meta)
-        log.info("model loaded version=%s device=%s params=%d", version, dev, model.get_num_params())
-        return cls(model, version, dev, max_visits or model.config.max_visits)
 
     def score(self, curves: list[LightCurve]) -> Scores:
         batch = encode(curves, max_visits=self.max_visits)

@@ -12,7 +12,11 @@ import numpy as np
 import redis
 from confluent_kafka import KafkaException, Message, TopicPartition
 
+from models.checkpoint import CheckpointMismatch
+from models.registry import ModelRegistry, RegistryError
 from stream.config import StreamConfig
+from stream.errors import ConfigError
+from stream.hotswap import ChampionWatcher
 from stream.history import HistoryStore
 from stream.ingest import Ingest
 from stream.kafka_io import make_consumer, make_producer
@@ -42,7 +46,12 @@ class ScoringService:
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
                                  scoring.top_n)
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter)
-        self.scorer = scorer or Scorer.from_checkpoint(scoring.checkpoint, scoring.device, scoring.max_visits)
+        registry = ModelRegistry(config.registry.path) if config.registry.path else None
+        self.scorer = scorer or self._initial_scorer(registry)
+        self.watcher = None
+        if registry is not None and not scoring.checkpoint:
+            self.watcher = ChampionWatcher(registry, self.redis, keys, scoring.device, scoring.max_visits,
+                                           self.scorer.version, config.registry.poll_interval_s).start()
         transactional_id = f"{scoring.group_id}-{self.instance_id}"
         self.loop = TransactionalLoop(
             make_consumer(config.kafka, scoring.group_id),
@@ -54,7 +63,22 @@ class ScoringService:
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
                  self.instance_id, transactional_id, self.scorer.version, config.masked())
 
+    def _initial_scorer(self, registry: ModelRegistry | None) -> Scorer:
+        """An explicit checkpoint, else the registry's champion, else the shipped model."""
+        scoring = self.config.scoring
+        champion = registry.champion() if registry is not None and not scoring.checkpoint else None
+        if champion is None:
+            return Scorer.from_checkpoint(scoring.checkpoint, scoring.device, scoring.max_visits)
+        try:
+            return Scorer.from_file(registry.get(champion).checkpoint, champion, scoring.device, scoring.max_visits)
+        except (RegistryError, CheckpointMismatch) as err:
+            raise ConfigError(f"registry.path: champion {champion} cannot be served: {err}") from None
+
     def process(self, messages: list[Message]) -> list[Output]:
+        swapped = self.watcher.take() if self.watcher else None
+        if swapped is not None:
+            log.info("model swapped from=%s to=%s", self.scorer.version, swapped.version)
+            self.scorer = swapped
         ingest_ms = time.time_ns() // 1_000_000
         good, dead = self.ingest(messages)
         outputs, batch, merged = list(dead), None, {}
@@ -94,4 +118,8 @@ class ScoringService:
         return total
 
     def run(self, **limits):
-        return self.loop.run(**limits)
+        try:
+            return self.loop.run(**limits)
+        finally:
+            if self.watcher:
+                self.watcher.stop()

@@ -1,0 +1,75 @@
+"""``alertformer models list | show | promote | rollback | import``: the registry from the terminal.
+
+Promotion and rollback also announce the new champion to running scorers (Redis pub/sub).
+"""
+import json
+
+import redis
+
+from models.registry import ModelRegistry
+from stream.config import load_config
+from stream.errors import ConfigError
+from stream.hotswap import announce
+from stream.keys import Keys
+
+
+def _registry(config) -> ModelRegistry:
+    if not config.registry.path:
+        raise ConfigError("registry.path is not set (config file or ALERTFORMER_REGISTRY__PATH)")
+    return ModelRegistry(config.registry.path)
+
+
+def _announce(config, version: str) -> None:
+    announce(redis.Redis.from_url(config.redis.url, socket_timeout=2.0), Keys(config.redis.prefix), version)
+
+
+def cmd_models(args) -> int:
+    config = load_config(args.config)
+    registry = _registry(config)
+    champion = registry.champion()
+    if args.action == "list":
+        for info in registry.versions():
+            mark = "*" if info.version == champion else " "
+            metrics = info.meta.get("metrics", {})
+            print(f"{mark} {info.version}  parent={info.meta.get('parent')}  created={info.meta['created_utc']}  "
+                  f"metrics={json.dumps(metrics, sort_keys=True)}  {info.meta.get('note', '')}")
+    elif args.action == "show":
+        info = registry.get(args.version or champion or "")
+        print(json.dumps(info.meta | {"champion": info.version == champion, "checkpoint": str(info.checkpoint)},
+                         indent=2, sort_keys=True))
+    elif args.action == "promote":
+        registry.promote(args.version, reason=args.reason)
+        _announce(config, args.version)
+        print(f"champion: {args.version}")
+    elif args.action == "rollback":
+        version = registry.rollback(reason=args.reason)
+        _announce(config, version)
+        print(f"champion: {version}")
+    elif args.action == "import":
+        info = registry.register(args.checkpoint, note=args.reason)
+        if args.promote:
+            registry.promote(info.version, reason=args.reason)
+            _announce(config, info.version)
+        print(info.version)
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="the model registry: list, show, promote, rollback, import",
+                       description="Inspect and change the model registry (registry.path). promote and rollback "
+                                   "announce the new champion; running scorers swap to it between two batches.")
+    p.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every version, * marks the champion")
+    show = actions.add_parser("show", help="one version's metadata (default: the champion)")
+    show.add_argument("version", nargs="?")
+    promote = actions.add_parser("promote", help="make a version champion")
+    promote.add_argument("version")
+    promote.add_argument("--reason", default="manual promotion")
+    rollback = actions.add_parser("rollback", help="undo the latest promotion")
+    rollback.add_argument("--reason", default="manual rollback")
+    imp = actions.add_parser("import", help="register a checkpoint file as a new version")
+    imp.add_argument("checkpoint")
+    imp.add_argument("--promote", action="store_true", help="and make it champion")
+    imp.add_argument("--reason", default="imported")
+    p.set_defaults(func=cmd_models)
