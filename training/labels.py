@@ -1,0 +1,124 @@
+"""Labels in: parse label messages, join each with its object's light curve, keep snapshots on disk.
+
+A snapshot holds the light curve as it was known at the label's time (points up to
+``labeledMs``), so a retrain from the same snapshots is reproducible even after the
+object's history in Redis has moved on or expired.
+"""
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.time import Time
+
+from models.lightcurve import LightCurve
+from models.taxonomy import CLASS_IDS, ID_TO_NAME
+from stream import avro_io
+from stream.errors import BadPacket
+from training.datasets import LabeledSet
+
+LABEL_SCHEMA = "alertformer.label"
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z]", "", name.lower()).removeprefix("sn")
+
+
+_NAME_TO_ID = {_normalise(name): cid for cid, name in ID_TO_NAME.items()} | {"flare": 2233, "dwarfnova": 2234}
+
+
+@dataclass(frozen=True)
+class Label:
+    object_id: str
+    class_id: int
+    source: str
+    labeled_ms: int
+    reference: str | None
+    origin: str  # "topic/partition/offset" of the label message: dedupes a redelivered message
+
+
+def parse_label(payload: bytes, origin: str) -> Label:
+    """Decode and validate a label message; BadPacket names the bad field (unknown class, bad object id)."""
+    name, record = avro_io.decode(payload)
+    if name != LABEL_SCHEMA:
+        raise BadPacket(f"expected an {LABEL_SCHEMA} record, got {name}")
+    class_id = record["classId"]
+    if class_id is None:
+        if not record["className"]:
+            raise BadPacket("label has neither classId nor className")
+        class_id = _NAME_TO_ID.get(_normalise(record["className"]))
+        if class_id is None:
+            raise BadPacket(f"className {record['className']!r} is not a class the model knows "
+                            f"({', '.join(ID_TO_NAME.values())})")
+    if class_id not in CLASS_IDS:
+        raise BadPacket(f"classId {class_id} is not a class the model knows ({', '.join(map(str, CLASS_IDS))})")
+    if not record["objectId"]:
+        raise BadPacket("objectId is empty")
+    return Label(record["objectId"], int(class_id), record["source"], int(record["labeledMs"]),
+                 record["reference"], origin)
+
+
+def label_message(object_id: str, class_id: int | None = None, class_name: str | None = None,
+                  source: str = "spectrum", labeled_ms: int = 0, reference: str | None = None) -> bytes:
+    """Encode a label message (for clients, replay and tests)."""
+    return avro_io.encode(LABEL_SCHEMA, {"objectId": object_id, "classId": class_id, "className": class_name,
+                                         "source": source, "labeledMs": labeled_ms, "reference": reference})
+
+
+def ms_to_mjd_tai(ms: np.ndarray) -> np.ndarray:
+    """Unix time in ms (UTC) to MJD TAI, one astropy call for the whole array."""
+    return Time(np.asarray(ms, dtype=np.float64) / 1e3, format="unix", scale="utc").tai.mjd
+
+
+def snapshot(curve: LightCurve, until_mjd_tai: float) -> LightCurve:
+    keep = curve.mjd_tai <= until_mjd_tai
+    return LightCurve(*(getattr(curve, f)[keep] for f in LightCurve.FIELDS))
+
+
+class SnapshotStore:
+    """Append-only label snapshots: one ``.npz`` per accepted batch, written atomically."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def append(self, labels: list[Label], curves: list[LightCurve]) -> Path | None:
+        if not labels:
+            return None
+        offsets = np.cumsum([0] + [len(c) for c in curves])
+        columns = {f: np.concatenate([getattr(c, f) for c in curves]) for f in LightCurve.FIELDS}
+        meta = [{"object_id": l.object_id, "class_id": l.class_id, "source": l.source, "labeled_ms": l.labeled_ms,
+                 "reference": l.reference, "origin": l.origin} for l in labels]
+        number = 1 + max((int(p.stem) for p in self.dir.glob("[0-9]*.npz")), default=0)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, offsets=offsets, labels=np.array(json.dumps(meta)), **columns)
+            f.flush()
+            os.fsync(f.fileno())
+        path = self.dir / f"{number:06d}.npz"
+        os.replace(tmp, path)
+        return path
+
+    def load(self, since: int = 0) -> tuple[LabeledSet, int]:
+        """Every snapshot from file number `since` + 1 on, deduplicated by label message;
+        returns the set and the last file number read."""
+        curves, class_ids, object_ids, seen, last = [], [], [], set(), since
+        for path in sorted(self.dir.glob("[0-9]*.npz")):
+            number = int(path.stem)
+            if number <= since:
+                continue
+            last = number
+            with np.load(path) as data:
+                offsets = data["offsets"]
+                for i, meta in enumerate(json.loads(str(data["labels"]))):
+                    if meta["origin"] in seen:
+                        continue
+                    seen.add(meta["origin"])
+                    s, e = offsets[i], offsets[i + 1]
+                    curves.append(LightCurve(*(data[f][s:e] for f in LightCurve.FIELDS)))
+                    class_ids.append(meta["class_id"])
+                    object_ids.append(meta["object_id"])
+        return LabeledSet(curves, np.array(class_ids, dtype=np.int64), object_ids, "labels"), last
