@@ -1,0 +1,163 @@
+"""``alertformer simulate``: a simulated Rubin alert stream, as packet files, into a topic, or both.
+
+`add_parser` registers the subcommand; `cmd_simulate` runs it: simulate objects
+(`training.simulate`), encode their alerts in time order (`training.sim_alerts`),
+write one file per packet (``DIR/000001.avro-wire``, ...; the Confluent wire
+format, which ``alertformer replay DIR`` sends as raw packets in name order) and
+the labels CSV, and optionally produce the packets to a topic with
+`stream.replay.replay`. Heavy imports wait until the command runs, so that
+``alertformer --help`` stays quick.
+"""
+import argparse
+import csv
+import json
+import logging
+import time
+from pathlib import Path
+
+from stream.errors import ConfigError
+
+log = logging.getLogger(__name__)
+PACKET_SUFFIX = ".avro-wire"
+MIN_NAME_DIGITS = 6  # 000001.avro-wire: names sort in alert order
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``simulate`` subcommand on `subparsers` (from ``ArgumentParser.add_subparsers``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser; its default ``func`` is `cmd_simulate`.
+    """
+    p = subparsers.add_parser(
+        "simulate", help="simulate a Rubin alert stream: packet files for replay, or straight into a topic",
+        description="Simulate N LSST objects (seeded), turn every detection into the Rubin alert that would "
+                    "announce it (diaSource, 12 months of prvDiaSources and prvDiaForcedSources, Confluent wire "
+                    "format) and emit the alerts in time order across objects: one file per packet in --out "
+                    "(replay them with 'alertformer replay DIR'), and/or produced to --topic. The labels "
+                    "(object_id, class_id, class_name) of the alerted objects go to a CSV beside the packets. "
+                    "Prints a JSON summary (seed, counts, seconds, alerts/s of encoding and writing).")
+    p.add_argument("--n", type=int, required=True, help="number of objects to simulate")
+    p.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng (default 0)")
+    p.add_argument("--survey", choices=["lsst"], default="lsst",
+                   help="survey to simulate; only lsst has an alert format here (default lsst)")
+    p.add_argument("--mix", choices=["realistic", "balanced"], default="realistic",
+                   help="class mix: realistic (PLAsTiCC shares, SN Ia ~47%%) or balanced (equal counts); "
+                        "default realistic")
+    p.add_argument("--out", type=Path, help="directory for the packet files (created; must be empty)")
+    p.add_argument("--labels", type=Path,
+                   help="labels CSV (default: DIR_labels.csv beside --out; not inside it, or replay would "
+                        "send it as a packet)")
+    p.add_argument("--schema-version", help="Rubin alert schema version M.m, e.g. 10.0 (default: the latest "
+                   "shipped by lsst-alert-packet)")
+    p.add_argument("--start-mjd", type=float,
+                   help="keep alerts from this MJD TAI on (default: the first alert); packets still carry "
+                        "the history before it")
+    p.add_argument("--days", type=float, help="keep alerts of this many days from --start-mjd, e.g. 0.5 for a "
+                   "night (default: all)")
+    p.add_argument("--topic", help="also produce the alerts to this topic (Kafka settings from --config)")
+    p.add_argument("--config", help="TOML config file for --topic (default: $ALERTFORMER_CONFIG, then built-in "
+                   "defaults); ALERTFORMER_SECTION__KEY environment variables override it")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="with --topic: alerts/s; 0 = as fast as possible (default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_simulate)
+    return p
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run ``alertformer simulate`` with parsed `args`; returns the exit status (1 if producing failed).
+
+    Raises
+    ------
+    ConfigError
+        Neither --out nor --topic, a non-empty --out, a labels path inside --out,
+        --n < 1, --days <= 0 or an unknown schema version.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from stream.decode import rubin_schema
+    from training.sim_alerts import FIRST_OBJECT_ID, RubinAlertStream
+    from training.simulate import CLASS_NAMES, REALISTIC_MIX, simulate
+
+    labels_path = _check_paths(args)
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: need at least one object")
+    if args.days is not None and args.days <= 0:
+        raise ConfigError(f"--days {args.days}: need a positive span")
+    if args.schema_version is not None:
+        rubin_schema(args.schema_version)  # fail before simulating
+    log.info("simulate n=%d seed=%d survey=%s mix=%s out=%s topic=%s",
+             args.n, args.seed, args.survey, args.mix, args.out, args.topic)
+
+    start_s = time.monotonic()
+    sims = simulate(args.n, np.random.default_rng(args.seed), args.survey,
+                    class_weights=REALISTIC_MIX if args.mix == "realistic" else None,
+                    first_object_id=FIRST_OBJECT_ID)
+    start_mjd = args.start_mjd
+    if start_mjd is None and args.days is not None:
+        start_mjd = float(sims.mjd_tai[sims.is_detection].min())
+    end_mjd = None if args.days is None else start_mjd + args.days
+    stream = RubinAlertStream(sims, args.schema_version, start_mjd, end_mjd)
+    simulated_s = time.monotonic()
+
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    digits = max(MIN_NAME_DIGITS, len(str(len(stream))))
+    to_produce, labels = [], {}
+    for k, alert in enumerate(tqdm(stream, unit="alert", disable=args.quiet, desc="simulate"), start=1):
+        if args.out is not None:
+            (args.out / f"{k:0{digits}d}{PACKET_SUFFIX}").write_bytes(alert.value)
+        if args.topic is not None:
+            to_produce.append(alert)
+        labels[alert.object_id] = alert.class_id
+    encode_s = time.monotonic() - simulated_s  # encoding and writing the packets
+
+    if labels_path is not None:
+        with open(labels_path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["object_id", "class_id", "class_name"])
+            writer.writerows((oid, cid, CLASS_NAMES[cid]) for oid, cid in sorted(labels.items()))
+    summary = {
+        "objects": len(sims), "alerted_objects": len(labels), "alerts": len(stream), "seed": args.seed,
+        "survey": args.survey, "mix": args.mix, "schema_version": stream.version,
+        "start_mjd_tai": start_mjd, "end_mjd_tai": end_mjd,
+        "out": None if args.out is None else str(args.out),
+        "labels": None if labels_path is None else str(labels_path),
+        "simulate_s": round(simulated_s - start_s, 3), "encode_s": round(encode_s, 3),
+        "alerts_per_s": round(len(stream) / encode_s, 1) if encode_s > 0 else None,
+    }
+    status = 0
+    if args.topic is not None:
+        summary["replay"] = _produce(args, to_produce)
+        status = 0 if summary["replay"]["failed"] == 0 else 1
+    print(json.dumps(summary))
+    return status
+
+
+def _check_paths(args: argparse.Namespace) -> Path | None:
+    """Validate --out/--labels/--topic and return the labels path (None: no labels file)."""
+    if args.out is None and args.topic is None:
+        raise ConfigError("simulate: give --out DIR, --topic TOPIC or both")
+    out = args.out
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out}: exists and is not an empty directory; replay would mix in its files")
+    labels = args.labels
+    if labels is None and out is not None:
+        labels = out.parent / f"{out.name}_labels.csv"
+    if labels is not None and out is not None and labels.resolve().is_relative_to(out.resolve()):
+        raise ConfigError(f"--labels {labels}: inside --out, where replay would send it as a packet")
+    return labels
+
+
+def _produce(args: argparse.Namespace, alerts: list) -> dict:
+    """Produce `alerts` (SimAlert, in order) to ``args.topic``; returns `stream.replay.replay`'s report."""
+    from stream.config import load_config
+    from stream.kafka_io import make_producer
+    from stream.replay import Packet, replay
+
+    config = load_config(args.config)
+    packets = [Packet(alert.key, alert.value) for alert in alerts]
+    return replay(make_producer(config.kafka), args.topic, packets, rate_per_s=args.rate, progress=not args.quiet)
