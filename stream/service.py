@@ -1,8 +1,9 @@
 """`alertformer run`: the scoring service, wired from the configuration.
 
 Per batch: decode (bad → dead letter) → window with the stored history → one
-forward pass → scored-alert, classification and follow-up records, produced in the
-batch's Kafka transaction with the consumer offsets → after the commit, Redis state.
+forward pass → follow-up rules and journal → scored-alert, classification and
+follow-up records, produced in the batch's Kafka transaction with the consumer
+offsets → after the commit, Redis state and the optional webhook.
 """
 import logging
 import socket
@@ -14,9 +15,13 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
+from stream import avro_io
 from stream.config import StreamConfig
 from stream.errors import ConfigError
 from stream.hotswap import ChampionWatcher
+from stream.journal import FollowupJournal
+from stream.rules import evaluate as evaluate_rules, followup_record
+from stream.webhook import WebhookSink
 from stream.history import HistoryStore
 from stream.ingest import Ingest
 from stream.kafka_io import make_consumer, make_producer
@@ -30,6 +35,7 @@ from stream.window import build_windows
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 2.0  # a slow Redis must not hold a batch (and its transaction) for long
 HISTORY_POINTS_FACTOR = 2  # stored points per object = this × max_visits (room for dedupe)
+FOLLOWUP_SCHEMA = "alertformer.followup"
 TRANSACTION_TIMEOUT_MS = 30_000  # a crashed scorer's open transaction is aborted after this at worst
 
 
@@ -48,6 +54,10 @@ class ScoringService:
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter)
         registry = ModelRegistry(config.registry.path) if config.registry.path else None
         self.scorer = scorer or self._initial_scorer(registry)
+        self.journal = FollowupJournal(self.redis, keys, scoring.history_ttl_s)
+        followup = config.followup
+        self.webhook = (WebhookSink(followup.webhook_url, followup.webhook_timeout_s, followup.webhook_retries)
+                        if followup.webhook_url else None)
         self.watcher = None
         if registry is not None and not scoring.checkpoint:
             self.watcher = ChampionWatcher(registry, self.redis, keys, scoring.device, scoring.max_visits,
@@ -81,19 +91,42 @@ class ScoringService:
             self.scorer = swapped
         ingest_ms = time.time_ns() // 1_000_000
         good, dead = self.ingest(messages)
-        outputs, batch, merged = list(dead), None, {}
+        outputs, batch, merged, requests = list(dead), None, {}, []
         if good:
             alerts = [g.alert for g in good]
             windows = build_windows(alerts, self.history.get([a.object_id for a in alerts]))
             batch = scored_batch(good, self.scorer.score(windows.curves))
             outputs += scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
                                       self.config.topics.classifications)
+            requests = self.followups(batch)
+            outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode())
+                        for r in requests]
             merged = windows.merged
-        self._pending = (batch, merged, len(good), len(dead))
+        self._pending = (batch, merged, len(good), len(dead), requests)
         return outputs
 
+    def followups(self, batch) -> list[dict]:
+        """Follow-up requests of the batch: rules, then the journal (one per object and rule).
+
+        If Redis is down the journal cannot be asked; the requests are emitted anyway
+        (counted as an outage): a repeated request is cheaper than a missed young supernova.
+        """
+        triggers = evaluate_rules(self.config.followup.rules, batch)
+        if not triggers:
+            return []
+        try:
+            triggers = self.journal.claim(triggers, batch)
+        except redis.RedisError as err:
+            self.history.outages += 1
+            log.warning("redis outage op=followup-journal outages=%d error=%s", self.history.outages, err)
+        created_ms = time.time_ns() // 1_000_000
+        return [followup_record(batch, t.index, t.rule, created_ms) for t in triggers]
+
     def committed(self, messages: list[Message]) -> None:
-        batch, merged, n_good, n_dead = self._pending
+        batch, merged, n_good, n_dead, requests = self._pending
+        if self.webhook:
+            for request in requests:
+                self.webhook.submit(request)
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
         self.state.metrics.record_batch(n_good, n_dead, latencies_ms)
@@ -123,3 +156,5 @@ class ScoringService:
         finally:
             if self.watcher:
                 self.watcher.stop()
+            if self.webhook:
+                self.webhook.close()

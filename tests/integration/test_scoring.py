@@ -198,3 +198,38 @@ def test_sigterm_finishes_the_batch_and_two_scorers_share_the_group(stream_confi
         by_object.setdefault(r["objectId"], []).append((r["offset"], r["latestMjdTai"]))
     for rows in by_object.values():
         assert [mjd for _, mjd in sorted(rows)] == sorted(mjd for _, mjd in rows)
+
+
+def test_followup_requests_once_per_object_and_rule_with_webhook(stream_config, read_committed):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    followup = {"rules": [{"name": "everything", "min_sn_likelihood": 0.0},
+                          {"name": "three_visits", "min_visits": 3},
+                          {"name": "nowhere", "region": {"ra_deg": 180.0, "dec_deg": 80.0, "radius_deg": 0.01}}],
+                "webhook_url": f"http://127.0.0.1:{server.server_port}/hook"}
+    config = stream_config.model_copy(update={"followup": type(stream_config.followup)(**followup)})
+    alerts = rubin_alerts(n_objects=6, alerts_per_object=4, seed=8)
+    produce(config, alerts)
+    ScoringService(config).run(max_messages=len(alerts), timeout_s=60)
+    server.shutdown()
+
+    requests = [avro_io.decode(m.value())[1] for m in read_committed(config.topics.followup, 12)]
+    assert sorted((r["rule"], r["objectId"]) for r in requests) == sorted(
+        [("everything", a.object_id) for a in alerts[:6]] + [("three_visits", a.object_id) for a in alerts[:6]])
+    assert all(r["nVisits"] >= 3 for r in requests if r["rule"] == "three_visits")
+    assert sorted((r["rule"], r["objectId"]) for r in received) == sorted((r["rule"], r["objectId"]) for r in requests)
