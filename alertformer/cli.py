@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
     p.set_defaults(func=cmd_run)
 
-    for module in ("stream.models_cli", "training.simulate_cli"):
+    for module in ("stream.monitor", "stream.subscribe", "stream.models_cli", "training.simulate_cli",
+                   "training.refit_service"):
         importlib.import_module(module).add_parser(sub)
     return parser
 

@@ -139,6 +139,27 @@ class RegistrySettings(_Section):
     poll_interval_s: float = Field(5.0, gt=0, description="re-read the champion this often, besides notifications")
 
 
+class TrainerSettings(_Section):
+    """The re-fine-tuning service (`alertformer trainer`)."""
+
+    work_dir: str = Field(".trainer", description="label snapshots, state and the decision log")
+    group_id: str = "alertformer-trainer"
+    retrain_every_labels: int = Field(200, ge=1, description="retrain once this many new labels arrived")
+    retrain_every_hours: float = Field(24.0, gt=0, description="or this long after the last decision, if any arrived")
+    mode: Literal["full", "lora"] = Field("lora", description="fine-tune every weight, or LoRA adapters on attention")
+    lora_rank: int = Field(4, ge=1)
+    iters: int = Field(300, ge=1)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    replay_size: int = Field(2200, ge=0, description="simulated training curves replayed so old skills stay")
+    replay_fraction: float = Field(0.5, ge=0, lt=1, description="share of each batch drawn from the replay set")
+    holdout_size: int = Field(1100, ge=11, description="fixed simulated holdout (balanced), never trained on")
+    holdout_seed: int = 20261128
+    metric: Literal["macro_f1", "sn_vs_rest_ap", "flare_vs_rest_ap", "balanced_nll"] = "macro_f1"
+    margin: float = Field(0.005, ge=0, description="the challenger must beat the champion by more than this")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class StreamConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALERTFORMER_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -150,6 +171,7 @@ class StreamConfig(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     followup: FollowupSettings = Field(default_factory=FollowupSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -1,0 +1,130 @@
+"""The trainer against real Kafka and Redis: helpful labels promote, corrupted ones don't, crashes are safe."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import redis
+import torch
+from conftest import config_env
+
+from models.checkpoint import save_checkpoint
+from models.model import AlertTransformer, ModelConfig
+from models.registry import ModelRegistry
+from stream.history import HistoryStore
+from stream.kafka_io import make_producer
+from stream.keys import Keys
+from stream.service import ScoringService
+from training.datasets import simulated
+from training.finetune import EvalSet, finetune
+from training.labels import label_message
+from training.refit_service import TrainerService
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+FLARE = 2233
+LABEL_TIME_MS = 4_102_444_800_000  # 2100-01-01: every simulated point is known by then
+
+
+@pytest.fixture(scope="module")
+def flare_blind_champion(tmp_path_factory):
+    """A small model trained on simulated data without flares: it cannot recognise them."""
+    torch.manual_seed(0)
+    model = AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=2, dropout=0.0))
+    train = simulated("train", 660, seed=5)
+    train = train.subset(train.class_ids != FLARE)
+    val = EvalSet.from_labeled("val", simulated("val", 220, seed=5).subset(np.arange(220)), 5, 64)
+    finetune(model, train, [val], device=torch.device("cpu"), iters=150, batch_size=64, learning_rate=3e-3,
+             min_lr=3e-4, warmup_iters=10, weight_decay=0.1, grad_clip=1.0, eval_interval=50, scheme="log",
+             drop_nondetections_prob=0.2, seed=0, progress=False)
+    return save_checkpoint(tmp_path_factory.mktemp("champion") / "champion.pt", model)
+
+
+@pytest.fixture
+def trainer_config(stream_config, flare_blind_champion, tmp_path):
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register(flare_blind_champion, note="flare-blind champion")
+    registry.promote("v0001", "initial")
+    return stream_config.model_copy(update={
+        "scoring": stream_config.scoring.model_copy(update={"checkpoint": None}),
+        "registry": stream_config.registry.model_copy(update={"path": str(registry.root), "poll_interval_s": 30.0}),
+        "trainer": stream_config.trainer.model_copy(update={
+            "work_dir": str(tmp_path / "trainer"), "retrain_every_labels": 150, "mode": "full", "iters": 120,
+            "batch_size": 64, "learning_rate": 2e-3, "replay_size": 0, "holdout_size": 220, "margin": 0.01})})
+
+
+def send_labels(config, labels, class_ids):
+    """Store the labeled objects' light curves as the scorer would, then produce their labels."""
+    HistoryStore(redis.Redis.from_url(config.redis.url), Keys(config.redis.prefix), 3600, 10_000).put(
+        dict(zip(labels.object_ids, labels.curves)))
+    producer = make_producer(config.kafka)
+    for object_id, class_id in zip(labels.object_ids, class_ids):
+        producer.produce(config.topics.labels, label_message(object_id, int(class_id), labeled_ms=LABEL_TIME_MS),
+                         object_id.encode())
+    producer.produce(config.topics.labels, label_message("never-seen", 2222, labeled_ms=LABEL_TIME_MS), b"x")
+    producer.produce(config.topics.labels, b"garbage", b"y")
+    assert producer.flush(30) == 0
+
+
+def test_helpful_labels_promote_and_scorers_switch(trainer_config, read_committed):
+    labels = simulated("train", 165, seed=77)  # includes flares, which the champion never saw
+    send_labels(trainer_config, labels, labels.class_ids)
+    scorer = ScoringService(trainer_config)
+    assert scorer.scorer.version == "v0001"
+    try:
+        [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)
+        assert decision["promoted"], decision
+        assert decision["holdout_challenger"]["macro_f1"] > decision["holdout_champion"]["macro_f1"] + 0.01
+        registry = ModelRegistry(trainer_config.registry.path)
+        assert registry.champion() == "v0002"
+        assert registry.get("v0002").meta["lineage"]["labels"] == 165
+        assert registry.get("v0002").meta["parent"] == "v0001"
+        deadline = time.monotonic() + 30
+        swapped = None
+        while swapped is None and time.monotonic() < deadline:
+            swapped = scorer.watcher.take()
+            time.sleep(0.1)
+        assert swapped is not None and swapped.version == "v0002"  # announced, not polled (poll is 30 s)
+    finally:
+        scorer.watcher.stop()
+        scorer.loop.consumer.close()
+    dead = read_committed(trainer_config.topics.deadletter, 2)
+    assert len(dead) == 2
+
+
+def test_corrupted_labels_are_rejected(trainer_config):
+    labels = simulated("train", 165, seed=78)
+    shuffled = np.random.default_rng(0).permutation(labels.class_ids)
+    send_labels(trainer_config, labels, shuffled)
+    [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)
+    assert not decision["promoted"], decision
+    registry = ModelRegistry(trainer_config.registry.path)
+    assert registry.champion() == "v0001"
+    assert registry.get("v0002").meta["note"] == "rejected"
+
+
+def test_killed_mid_training_leaves_champion_and_resumes(trainer_config):
+    labels = simulated("train", 165, seed=79)
+    send_labels(trainer_config, labels, labels.class_ids)
+    config = trainer_config.model_copy(update={"trainer": trainer_config.trainer.model_copy(update={"iters": 3000})})
+    env = os.environ | config_env(config)
+    work_dir = config.trainer.work_dir
+    proc = subprocess.Popen([sys.executable, "-m", "alertformer.cli", "trainer"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((os.path.join(work_dir, "snapshots") and
+                    __import__("pathlib").Path(work_dir, "snapshots").glob("*.npz"))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(5)  # labels stored; now training (3000 iterations take minutes)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    registry = ModelRegistry(config.registry.path)
+    assert registry.champion() == "v0001" and [v.version for v in registry.versions()] == ["v0001"]
+    assert not os.path.exists(os.path.join(work_dir, "state.json"))
+
+    [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)  # resumes with the same labels
+    assert decision["lineage"]["labels"] == 165
+    assert json.loads(open(os.path.join(work_dir, "state.json")).read())["trained_through"] >= 1

@@ -1,0 +1,218 @@
+"""`alertformer trainer`: labels in, periodic re-fine-tuning, promotion only on a better holdout score.
+
+Loop: consume labels → parse (bad → dead-letter topic with the reason) → join each with its
+object's light curve from Redis, snapshotted at the label's time (unknown objects → dead
+letter) → append the snapshots to disk → commit the consumer offsets. Every
+``retrain_every_labels`` new labels (or ``retrain_every_hours`` after the last decision),
+`training.refit.refit` trains a challenger from the champion; it is registered with its
+lineage whatever the outcome, promoted and announced only if `decide` says so, and the
+decision is appended to ``decisions.jsonl`` with both sets of figures.
+
+Crash safety: snapshots and ``state.json`` are replaced atomically; the registry's writes
+are atomic; ``state.json`` moves past a batch of labels only after its decision is recorded.
+Killed mid-training, the trainer leaves the champion as it was and, restarted, finds the
+same labels pending and trains again. A redelivered label message is deduplicated.
+"""
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from confluent_kafka import KafkaException
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.registry import ModelRegistry
+from stream.config import StreamConfig
+from stream.deadletter import dead_letter
+from stream.errors import BadPacket, ConfigError
+from stream.history import HistoryStore
+from stream.hotswap import announce
+from stream.kafka_io import make_consumer, make_producer
+from stream.keys import Keys
+from training.datasets import simulated
+from training.finetune import EvalSet
+from training.labels import SnapshotStore, ms_to_mjd_tai, parse_label, snapshot
+from training.pretrain import device_of
+from training.refit import refit
+
+log = logging.getLogger(__name__)
+POLL_TIMEOUT_S = 1.0
+MAX_LABELS_PER_POLL = 500
+REDIS_TIMEOUT_S = 5.0
+
+
+def _write_json_atomic(path: Path, value: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class TrainerService:
+    def __init__(self, config: StreamConfig):
+        self.config, self.settings = config, config.trainer
+        if not config.registry.path:
+            raise ConfigError("registry.path is not set: the trainer promotes into the model registry")
+        self.registry = ModelRegistry(config.registry.path)
+        if self.registry.champion() is None:
+            raise ConfigError(f"registry {config.registry.path} has no champion; start one with "
+                              "`alertformer models import models/shipped/alertformer.pt --promote`")
+        self.work_dir = Path(self.settings.work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SnapshotStore(self.work_dir / "snapshots")
+        self.state_path = self.work_dir / "state.json"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {
+            "trained_through": 0, "last_decision_ms": int(time.time() * 1e3)}
+        self.keys = Keys(config.redis.prefix)
+        self.redis = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S)
+        self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
+        self.consumer = make_consumer(config.kafka, self.settings.group_id)
+        self.consumer.subscribe([config.topics.labels])
+        self.producer = make_producer(config.kafka)
+        self.device = device_of(self.settings.device)
+        self._fixed_sets = None
+        self.pending = len(self.store.load(since=self.state["trained_through"])[0])
+        self._stopping = False
+        log.info("trainer ready champion=%s pending_labels=%d mode=%s metric=%s", self.registry.champion(),
+                 self.pending, self.settings.mode, self.settings.metric)
+
+    def stop(self, *_signal_args) -> None:
+        self._stopping = True
+
+    # --- labels in ----------------------------------------------------------------
+    def ingest(self, messages) -> int:
+        """Snapshot the good labels, dead-letter the rest, commit; return labels accepted."""
+        parsed = []
+        for msg in messages:
+            try:
+                parsed.append((msg, parse_label(msg.value() or b"", f"{msg.topic()}/{msg.partition()}/{msg.offset()}")))
+            except BadPacket as err:
+                self._dead(msg, err)
+        curves = self.history.get([label.object_id for _, label in parsed])
+        until = ms_to_mjd_tai([label.labeled_ms for _, label in parsed]) if parsed else []
+        accepted, snaps = [], []
+        for (msg, label), until_mjd_tai in zip(parsed, until):
+            curve = curves.get(label.object_id)
+            if curve is None:
+                self._dead(msg, BadPacket(f"unknown object {label.object_id}: no light curve in Redis"))
+                continue
+            snap = snapshot(curve, until_mjd_tai)
+            if len(snap) == 0:
+                self._dead(msg, BadPacket(f"object {label.object_id} has no photometry before the label's time"))
+                continue
+            accepted.append(label)
+            snaps.append(snap)
+        self.store.append(accepted, snaps)
+        self.producer.flush(30)
+        if messages:
+            self.consumer.commit(asynchronous=False)
+        self.pending += len(accepted)
+        return len(accepted)
+
+    def _dead(self, msg, err: Exception) -> None:
+        log.warning("label rejected topic=%s partition=%d offset=%d reason=%s", msg.topic(), msg.partition(),
+                    msg.offset(), err)
+        key, value = dead_letter(msg, err)
+        self.producer.produce(self.config.topics.deadletter, value, key)
+
+    # --- retraining ---------------------------------------------------------------
+    def due(self) -> bool:
+        if self.pending >= self.settings.retrain_every_labels:
+            return True
+        hours = (time.time() * 1e3 - self.state["last_decision_ms"]) / 3.6e6
+        return self.pending > 0 and hours >= self.settings.retrain_every_hours
+
+    def fixed_sets(self, max_visits: int):
+        """(replay or None, val, holdout): simulated, seeded, built once. The holdout never enters training."""
+        if self._fixed_sets is None:
+            s = self.settings
+            replay = simulated("train", s.replay_size, seed=s.holdout_seed) if s.replay_size else None
+            val = EvalSet.from_labeled("val", simulated("val", max(s.holdout_size // 2, 11), seed=s.holdout_seed),
+                                       s.holdout_seed, max_visits)
+            holdout = EvalSet.from_labeled("holdout", simulated("test", s.holdout_size, seed=s.holdout_seed),
+                                           s.holdout_seed, max_visits)
+            self._fixed_sets = (replay, val, holdout)
+        return self._fixed_sets
+
+    def retrain(self) -> dict:
+        """One round: challenger, decision, registration, maybe promotion; returns the decision record."""
+        champion_version = self.registry.champion()
+        champion, _ = load_checkpoint(self.registry.get(champion_version).checkpoint, map_location=self.device)
+        labels, through = self.store.load(since=self.state["trained_through"])
+        replay, val, holdout = self.fixed_sets(champion.config.max_visits)
+        challenger, decision, summary = refit(champion, labels, replay, val, holdout, self.settings, self.device,
+                                              seed=through)
+        lineage = {"parent": champion_version, "labels": len(labels), "snapshot_files": [
+            self.state["trained_through"] + 1, through], "label_classes": labels.class_counts(), **summary}
+        metrics = {"holdout_champion": decision.champion, "holdout_challenger": decision.challenger,
+                   "metric": decision.metric, "gain": decision.gain, "margin": decision.margin}
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
+            path = save_checkpoint(Path(tmp) / "challenger.pt", challenger.cpu(), metrics=metrics,
+                                   train_config={"trainer": self.settings.model_dump()},
+                                   data={"labels": len(labels), "replay": len(replay) if replay else 0})
+            info = self.registry.register(path, parent=champion_version, lineage=lineage, metrics=metrics,
+                                          note="promoted" if decision.promote else "rejected")
+        if decision.promote:
+            self.registry.promote(info.version, reason=f"{decision.metric} +{decision.gain:.4f} over {champion_version}")
+            announce(self.redis, self.keys, info.version)
+        record = {"at_ms": int(time.time() * 1e3), "champion": champion_version, "challenger": info.version,
+                  "promoted": decision.promote, **metrics, "lineage": lineage}
+        with open(self.work_dir / "decisions.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.state = {"trained_through": through, "last_decision_ms": record["at_ms"]}
+        _write_json_atomic(self.state_path, self.state)
+        self.pending = 0
+        return record
+
+    def run(self, max_rounds: int | None = None, timeout_s: float | None = None) -> list[dict]:
+        """Consume and retrain until stopped, `max_rounds` decisions, or `timeout_s`."""
+        start, decisions = time.monotonic(), []
+        try:
+            while not self._stopping:
+                if max_rounds is not None and len(decisions) >= max_rounds:
+                    break
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    break
+                try:
+                    messages = [m for m in self.consumer.consume(MAX_LABELS_PER_POLL, POLL_TIMEOUT_S) if not m.error()]
+                except KafkaException as err:
+                    log.warning("labels consumer error=%s", err)
+                    continue
+                if messages:
+                    self.ingest(messages)
+                if self.due():
+                    decisions.append(self.retrain())
+        finally:
+            self.consumer.close()
+            self.producer.flush(30)
+        return decisions
+
+
+def cmd_trainer(args) -> int:
+    import signal
+
+    from stream.config import load_config
+
+    service = TrainerService(load_config(args.config))
+    signal.signal(signal.SIGTERM, service.stop)
+    signal.signal(signal.SIGINT, service.stop)
+    for decision in service.run(max_rounds=args.max_rounds, timeout_s=args.timeout_s):
+        print(json.dumps(decision), flush=True)
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("trainer", help="re-fine-tune on new labels; promote only when the holdout improves",
+                       description="Consume the labels topic, snapshot each labeled object's light curve, and every "
+                                   "trainer.retrain_every_labels labels (or retrain_every_hours) fine-tune a challenger "
+                                   "from the champion (full or LoRA), evaluate both on a fixed holdout, and promote the "
+                                   "challenger only if it wins by trainer.margin on trainer.metric. Needs registry.path.")
+    p.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG)")
+    p.add_argument("--max-rounds", type=int, help="stop after this many retraining decisions")
+    p.add_argument("--timeout-s", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_trainer)
