@@ -19,8 +19,8 @@ fi
 
 if ! "$python" -c "import alertformer, pytest, hypothesis" 2> /dev/null \
    || [ "$repo/pyproject.toml" -nt "$repo/.stack/installed" ]; then
-  echo "install: Python package alertformer[test] (editable)" >&2
-  "$python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
+  echo "install: Python package alertformer[test,eval] (editable)" >&2
+  "$python" -m pip install -q --disable-pip-version-check -e "$repo[test,eval]"
   mkdir -p "$repo/.stack" && touch "$repo/.stack/installed"
 fi
 

@@ -1,4 +1,9 @@
-"""Decode a batch of Kafka messages; what cannot be decoded becomes a dead-letter output."""
+"""Decode a batch of Kafka messages; what cannot be decoded becomes a dead-letter output.
+
+Rubin packets in the Confluent wire format (topics of format ``rubin`` or ``auto``) go through
+the batch decoder `stream.decode.fast.FastRubinDecoder`, one call per batch; everything else
+(ZTF container files, ELAsTiCC, schemaless Rubin) through the per-message decoders.
+"""
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -8,10 +13,12 @@ from confluent_kafka import Message
 from stream.alert import DecodedAlert
 from stream.deadletter import dead_letter
 from stream.decode import get_decoder
+from stream.decode.fast import FastRubinDecoder
 from stream.errors import BadPacket
 from stream.loop import Output
 
 log = logging.getLogger(__name__)
+RUBIN_WIRE_MAGIC = b"\x00"
 
 
 @dataclass(frozen=True)
@@ -30,22 +37,38 @@ class Ingest:
 
     def __init__(self, formats: Mapping[str, str], deadletter_topic: str):
         self.decoders = {topic: get_decoder(fmt) for topic, fmt in formats.items()}
+        self.batch_topics = {topic for topic, fmt in formats.items() if fmt in ("rubin", "auto")}
+        self.fast_rubin = FastRubinDecoder() if self.batch_topics else None
         self.deadletter_topic = deadletter_topic
+
+    def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
+        """Per message, its alert or the exception that rejected it, in input order."""
+        results: list[DecodedAlert | Exception | None] = [None] * len(messages)
+        wire = [i for i, m in enumerate(messages)
+                if m.topic() in self.batch_topics and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
+        if wire:
+            batch, errors = self.fast_rubin.decode_batch([messages[i].value() for i in wire])
+            for j, alert in enumerate(batch.alerts()):
+                results[wire[j]] = alert if alert is not None else errors[j]
+        for i, msg in enumerate(messages):
+            if results[i] is None:
+                try:
+                    results[i] = self.decoders[msg.topic()](msg.value() or b"")
+                except Exception as err:  # BadPacket; anything else is a decoder bug, dead-lettered below
+                    results[i] = err
+        return results
 
     def __call__(self, messages: list[Message]) -> tuple[list[Ingested], list[Output]]:
         """Split `messages` into decoded alerts and dead-letter outputs; keeps input order."""
         good, dead = [], []
-        for msg in messages:
-            try:
-                alert = self.decoders[msg.topic()](msg.value() or b"")
-            except BadPacket as err:
-                dead.append(self._dead(msg, err))
-                continue
-            except Exception as err:  # a decoder bug must not block the partition: keep the message
-                log.exception("decoder failed topic=%s partition=%d offset=%d", msg.topic(), msg.partition(), msg.offset())
-                dead.append(self._dead(msg, err))
-                continue
-            good.append(Ingested(alert, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1]))
+        for msg, result in zip(messages, self.decode(messages)):
+            if isinstance(result, Exception):
+                if not isinstance(result, BadPacket):  # a decoder bug must not block the partition
+                    log.error("decoder failed topic=%s partition=%d offset=%d error=%r",
+                              msg.topic(), msg.partition(), msg.offset(), result)
+                dead.append(self._dead(msg, result))
+            else:
+                good.append(Ingested(result, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1]))
         return good, dead
 
     def _dead(self, msg: Message, err: Exception) -> Output:

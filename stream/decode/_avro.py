@@ -6,6 +6,7 @@ big-endian 32-bit integer, then the record as schemaless Avro.
 import functools
 import io
 import math
+import re
 import struct
 import zlib
 
@@ -33,6 +34,15 @@ _PRIMITIVE_DEFAULTS = {
 }
 
 
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _cause(err: Exception) -> str:
+    """``Type: message`` of a library error, without object addresses (``<... at 0x7f..>``),
+    so that the same bad packet always gets the same reason."""
+    return f"{type(err).__name__}: {_ADDRESS.sub('', str(err))}"
+
 def raising_bad_packet(decode):
     """Wrap a decoder so that any error in `DECODE_ERRORS` leaves it as a `BadPacket`.
 
@@ -46,7 +56,7 @@ def raising_bad_packet(decode):
         try:
             return decode(payload, **opts)
         except DECODE_ERRORS as err:
-            raise BadPacket(f"undecodable packet: {type(err).__name__}: {err}") from err
+            raise BadPacket(f"undecodable packet: {_cause(err)}") from err
 
     return wrapper
 
@@ -97,7 +107,7 @@ def read_record(payload: bytes, schema: dict, offset: int = 0) -> dict:
         record = fastavro.schemaless_reader(buffer, schema)
     except DECODE_ERRORS as err:  # EOFError, or IndexError/ValueError on a cut or corrupt value
         raise BadPacket(f"truncated or corrupt {name} record ({len(payload) - offset} byte(s)): "
-                        f"{type(err).__name__}: {err}") from err
+                        f"{_cause(err)}") from err
     left = len(payload) - buffer.tell()
     if left:
         raise BadPacket(f"{left} unread byte(s) after the {name} record")

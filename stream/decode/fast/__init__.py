@@ -1,0 +1,13 @@
+"""Fast batch decoding of Rubin alerts: only the light curve's fields, straight into numpy columns.
+
+`FastRubinDecoder(versions).decode_batch(payloads) -> (RubinBatch, errors)`
+gives, for every message, what `stream.decode.decode_rubin` gives, field for
+field, without a Python object per record or point. How: `plan` compiles each
+schema version into a skip plan at start-up, `kernel` (numba) runs the plans
+over the whole batch, and messages the fast path cannot vouch for go to
+decode_rubin (fastavro), so bad input gets decode_rubin's own `BadPacket`.
+"""
+from stream.decode.fast.plan import REASONS, Unsupported, compile_plan
+from stream.decode.fast.rubin import FastRubinDecoder, RubinBatch
+
+__all__ = ["FastRubinDecoder", "RubinBatch", "REASONS", "Unsupported", "compile_plan"]

@@ -1,0 +1,47 @@
+"""The command line: every subcommand has --help; bad input ends in one line and exit code 2."""
+import subprocess
+import sys
+
+import pytest
+
+from alertformer.cli import build_parser
+
+SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "alertformer.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_expected_subcommands():
+    assert {"run", "replay", "simulate", "subscribe", "monitor", "models", "trainer", "train", "evaluate"} \
+        <= set(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0 and f"alertformer {command}" in capsys.readouterr().out
+
+
+def test_bad_config_is_one_line_naming_the_field(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[scoring]\nbatch_size = -3\n")
+    result = run("run", "--config", str(config))
+    assert result.returncode == 2
+    assert "scoring.batch_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_replay_source_is_named(tmp_path):
+    result = run("replay", str(tmp_path / "nothing.avro"))
+    assert result.returncode == 2 and "nothing.avro" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_registry_errors_are_one_line(tmp_path):
+    import os
+
+    env = os.environ | {"ALERTFORMER_REGISTRY__PATH": str(tmp_path / "reg")}
+    result = run("models", "promote", "v0042", env=env)
+    assert result.returncode == 2 and "v0042" in result.stderr and "Traceback" not in result.stderr
