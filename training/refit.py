@@ -68,7 +68,7 @@ def refit(champion: AlertTransformer, labels: LabeledSet, replay: LabeledSet | N
         challenger, labels, [val], device=device, iters=settings.iters, batch_size=settings.batch_size,
         learning_rate=settings.learning_rate, min_lr=settings.learning_rate / 10,
         warmup_iters=max(1, int(WARMUP_FRACTION * settings.iters)), weight_decay=0.1, grad_clip=1.0,
-        eval_interval=max(1, settings.iters // 4), scheme="log", drop_nondetections_prob=0.2, seed=seed,
+        eval_interval=max(1, settings.iters // 4), scheme="log", drop_nondetections_prob=0.3, scale_jitter_dex=0.4, n_chunks=4, seed=seed,
         replay=replay, replay_fraction=settings.replay_fraction if replay is not None else 0.0,
         stage=f"refit-{settings.mode}", progress=False)
     if settings.mode == "lora":

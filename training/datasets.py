@@ -1,0 +1,283 @@
+"""Labeled light-curve sets for training and evaluation: simulated and real (ZTF BTS).
+
+Every set is a `LabeledSet`: light curves, ELAsTiCC2 class ids, object ids and
+a ``source`` string naming where it came from. Splits are deterministic and
+disjoint:
+
+- `simulated(split, n, seed, survey, mix)`: the simulator's generator is seeded
+  from ``(seed, split, survey, mix)`` through `numpy.random.SeedSequence`, so
+  "train", "val" and "test" are independent draws, and object ids come from
+  disjoint blocks (`sim_first_object_id`).
+- `ztf_bts(split, seed)`: the real ZTF Bright Transient Survey objects of
+  ``../shared/data/labeled``, split 60/20/20 stratified by class. The test fifth
+  is drawn with a constant seed (`BTS_TEST_SEED`), whatever ``seed`` is, so it
+  stays one fixed holdout that no training run sees; ``seed`` only reshuffles
+  the remaining objects between train and val.
+"""
+import csv
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from models.bands import band_codes
+from models.lightcurve import LightCurve
+from models.taxonomy import CLASS_IDS, class_indices
+from training.simulate import REALISTIC_MIX, simulate
+
+SPLITS = ("train", "val", "test")
+SURVEYS = ("lsst", "ztf")
+MIXES = ("balanced", "realistic")
+
+# Simulated object ids: block b = ((split * 2 + survey) * 2 + mix) + 1 starts at b * this,
+# so the sets of one seed never share an object id (n must stay below it).
+SIM_OBJECT_ID_BLOCK = 1_000_000_000
+# Mixed into every simulated set's seed, so these draws differ from other users of `simulate`.
+_SIM_SEED_TAG = 0xA1E27F0
+
+# ZTF BTS (SCIENCE.md / data README): fluxes in microJansky, labels -> ELAsTiCC2 class ids.
+UJY_TO_NJY = 1000.0
+BTS_BANDS = {"ztfg": "ztf-g", "ztfr": "ztf-r", "ztfi": "ztf-i"}
+# Nova (classical novae: not the dwarf novae of class 2234) and "other" (a mixed bag) are
+# outside the model's taxonomy and are left out.
+BTS_LABELS = {"SNIa": 2222, "SNII": 2224, "SNIbc": 2223, "SLSN": 2242, "TDE": 2243}
+BTS_EXCLUDED_LABELS = ("Nova", "other")
+BTS_TEST_SEED = 20240607  # fixed: the BTS test holdout must not move with the training seed
+BTS_FRACTIONS = {"val": 0.2, "test": 0.2}  # train gets the rest (60 %)
+BTS_POINT_ID_STRIDE = 10_000  # source_id = object index * this + point index
+
+
+@dataclass
+class LabeledSet:
+    """Labeled light curves.
+
+    Attributes
+    ----------
+    curves : list of LightCurve, length N
+    class_ids : (N,) int64 ndarray
+        ELAsTiCC2 class ids (`models.taxonomy.CLASS_IDS`).
+    object_ids : list of str, length N
+        Unique within the set.
+    source : str
+        Where the set came from, e.g. ``"sim-lsst-balanced-train-seed0"`` or ``"ztf-bts-val-seed0"``.
+    """
+
+    curves: list
+    class_ids: np.ndarray
+    object_ids: list
+    source: str
+
+    def __post_init__(self):
+        self.class_ids = np.asarray(self.class_ids, dtype=np.int64)
+        if not (len(self.curves) == len(self.class_ids) == len(self.object_ids)):
+            raise ValueError(f"{self.source}: {len(self.curves)} curves, {len(self.class_ids)} class ids, "
+                             f"{len(self.object_ids)} object ids")
+
+    def __len__(self) -> int:
+        return len(self.curves)
+
+    def subset(self, idx) -> "LabeledSet":
+        """The objects at ``idx`` (integer indices or a boolean mask), in that order."""
+        idx = np.arange(len(self))[np.asarray(idx)] if len(self) else np.asarray(idx, dtype=np.int64)
+        return LabeledSet([self.curves[i] for i in idx], self.class_ids[idx],
+                          [self.object_ids[i] for i in idx], self.source)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """(N,) int64 model output indices of the classes (`models.taxonomy.class_indices`)."""
+        return class_indices(self.class_ids)
+
+    def class_counts(self) -> dict[int, int]:
+        """Objects per ELAsTiCC2 class id, for the classes present."""
+        ids, counts = np.unique(self.class_ids, return_counts=True)
+        return dict(zip(ids.tolist(), counts.tolist()))
+
+    @classmethod
+    def concatenate(cls, sets, source: str | None = None) -> "LabeledSet":
+        """One set of all the objects of ``sets``; ``source`` defaults to their sources joined by ``+``."""
+        sets = list(sets)
+        return cls([c for s in sets for c in s.curves],
+                   np.concatenate([s.class_ids for s in sets]) if sets else np.empty(0, np.int64),
+                   [o for s in sets for o in s.object_ids],
+                   source if source is not None else "+".join(s.source for s in sets))
+
+
+def _check_choice(name: str, value: str, choices) -> int:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {choices}")
+    return choices.index(value)
+
+
+def sim_first_object_id(split: str, survey: str, mix: str) -> int:
+    """First object id of a simulated set; each (split, survey, mix) has its own block."""
+    block = (_check_choice("split", split, SPLITS) * len(SURVEYS) + _check_choice("survey", survey, SURVEYS)) \
+        * len(MIXES) + _check_choice("mix", mix, MIXES)
+    return (block + 1) * SIM_OBJECT_ID_BLOCK
+
+
+def sim_rng(split: str, seed: int = 0, survey: str = "lsst", mix: str = "balanced") -> np.random.Generator:
+    """The generator `simulated` uses: seeded from (tag, seed, split, survey, mix)."""
+    key = [_SIM_SEED_TAG, int(seed), _check_choice("split", split, SPLITS),
+           _check_choice("survey", survey, SURVEYS), _check_choice("mix", mix, MIXES)]
+    return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def simulated(split: str, n: int, seed: int = 0, survey: str = "lsst", mix: str = "balanced",
+              **simulate_kwargs) -> LabeledSet:
+    """``n`` simulated, labeled light curves of one split.
+
+    Parameters
+    ----------
+    split : {"train", "val", "test"}
+        Each split has its own generator (`sim_rng`) and object-id block, so
+        splits never share objects; the same arguments give the same set.
+    n : int
+        Number of objects (< `SIM_OBJECT_ID_BLOCK`).
+    seed : int
+        Base seed; different seeds reuse the id blocks (ids are unique within one seed).
+    survey : {"lsst", "ztf"}
+    mix : {"balanced", "realistic"}
+        Equal class counts, or the PLAsTiCC-like `training.simulate.REALISTIC_MIX`.
+    **simulate_kwargs
+        Passed to `training.simulate.simulate` (e.g. ``follow_days``).
+
+    Returns
+    -------
+    LabeledSet
+        Object ids are the simulator's integer ids as strings; ``source`` is
+        ``f"sim-{survey}-{mix}-{split}-seed{seed}"``.
+
+    >>> s = simulated("val", 22, seed=1, survey="ztf")
+    >>> len(s), s.source, len(set(s.object_ids))
+    (22, 'sim-ztf-balanced-val-seed1', 22)
+    """
+    if not 0 <= n < SIM_OBJECT_ID_BLOCK:
+        raise ValueError(f"n={n}: need 0 <= n < {SIM_OBJECT_ID_BLOCK}")
+    sims = simulate(n, sim_rng(split, seed, survey, mix), survey,
+                    class_weights=REALISTIC_MIX if mix == "realistic" else None,
+                    first_object_id=sim_first_object_id(split, survey, mix), **simulate_kwargs)
+    return LabeledSet(list(sims), sims.class_id.astype(np.int64), [str(i) for i in sims.object_id.tolist()],
+                      f"sim-{survey}-{mix}-{split}-seed{seed}")
+
+
+def shared_data_dir() -> Path:
+    """``$ALERTFORMER_SHARED_DATA`` if set, else ``<repo>/../shared/data``."""
+    env = os.environ.get("ALERTFORMER_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@lru_cache(maxsize=4)
+def _load_bts(labeled_dir: str) -> LabeledSet:
+    """Every BTS object of the model's classes, sorted by object id (cached per directory)."""
+    path = Path(labeled_dir) / "ztf_bts_lightcurves.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"ZTF BTS light curves not found at {path}; set ALERTFORMER_SHARED_DATA "
+                                "or pass data_dir")
+    columns: dict[str, list] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["label"] not in BTS_LABELS:
+                if row["label"] not in BTS_EXCLUDED_LABELS:
+                    raise ValueError(f"{path}: unknown label {row['label']!r}")
+                continue
+            columns.setdefault(row["object_id"], []).append(row)
+    curves, class_ids, object_ids = [], [], []
+    for index, object_id in enumerate(sorted(columns)):
+        rows = columns[object_id]
+        n = len(rows)
+        if n >= BTS_POINT_ID_STRIDE:
+            raise ValueError(f"{path}: {object_id} has {n} points, more than source ids allow")
+        curves.append(LightCurve.from_arrays(
+            source_id=index * BTS_POINT_ID_STRIDE + np.arange(n),
+            # Times as given: MJD to 0.1 d, in UTC rather than TAI (the 37 s difference is far below
+            # the rounding), so intra-night timing is lost.
+            mjd_tai=[float(r["mjd"]) for r in rows],
+            band=band_codes([BTS_BANDS[r["band"]] for r in rows]),
+            flux_njy=[float(r["flux"]) * UJY_TO_NJY for r in rows],
+            flux_err_njy=[float(r["flux_err"]) * UJY_TO_NJY for r in rows],
+            is_detection=np.ones(n, dtype=bool),  # the file holds detections only
+        ))
+        labels = {r["label"] for r in rows}
+        if len(labels) != 1:
+            raise ValueError(f"{path}: {object_id} has labels {sorted(labels)}")
+        class_ids.append(BTS_LABELS[labels.pop()])
+        object_ids.append(object_id)
+    return LabeledSet(curves, np.array(class_ids, dtype=np.int64), object_ids, "ztf-bts")
+
+
+def bts_split_indices(class_ids: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Stratified 60/20/20 split of objects (given in a fixed order) into train/val/test indices.
+
+    Per class, ``round(0.2 n)`` objects go to test, drawn with `BTS_TEST_SEED`
+    (fixed), then ``round(0.2 n)`` of the rest to val, drawn with ``seed``;
+    the remainder is train. Indices are sorted.
+    """
+    test_rng = np.random.default_rng(BTS_TEST_SEED)
+    val_rng = np.random.default_rng(np.random.SeedSequence([BTS_TEST_SEED, int(seed)]))
+    parts = {s: [] for s in SPLITS}
+    for cid in sorted(set(np.asarray(class_ids).tolist())):
+        members = np.flatnonzero(class_ids == cid)
+        n_test = int(round(BTS_FRACTIONS["test"] * len(members)))
+        n_val = int(round(BTS_FRACTIONS["val"] * len(members)))
+        shuffled = test_rng.permutation(members)
+        test, rest = shuffled[:n_test], shuffled[n_test:]
+        rest = val_rng.permutation(rest)
+        parts["test"].append(test)
+        parts["val"].append(rest[:n_val])
+        parts["train"].append(rest[n_val:])
+    return {s: np.sort(np.concatenate(p)).astype(np.int64) for s, p in parts.items()}
+
+
+def ztf_bts(split: str, seed: int = 0, data_dir=None) -> LabeledSet:
+    """Real ZTF Bright Transient Survey light curves of one split.
+
+    1,346 of the 1,359 objects of ``labeled/ztf_bts_lightcurves.csv`` (Nova and
+    "other" are not model classes and are excluded): SN Ia, II, Ib/c, SLSN, TDE.
+
+    Units and conventions: band ``ztfg``/``ztfr`` -> ``ztf-g``/``ztf-r``; flux
+    and error in microJansky x 1000 -> nJy; every point is a detection (the
+    file has no upper limits); ``mjd_tai`` holds the file's MJD as given, UTC
+    to 0.1 d (TAI - UTC = 37 s is below the rounding; sub-day timing is lost);
+    source ids are synthesised, ``object index * 10000 + point index``, with
+    objects indexed in sorted object-id order. Object ids are the ZTF names.
+
+    Parameters
+    ----------
+    split : {"train", "val", "test", "all"}
+        60/20/20 stratified by class (`bts_split_indices`); test is a fixed
+        holdout, the same for every ``seed``. Never train or tune on it.
+    seed : int
+        Reshuffles train vs val only.
+    data_dir : str or Path, optional
+        The shared data directory (holding ``labeled/``); default
+        `shared_data_dir()`.
+
+    Returns
+    -------
+    LabeledSet
+        ``source`` is ``f"ztf-bts-{split}-seed{seed}"``.
+    """
+    if split != "all":
+        _check_choice("split", split, SPLITS)
+    labeled_dir = (Path(data_dir) if data_dir is not None else shared_data_dir()) / "labeled"
+    full = _load_bts(str(labeled_dir.resolve()))
+    out = full if split == "all" else full.subset(bts_split_indices(full.class_ids, seed)[split])
+    return LabeledSet(list(out.curves), out.class_ids.copy(), list(out.object_ids), f"ztf-bts-{split}-seed{seed}")
+
+
+def class_balance_weights(class_ids: np.ndarray, max_ratio: float | None = None) -> np.ndarray:
+    """(C,) float32 loss weights in `CLASS_IDS` order, inverse to class frequency.
+
+    Present classes get ``N / (K n_c)`` (K = number of present classes), so a
+    balanced set gets 1 everywhere; absent classes get 0. With ``max_ratio``
+    the weights are clipped to at most that multiple of the smallest one.
+    """
+    counts = np.bincount(class_indices(class_ids), minlength=len(CLASS_IDS)).astype(np.float64)  # (C,)
+    present = counts > 0
+    weights = np.zeros(len(CLASS_IDS))
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    if max_ratio is not None and present.any():
+        weights[present] = np.minimum(weights[present], max_ratio * weights[present].min())
+    return weights.astype(np.float32)

@@ -1,0 +1,324 @@
+"""Supervised fine-tuning on labeled light curves, and temperature calibration.
+
+`finetune` trains the classifier head and the transformer on random prefixes
+of labeled curves (so the scores mean something at 1, 2, 3 detections) with a
+class-balanced cross-entropy, evaluates on fixed validation prefixes
+(`EvalSet`), keeps the best weights by validation loss, and optionally stops
+early. A ``replay`` set can be mixed into every batch: the recipe fine-tunes on
+the real ZTF BTS objects (5 supernova-like classes) while replaying simulated
+curves of all 11 classes, so flares, variables and kilonovae are not forgotten.
+
+`calibrate` then fits the temperature on validation logits
+(`models.calibration.fit_temperature`) and stores it in the model.
+
+Metrics here (`macro_f1`, `average_precision`, `classification_metrics`) are
+the ones training tracks on val splits; the full evaluation lives elsewhere
+(training/evaluate.py).
+"""
+import copy
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.calibration import expected_calibration_error, fit_temperature
+from models.encode import Batch, encode
+from models.model import AlertTransformer
+from models.taxonomy import FLARE_INDEX, N_CLASSES, SN_LIKE_INDICES
+from training.datasets import LabeledSet, class_balance_weights
+from training.prefixes import first_n_detections, fixed_prefix_batches, prefix_batches
+from training.pretrain import configure_optimizer, get_lr
+
+log = logging.getLogger(__name__)
+
+
+# --- metrics -------------------------------------------------------------------------
+def macro_f1(targets, predicted, labels=None) -> float:
+    """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN).
+
+    Parameters
+    ----------
+    targets, predicted : (N,) int array-likes
+        True and predicted class indices.
+    labels : iterable of int, optional
+        Classes to average over; default the classes present in ``targets``
+        (a class the set lacks has no defined recall). A class with no true and
+        no predicted sample scores 0.
+
+    >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)  # F1 2/3 and 4/5
+    0.7333
+    """
+    t, p = np.asarray(targets), np.asarray(predicted)
+    labels = np.unique(t) if labels is None else np.asarray(list(labels))
+    scores = []
+    for c in labels:
+        tp = np.sum((p == c) & (t == c))
+        denom = 2 * tp + np.sum((p == c) & (t != c)) + np.sum((p != c) & (t == c))
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def average_precision(scores, positive) -> float:
+    """Area under the precision-recall curve as average precision, sum over positives of precision at their rank.
+
+    NaN when there is no positive.
+
+    >>> average_precision([0.9, 0.8, 0.3, 0.1], [True, False, True, False])  # (1/1 + 2/3) / 2
+    0.8333333333333333
+    """
+    s, pos = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if not pos.any():
+        return math.nan
+    order = np.argsort(-s, kind="stable")
+    hits = pos[order]
+    precision_at_k = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at_k[hits].mean())
+
+
+def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> dict:
+    """Metrics of (N, C) logits against (N,) class indices at a temperature.
+
+    Returns
+    -------
+    dict
+        ``n``; ``nll`` (mean cross-entropy, nats); ``balanced_nll`` (the same
+        with inverse-frequency class weights: the mean per-class NLL);
+        ``accuracy``; ``macro_f1`` (over the classes present); ``ece``
+        (15 bins); ``sn_vs_rest_ap`` and ``flare_vs_rest_ap`` (average precision
+        of `sn_likelihood` / `flare_likelihood`, NaN without positives).
+    """
+    logits = logits.float() / temperature  # (N, C)
+    probs = logits.softmax(dim=-1)  # (N, C)
+    y = targets.long()
+    counts = torch.bincount(y, minlength=N_CLASSES).float()  # (C,)
+    weights = torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))  # (C,)
+    predicted = probs.argmax(dim=-1)
+    sn = torch.isin(y, torch.tensor(SN_LIKE_INDICES))
+    return {
+        "n": len(y),
+        "nll": float(F.cross_entropy(logits, y)),
+        "balanced_nll": float(F.cross_entropy(logits, y, weight=weights)),
+        "accuracy": float((predicted == y).float().mean()),
+        "macro_f1": macro_f1(y.numpy(), predicted.numpy()),
+        "ece": expected_calibration_error(probs, y),
+        "sn_vs_rest_ap": average_precision(probs[:, list(SN_LIKE_INDICES)].sum(-1).numpy(), sn.numpy()),
+        "flare_vs_rest_ap": average_precision(probs[:, FLARE_INDEX].numpy(), (y == FLARE_INDEX).numpy()),
+    }
+
+
+@torch.no_grad()
+def predict_logits(model: AlertTransformer, batches: Sequence[Batch], device: torch.device) -> torch.Tensor:
+    """(N, C) float32 CPU logits of ``batches`` (concatenated), in eval mode, temperature not applied."""
+    was_training = model.training
+    model.eval()
+    out = [model(batch.to(device))[0].float().cpu() for batch in batches]  # each (B, C)
+    model.train(was_training)
+    return torch.cat(out)
+
+
+# --- evaluation sets -----------------------------------------------------------------
+@dataclass
+class EvalSet:
+    """Fixed validation prefixes of a `LabeledSet`, encoded once.
+
+    Attributes
+    ----------
+    name : str
+    batches : list of Batch
+    targets : (M,) int64 tensor
+        Class index of each row (M = draws x objects).
+    """
+
+    name: str
+    batches: list
+    targets: torch.Tensor
+
+    @classmethod
+    def from_labeled(cls, name: str, lset: LabeledSet, seed: int, max_visits: int, *, draws: int = 1,
+                     scheme: str = "uniform") -> "EvalSet":
+        batches, index = fixed_prefix_batches(lset.curves, seed, max_visits, draws=draws, scheme=scheme)
+        return cls(name, batches, torch.from_numpy(lset.targets[index]))
+
+    def metrics(self, model: AlertTransformer, device: torch.device, temperature: float = 1.0) -> dict:
+        return classification_metrics(predict_logits(model, self.batches, device), self.targets, temperature)
+
+
+def selection_loss(model: AlertTransformer, eval_sets: Sequence[EvalSet], device: torch.device) -> tuple[float, dict]:
+    """Mean over ``eval_sets`` of their class-balanced NLL (the early-stopping criterion), and every set's metrics."""
+    metrics = {s.name: s.metrics(model, device) for s in eval_sets}
+    return float(np.mean([m["balanced_nll"] for m in metrics.values()])), metrics
+
+
+# --- training ------------------------------------------------------------------------
+def batch_class_weights(train: LabeledSet, replay: LabeledSet | None, replay_fraction: float,
+                        max_ratio: float | None) -> np.ndarray:
+    """(C,) inverse-frequency loss weights for batches drawn ``replay_fraction`` from ``replay``, the rest
+    from ``train`` (`class_balance_weights` of the expected batch mix)."""
+    if replay is None or replay_fraction <= 0:
+        return class_balance_weights(train.class_ids, max_ratio)
+    freq = np.zeros(N_CLASSES)
+    for lset, share in ((train, 1.0 - replay_fraction), (replay, replay_fraction)):
+        freq += share * np.bincount(lset.targets, minlength=N_CLASSES) / len(lset)
+    present = freq > 0
+    weights = np.zeros(N_CLASSES)
+    weights[present] = 1.0 / (present.sum() * freq[present])
+    if max_ratio is not None:
+        weights[present] = np.minimum(weights[present], max_ratio * weights[present].min())
+    return weights.astype(np.float32)
+
+
+def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[EvalSet], *, device: torch.device,
+             iters: int, batch_size: int, learning_rate: float, min_lr: float, warmup_iters: int,
+             weight_decay: float, grad_clip: float, eval_interval: int, scheme: str,
+             drop_nondetections_prob: float, seed: int, scale_jitter_dex: float = 0.0,
+             class_weighting: str = "balanced", class_weight_max_ratio: float | None = None,
+             replay: LabeledSet | None = None, replay_fraction: float = 0.0, patience: int = 0, n_chunks: int = 1,
+             log_interval: int = 50, stage: str = "finetune", progress: bool = True) -> dict:
+    """Train ``model`` in place on labeled random prefixes; keep the weights of the best evaluation.
+
+    Parameters
+    ----------
+    model : AlertTransformer
+        On ``device``; a fresh AdamW is built here (never reuse a previous stage's).
+    train : LabeledSet
+    eval_sets : sequence of EvalSet
+        Evaluated every ``eval_interval`` steps and at the end; the weights
+        with the lowest `selection_loss` are restored before returning.
+    iters, batch_size, learning_rate, min_lr, warmup_iters, weight_decay, grad_clip
+        Steps, curves per step, and the `get_lr` schedule over ``iters``.
+    scheme, drop_nondetections_prob, scale_jitter_dex
+        Prefix augmentation (`training.prefixes.prefix_batch`).
+    seed : int
+    class_weighting : {"balanced", "none"}
+        Inverse-frequency class weights of the expected batch mix (`batch_class_weights`), or none.
+    class_weight_max_ratio : float, optional
+        Clip the largest weight to this multiple of the smallest.
+    replay : LabeledSet, optional
+        Mixed into every batch: ``round(replay_fraction * batch_size)`` of its curves.
+    patience : int
+        Stop after this many evaluations without improvement; 0 never stops early.
+    n_chunks : int
+        Forward each step's curves in this many groups of similar length
+        (`training.prefixes.prefix_batches`, less padding); the logits are
+        concatenated and the loss is the same class-weighted cross-entropy
+        ``model.forward`` computes, taken once over the whole batch.
+    stage : str
+        Name in logs and the progress bar.
+
+    Returns
+    -------
+    dict
+        ``history`` (per evaluation: iter, lr, train loss, selection loss, each
+        set's metrics), ``best_iter``, ``best_selection_loss``, ``best_metrics``,
+        ``iters_run``, ``class_weights``, ``wall_s``.
+    """
+    if class_weighting not in ("balanced", "none"):
+        raise ValueError(f"class_weighting={class_weighting!r}: expected 'balanced' or 'none'")
+    start_s = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    max_visits = model.config.max_visits
+    n_replay = int(round(replay_fraction * batch_size)) if replay is not None else 0
+    weights_np = (batch_class_weights(train, replay, replay_fraction if n_replay else 0.0, class_weight_max_ratio)
+                  if class_weighting == "balanced" else None)
+    class_weights = None if weights_np is None else torch.from_numpy(weights_np).to(device)
+    train_targets, replay_targets = train.targets, (replay.targets if replay is not None else None)
+    optimizer = configure_optimizer(model, learning_rate, weight_decay)
+    history, best = [], {"loss": math.inf, "iter": 0, "state": None, "metrics": None}
+    evals_since_best, running, it = 0, [], 0
+    model.train()
+    bar = tqdm(range(iters), desc=stage, disable=not progress, mininterval=2.0)
+    for it in bar:
+        lr = get_lr(it, learning_rate=learning_rate, min_lr=min_lr, warmup_iters=warmup_iters, lr_decay_iters=iters)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = rng.integers(0, len(train), batch_size - n_replay)
+        curves = [train.curves[i] for i in idx]
+        targets = train_targets[idx]
+        if n_replay:
+            ridx = rng.integers(0, len(replay), n_replay)
+            curves += [replay.curves[i] for i in ridx]
+            targets = np.concatenate([targets, replay_targets[ridx]])
+        chunks, order = prefix_batches(curves, rng, max_visits, n_chunks=n_chunks, scheme=scheme,
+                                       drop_nondetections_prob=drop_nondetections_prob,
+                                       scale_jitter_dex=scale_jitter_dex)
+        logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
+        loss = F.cross_entropy(logits, torch.from_numpy(targets[order]).to(device), weight=class_weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if it % log_interval == 0:
+            running.append(loss.item())  # .item(): a device sync, only every log_interval steps
+            bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}")
+        if (it + 1) % eval_interval == 0 or it == iters - 1:
+            sel, metrics = selection_loss(model, eval_sets, device)
+            history.append({"iter": it + 1, "lr": lr, "train_loss": float(np.mean(running)) if running else None,
+                            "selection_loss": sel, "metrics": metrics})
+            running = []
+            log.info("%s iter=%d selection_loss=%.4f %s", stage, it + 1, sel, " ".join(
+                f"{name}_macro_f1={m['macro_f1']:.3f} {name}_nll={m['nll']:.3f}" for name, m in metrics.items()))
+            if sel < best["loss"]:
+                best = {"loss": sel, "iter": it + 1, "metrics": metrics,
+                        "state": copy.deepcopy(model.state_dict())}
+                evals_since_best = 0
+            else:
+                evals_since_best += 1
+                if patience and evals_since_best >= patience:
+                    log.info("%s: early stop at iter=%d, best iter=%d", stage, it + 1, best["iter"])
+                    break
+    bar.close()
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    return {"history": history, "best_iter": best["iter"], "best_selection_loss": best["loss"],
+            "best_metrics": best["metrics"], "iters_run": it + 1 if iters else 0,
+            "class_weights": None if weights_np is None else weights_np.tolist(),
+            "wall_s": time.perf_counter() - start_s}
+
+
+# --- calibration ---------------------------------------------------------------------
+def calibrate(model: AlertTransformer, eval_sets: Sequence[EvalSet], device: torch.device) -> dict:
+    """Fit the temperature on the pooled logits of ``eval_sets`` and set it in ``model``.
+
+    Returns
+    -------
+    dict
+        ``temperature`` and, per set, metrics ``before`` (T = 1) and ``after``.
+    """
+    logits = {s.name: predict_logits(model, s.batches, device) for s in eval_sets}
+    temperature = fit_temperature(torch.cat(list(logits.values())), torch.cat([s.targets for s in eval_sets]))
+    model.set_temperature(temperature)
+    out = {"temperature": temperature, "before": {}, "after": {}}
+    for s in eval_sets:
+        out["before"][s.name] = classification_metrics(logits[s.name], s.targets, 1.0)
+        out["after"][s.name] = classification_metrics(logits[s.name], s.targets, temperature)
+    log.info("calibrated temperature=%.3f %s", temperature, " ".join(
+        f"{name}_ece={out['before'][name]['ece']:.3f}->{out['after'][name]['ece']:.3f}" for name in logits))
+    return out
+
+
+def metrics_at_detections(model: AlertTransformer, lset: LabeledSet, device: torch.device,
+                          n_detections: Sequence[int] = (1, 2, 3, 5, 10), batch_size: int = 512) -> dict:
+    """Calibrated metrics on ``first_n_detections(curve, n)`` for each n (objects with fewer detections skipped).
+
+    Returns ``{f"ndet{n}": classification_metrics(...)}``, each at the model's temperature.
+    """
+    out = {}
+    temperature = float(model.temperature)
+    for n in n_detections:
+        cut = [(first_n_detections(c, n), t) for c, t in zip(lset.curves, lset.targets)]
+        cut = [(c, t) for c, t in cut if c is not None]
+        if not cut:
+            continue
+        curves, targets = zip(*cut)
+        batches = [encode(curves[s:s + batch_size], model.config.max_visits)
+                   for s in range(0, len(curves), batch_size)]
+        out[f"ndet{n}"] = classification_metrics(predict_logits(model, batches, device),
+                                                 torch.as_tensor(np.array(targets)), temperature)
+    return out

@@ -1,0 +1,388 @@
+"""The training recipe: pretrain -> fine-tune (sim) -> calibrate -> fine-tune (ZTF BTS) -> calibrate -> save.
+
+Run it as ``alertformer train [--config FILE] [--key=value ...]`` or
+``python -m training.train [--config FILE] [--key=value ...]``:
+
+- the defaults are the plain globals below (the shipped recipe, restated in
+  ``training/config/default.py``);
+- ``--config FILE`` executes a Python file of plain assignments
+  (``training/config/smoke.py``) over them;
+- ``--key=value`` overrides come last. An unknown key, or a value of another
+  type than the default's (an int is accepted for a float), is an error.
+
+The resolved config is logged, written to ``<work_dir>/config.json`` and saved
+in the checkpoint's ``train_config``. Stages:
+
+1. `training.pretrain.pretrain`: masked flux reconstruction on the simulated
+   train curves (LSST and ZTF, labels unused), random prefixes.
+2. `training.finetune.finetune` on the same simulated curves with labels,
+   class-balanced, a fresh optimizer; then `calibrate` on simulated val.
+3. `finetune` on the real ZTF BTS train split, replaying simulated curves in
+   every batch (the BTS lacks flares, variables, kilonovae), early-stopped on
+   BTS val + simulated val; then `calibrate` on both val sets.
+4. Metrics on the val splits (never the test splits) and `save_checkpoint`
+   with the config, data sizes, seeds, metrics, wall time and git sha.
+"""
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# -----------------------------------------------------------------------------
+# default config values: the shipped recipe (training/config/default.py restates it)
+# I/O and system
+out_path = "models/shipped/alertformer.pt"  # the final checkpoint
+work_dir = "out/train"  # config.json, metrics.json, stage checkpoints
+seed = 0
+device = "auto"  # "auto": cuda if available, else cpu
+# torch CPU threads; 0 keeps torch's default. 1 on the shared 2-core machine: when another process
+# holds a core, a second torch thread waits at every barrier (steps of 0.1 s took up to 5 s).
+num_threads = 1
+progress = True  # tqdm progress bars
+log_interval = 50  # steps between training-loss readings (each is a device sync)
+n_chunks = 4  # forward each step in 4 length-sorted chunks: ~half the padded tokens, same loss
+# data
+n_sim_train = 20000  # simulated train curves per survey (lsst and ztf), balanced classes
+n_sim_val = 2200  # simulated val curves per survey (200 per class)
+sim_mix = "balanced"  # or "realistic"
+use_bts = True  # stage 3 on the real ZTF BTS train split
+bts_val_draws = 4  # random prefixes per BTS val object (270 objects: more draws, less noise)
+data_dir = ""  # shared data directory holding labeled/; "" = $ALERTFORMER_SHARED_DATA or ../shared/data
+# model (models.model.ModelConfig)
+d_model = 64
+n_heads = 4
+n_layers = 4
+dropout = 0.1
+max_visits = 64
+n_time_freqs = 16
+# augmentation (training.prefixes.prefix_batch)
+prefix_scheme = "log"  # cut at k detections with P(k) ~ 1/k; "uniform" for uniform among detections
+drop_nondetections_prob = 0.3  # share of curves shown with detections only
+# flux and error x 10**U(-0.4, 0.4) per training curve: the simulated ZTF errors are ~2.5x smaller than
+# real ones, and the error scale alone sent real BTS supernovae to the EB class (training.prefixes.prefix_batch)
+scale_jitter_dex = 0.4
+# optimizer, every stage
+weight_decay = 0.1
+grad_clip = 1.0
+# stage 1: pretraining
+pretrain_iters = 800
+pretrain_batch_size = 128
+pretrain_lr = 1e-3
+pretrain_min_lr = 1e-4
+pretrain_warmup_iters = 50
+mask_fraction = 0.15
+pretrain_eval_interval = 200
+pretrain_eval_curves = 1000
+# stage 2: fine-tuning on simulations
+finetune_iters = 4500
+finetune_batch_size = 128
+finetune_lr = 1e-3
+finetune_min_lr = 5e-5
+finetune_warmup_iters = 100
+finetune_eval_interval = 500
+# stage 3: fine-tuning on ZTF BTS with simulated replay
+bts_iters = 2000
+bts_batch_size = 128
+bts_lr = 5e-4
+bts_min_lr = 3e-5
+bts_warmup_iters = 50
+bts_replay_fraction = 0.5  # share of each batch drawn from the simulated train set
+bts_eval_interval = 100
+bts_patience = 5  # evaluations without improvement before stopping
+class_weight_max_ratio = 20.0  # class-balanced loss: largest weight at most this x the smallest
+calibrate = True  # fit the temperature after stages 2 and 3
+# -----------------------------------------------------------------------------
+DEFAULTS: dict = {k: v for k, v in globals().items()
+                  if not k.startswith("_") and isinstance(v, (bool, int, float, str))}
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+
+
+class ConfigError(ValueError):
+    """An unknown config key, or a value of the wrong type."""
+
+
+def _coerce(key: str, value, where: str):
+    """``value`` checked against the default's type (int accepted for float); ConfigError otherwise."""
+    if key not in DEFAULTS:
+        raise ConfigError(f"{where}: unknown config key {key!r}; known keys: {', '.join(sorted(DEFAULTS))}")
+    kind = type(DEFAULTS[key])
+    if kind is float and type(value) is int:
+        return float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"{where}: {key}={value!r} is {type(value).__name__}, the default "
+                          f"{DEFAULTS[key]!r} is {kind.__name__}")
+    return value
+
+
+def parse_value(key: str, text: str):
+    """A command-line string as the type of ``key``'s default (``"True"``/``"false"``/``"1"`` for bools)."""
+    if key not in DEFAULTS:
+        raise ConfigError(f"command line: unknown config key {key!r}; known keys: {', '.join(sorted(DEFAULTS))}")
+    kind = type(DEFAULTS[key])
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return lowered in ("true", "1", "yes")
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"command line: {key}={text!r} is not a {kind.__name__}") from None
+
+
+def load_config(config_file=None, overrides: dict | None = None, argv_overrides=()) -> dict:
+    """The resolved config: defaults, then ``config_file``, then overrides.
+
+    Parameters
+    ----------
+    config_file : str or Path, optional
+        A Python file of plain assignments (names starting with ``_`` and
+        imported modules are ignored). A bare name like ``smoke`` means
+        ``training/config/smoke.py``.
+    overrides : dict, optional
+        ``{key: value}`` with Python values, applied after the file.
+    argv_overrides : sequence of str
+        ``"--key=value"`` strings, applied last.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key or a value of the wrong type.
+
+    >>> load_config(overrides={"seed": 3})["seed"]
+    3
+    >>> load_config(argv_overrides=["--progress=false", "--pretrain_lr=2e-3"])["pretrain_lr"]
+    0.002
+    """
+    config = dict(DEFAULTS)
+    if config_file:
+        path = Path(config_file)
+        if not path.suffix and not path.exists():
+            path = CONFIG_DIR / f"{config_file}.py"
+        namespace: dict = {}
+        exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 (trusted config files)
+        for key, value in namespace.items():
+            if key.startswith("_") or type(value).__name__ == "module":
+                continue
+            config[key] = _coerce(key, value, str(path))
+    for key, value in (overrides or {}).items():
+        config[key] = _coerce(key, value, "overrides")
+    for arg in argv_overrides:
+        if not arg.startswith("--") or "=" not in arg:
+            raise ConfigError(f"command line: {arg!r} is not --key=value")
+        key, text = arg[2:].split("=", 1)
+        config[key] = parse_value(key, text)
+    return config
+
+
+def git_sha() -> str | None:
+    """``git rev-parse HEAD`` of the repository, with ``-dirty`` if the tree has changes (untracked files
+    included: new training code is untracked until committed); None without git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def _summary(metrics: dict) -> dict:
+    keep = ("n", "nll", "accuracy", "macro_f1", "ece", "sn_vs_rest_ap", "flare_vs_rest_ap")
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def run(config: dict) -> dict:
+    """Run the recipe with a resolved ``config`` (`load_config`); returns ``{"checkpoint", "metrics", "data"}``."""
+    from models.checkpoint import save_checkpoint
+    from models.model import AlertTransformer, ModelConfig
+    from training.datasets import LabeledSet, simulated, ztf_bts
+    from training.finetune import EvalSet, calibrate, finetune, metrics_at_detections
+    from training.pretrain import device_of, pretrain
+
+    start_s = time.perf_counter()
+    c = config
+    if c["num_threads"] > 0:
+        torch.set_num_threads(c["num_threads"])
+    torch.manual_seed(c["seed"])
+    device = device_of(c["device"])
+    work_dir = Path(c["work_dir"])
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "config.json").write_text(json.dumps(c, indent=2) + "\n")
+    log.info("train config %s", json.dumps(c, sort_keys=True))
+    log.info("device=%s torch_threads=%d", device, torch.get_num_threads())
+
+    # --- data ----------------------------------------------------------------------
+    t0 = time.perf_counter()
+    seed, mix = c["seed"], c["sim_mix"]
+    sims = {(split, survey): simulated(split, n, seed, survey, mix)
+            for split, n in (("train", c["n_sim_train"]), ("val", c["n_sim_val"])) for survey in ("lsst", "ztf")}
+    sim_train = LabeledSet.concatenate([sims["train", "lsst"], sims["train", "ztf"]])
+    sim_val = LabeledSet.concatenate([sims["val", "lsst"], sims["val", "ztf"]])
+    bts = {}
+    if c["use_bts"]:
+        bts = {split: ztf_bts(split, seed, c["data_dir"] or None) for split in ("train", "val")}
+    data = {
+        "sim": {f"{split}_{survey}": {"source": s.source, "n": len(s), "class_counts": s.class_counts()}
+                for (split, survey), s in sims.items()},
+        "bts": {split: {"source": s.source, "n": len(s), "class_counts": s.class_counts()} for split, s in bts.items()},
+        "seed": seed, "sim_mix": mix, "test_splits_used": False,
+    }
+    log.info("data ready in %.1f s: sim train %d, sim val %d, bts %s", time.perf_counter() - t0, len(sim_train),
+             len(sim_val), {k: len(v) for k, v in bts.items()})
+
+    model_config = ModelConfig(d_model=c["d_model"], n_heads=c["n_heads"], n_layers=c["n_layers"],
+                               dropout=c["dropout"], max_visits=c["max_visits"], n_time_freqs=c["n_time_freqs"])
+    model = AlertTransformer(model_config).to(device)
+    log.info("model params=%d", model.get_num_params())
+    aug = {"scheme": c["prefix_scheme"], "drop_nondetections_prob": c["drop_nondetections_prob"],
+           "scale_jitter_dex": c["scale_jitter_dex"]}
+    shared = {"device": device, "weight_decay": c["weight_decay"], "grad_clip": c["grad_clip"],
+              "log_interval": c["log_interval"], "progress": c["progress"], "n_chunks": c["n_chunks"], **aug}
+    metrics: dict = {}
+    eval_sim = EvalSet.from_labeled("sim_val", sim_val, seed + 101, c["max_visits"], scheme=c["prefix_scheme"])
+
+    # --- 1. pretraining --------------------------------------------------------------
+    if c["pretrain_iters"] > 0:
+        result = pretrain(model, sim_train.curves, sim_val.curves, iters=c["pretrain_iters"],
+                          batch_size=c["pretrain_batch_size"], learning_rate=c["pretrain_lr"],
+                          min_lr=c["pretrain_min_lr"], warmup_iters=c["pretrain_warmup_iters"],
+                          mask_fraction=c["mask_fraction"], eval_interval=c["pretrain_eval_interval"],
+                          eval_curves=c["pretrain_eval_curves"], seed=seed + 1,
+                          ckpt_path=work_dir / "pretrain.pt", ckpt_meta={"train_config": c}, **shared)
+        metrics["pretrain"] = {"val_loss": result["best_val_loss"], "iters": result["iters"],
+                               "wall_s": result["wall_s"], "history": result["history"]}
+
+    # --- 2. fine-tuning on simulations, then calibration ------------------------------------
+    if c["finetune_iters"] > 0:
+        result = finetune(model, sim_train, [eval_sim], iters=c["finetune_iters"],
+                          batch_size=c["finetune_batch_size"], learning_rate=c["finetune_lr"],
+                          min_lr=c["finetune_min_lr"], warmup_iters=c["finetune_warmup_iters"],
+                          eval_interval=c["finetune_eval_interval"], seed=seed + 2,
+                          class_weight_max_ratio=c["class_weight_max_ratio"], stage="finetune-sim", **shared)
+        metrics["finetune_sim"] = {"best_iter": result["best_iter"], "iters": result["iters_run"],
+                                   "wall_s": result["wall_s"], "best_val": _summary(result["best_metrics"]["sim_val"]),
+                                   "history": [{"iter": h["iter"], "train_loss": h["train_loss"],
+                                                "sim_val": _summary(h["metrics"]["sim_val"])}
+                                               for h in result["history"]]}
+        if c["calibrate"]:
+            cal = calibrate(model, [eval_sim], device)
+            metrics["calibration_sim"] = {"temperature": cal["temperature"],
+                                          "ece_before": cal["before"]["sim_val"]["ece"],
+                                          "ece_after": cal["after"]["sim_val"]["ece"]}
+        save_checkpoint(work_dir / "finetune_sim.pt", model, metrics={"sim_val": _summary(eval_sim.metrics(
+            model, device, float(model.temperature)))}, train_config=c, data=data)
+
+    # --- 3. fine-tuning on ZTF BTS with simulated replay, then calibration -----------------------
+    eval_sets = [eval_sim]
+    if bts:
+        eval_bts = EvalSet.from_labeled("bts_val", bts["val"], seed + 102, c["max_visits"],
+                                        draws=c["bts_val_draws"], scheme=c["prefix_scheme"])
+        eval_sets = [eval_bts, eval_sim]
+        if c["bts_iters"] > 0:
+            result = finetune(model, bts["train"], eval_sets, iters=c["bts_iters"], batch_size=c["bts_batch_size"],
+                              learning_rate=c["bts_lr"], min_lr=c["bts_min_lr"], warmup_iters=c["bts_warmup_iters"],
+                              eval_interval=c["bts_eval_interval"], seed=seed + 3, replay=sim_train,
+                              replay_fraction=c["bts_replay_fraction"], patience=c["bts_patience"],
+                              class_weight_max_ratio=c["class_weight_max_ratio"], stage="finetune-bts", **shared)
+            metrics["finetune_bts"] = {
+                "best_iter": result["best_iter"], "iters": result["iters_run"], "wall_s": result["wall_s"],
+                "class_weights": result["class_weights"],
+                "best_val": {k: _summary(v) for k, v in result["best_metrics"].items()},
+                "history": [{"iter": h["iter"], "train_loss": h["train_loss"], "selection_loss": h["selection_loss"],
+                             **{k: _summary(v) for k, v in h["metrics"].items()}} for h in result["history"]]}
+        if c["calibrate"]:
+            cal = calibrate(model, eval_sets, device)
+            metrics["calibration_final"] = {"temperature": cal["temperature"],
+                                            "ece_before": {k: v["ece"] for k, v in cal["before"].items()},
+                                            "ece_after": {k: v["ece"] for k, v in cal["after"].items()}}
+
+    # --- 4. val metrics at the final temperature, and the checkpoint ------------------------------
+    temperature = float(model.temperature)
+    val = {}
+    for survey in ("lsst", "ztf"):
+        es = EvalSet.from_labeled(f"sim_{survey}_val", sims["val", survey], seed + 103, c["max_visits"],
+                                  scheme=c["prefix_scheme"])
+        val[f"sim_{survey}_val"] = {"random_prefixes": _summary(es.metrics(model, device, temperature)),
+                                    **{k: _summary(v) for k, v in metrics_at_detections(
+                                        model, sims["val", survey], device, (1, 2, 3, 5, 10)).items()}}
+    if bts:
+        val["bts_val"] = {"random_prefixes": _summary(eval_bts.metrics(model, device, temperature)),
+                          **{k: _summary(v) for k, v in metrics_at_detections(
+                              model, bts["val"], device, (1, 2, 3, 5, 10)).items()}}
+    metrics["val"] = val
+    metrics["temperature"] = temperature
+    metrics["wall_time_s"] = time.perf_counter() - start_s
+    metrics["device"] = str(device)
+    metrics["torch_threads"] = torch.get_num_threads()
+    out_path = Path(c["out_path"])
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out_path, model, metrics=metrics, train_config=c, data=data, code_version=git_sha())
+    (work_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "data": data}, indent=2) + "\n")
+    log.info("saved %s (%.1f kB) in %.1f s; val %s", out_path, out_path.stat().st_size / 1024,
+             metrics["wall_time_s"], json.dumps({k: v["random_prefixes"].get("macro_f1") for k, v in val.items()}))
+    return {"checkpoint": out_path, "metrics": metrics, "data": data}
+
+
+# --- command line ----------------------------------------------------------------------
+_USAGE = "%(prog)s [--config FILE] [--key=value ...]"
+_EPILOG = ("config keys and defaults (the shipped recipe; each is explained in training/train.py):\n"
+           + "\n".join(f"  --{k}={v}  ({type(v).__name__})" for k, v in DEFAULTS.items()))
+
+
+def _configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", metavar="FILE",
+                   help="Python file of plain assignments applied over the defaults, or a name in "
+                        "training/config/ (e.g. smoke)")
+    for key, value in DEFAULTS.items():
+        p.add_argument(f"--{key}", dest=f"override_{key}", metavar=type(value).__name__.upper(),
+                       default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``train`` subcommand on an argparse ``subparsers`` object."""
+    return _configure_parser(subparsers.add_parser(
+        "train", help="run the training recipe (pretrain, fine-tune, calibrate) and save a checkpoint", usage=_USAGE,
+        description=__doc__.split("\n\n")[0] + "\n\nThe defaults, then --config, then --key=value overrides; "
+        "unknown keys and wrong types are errors.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def cmd_train(args) -> int:
+    """Resolve the config from parsed ``args`` and run the recipe; 0 on success, 2 on a config error."""
+    overrides = [f"--{k[len('override_'):]}={v}" for k, v in vars(args).items() if k.startswith("override_")]
+    try:
+        config = load_config(args.config, argv_overrides=overrides)
+    except (ConfigError, OSError) as err:
+        print(f"alertformer train: {err}", file=sys.stderr)
+        return 2
+    result = run(config)
+    print(json.dumps({"checkpoint": str(result["checkpoint"]),
+                      "wall_time_s": round(result["metrics"]["wall_time_s"], 1),
+                      "val_macro_f1": {k: v["random_prefixes"].get("macro_f1")
+                                       for k, v in result["metrics"]["val"].items()}}))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", usage=_USAGE,
+                                     description=__doc__.split("\n\n")[0], epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = _configure_parser(parser).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
