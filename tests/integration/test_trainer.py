@@ -70,14 +70,19 @@ def send_labels(config, labels, class_ids):
 
 
 def test_helpful_labels_promote_and_scorers_switch(trainer_config, read_committed):
-    labels = simulated("train", 165, seed=77)  # includes flares, which the champion never saw
+    # Half flares, which the champion never saw; the rest every class, so nothing is forgotten.
+    pool = simulated("train", 660, seed=77)
+    flares = np.flatnonzero(pool.class_ids == FLARE)
+    labels = pool.subset(np.concatenate([flares, np.flatnonzero(pool.class_ids != FLARE)[:165 - len(flares)]]))
+    assert len(labels) == 165 and len(flares) == 60
     send_labels(trainer_config, labels, labels.class_ids)
     scorer = ScoringService(trainer_config)
     assert scorer.scorer.version == "v0001"
     try:
         [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)
-        assert decision["promoted"], decision
+        assert decision["promoted"], {k: decision[k] for k in ("holdout_champion", "holdout_challenger")}
         assert decision["holdout_challenger"]["macro_f1"] > decision["holdout_champion"]["macro_f1"] + 0.01
+        assert decision["holdout_challenger"]["flare_vs_rest_ap"] > decision["holdout_champion"]["flare_vs_rest_ap"]
         registry = ModelRegistry(trainer_config.registry.path)
         assert registry.champion() == "v0002"
         assert registry.get("v0002").meta["lineage"]["labels"] == 165
