@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 1.0
 MAX_LABELS_PER_POLL = 500
 REDIS_TIMEOUT_S = 5.0
+MAX_POLL_INTERVAL_MS = 4 * 3600 * 1000  # longer than any retraining round
 
 
 def _write_json_atomic(path: Path, value: dict) -> None:
@@ -71,7 +72,9 @@ class TrainerService:
         self.keys = Keys(config.redis.prefix)
         self.redis = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S)
         self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
-        self.consumer = make_consumer(config.kafka, self.settings.group_id)
+        # Training blocks polling for minutes: a long poll interval keeps the trainer in its group meanwhile.
+        self.consumer = make_consumer(config.kafka, self.settings.group_id,
+                                      **{"max.poll.interval.ms": MAX_POLL_INTERVAL_MS})
         self.consumer.subscribe([config.topics.labels])
         self.producer = make_producer(config.kafka)
         self.device = device_of(self.settings.device)
