@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     for module in ("stream.monitor", "stream.subscribe", "stream.models_cli", "training.simulate_cli",
-                   "training.train", "training.evaluate", "training.refit_service"):
+                   "training.train", "training.evaluate", "training.refit_service", "stream.bench"):
         importlib.import_module(module).add_parser(sub)
     return parser
 

@@ -1,0 +1,243 @@
+"""What each essential stage can do alone, on the bench's own messages: Kafka consume, decoding, the model, SuperNNova.
+
+Every rate here is a ceiling for the pipeline: raw consume (librdkafka through
+confluent-kafka, with the scorer's consumer settings, nothing decoded), decoding
+(fastavro, and the batch Rubin decoder), and the model's forward pass on
+prebuilt batches of the alerts' light curves.
+"""
+import io
+import logging
+import pickle
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import fastavro
+import torch
+
+from models.encode import encode
+from models.lightcurve import LightCurve
+from stream.bench.data import Pool
+from stream.bench_decode import rate as decode_rate
+from stream.config import KafkaSettings
+from stream.decode import decode_rubin, decode_ztf, rubin_schema
+from stream.decode._avro import WIRE_HEADER
+from stream.kafka_io import make_consumer
+from stream.score import Scorer
+
+log = logging.getLogger(__name__)
+CONSUME_POLL_S = 0.5  # one consume() call's wait
+CONSUME_IDLE_S = 3.0  # stop reading a topic after this long without a message
+DECODE_ROUNDS = 3  # decoders alternate; each reports its best round (the machine is shared)
+
+
+def raw_consume(kafka: KafkaSettings, topic: str, max_messages: int, batch_size: int, timeout_s: float) -> dict:
+    """Messages/s and MB/s reading `topic` from the start with the scorer's consumer settings, without decoding.
+
+    The first batch (group join, first fetch) is not timed: the rate runs from its
+    arrival to the last batch's.
+
+    Parameters
+    ----------
+    kafka : KafkaSettings
+    topic : str
+    max_messages : int
+        Stop after this many messages.
+    batch_size : int
+        Messages per ``consume`` call (the scorer's ``scoring.batch_size``).
+    timeout_s : float
+        Give up reading after this long, s.
+    """
+    consumer = make_consumer(kafka, f"bench-raw-{uuid.uuid4().hex[:8]}")
+    consumer.subscribe([topic])
+    n = n_bytes = n_first = bytes_first = 0
+    t_first = t_last = None
+    deadline = time.monotonic() + timeout_s
+    try:
+        while n < max_messages and time.monotonic() < deadline:
+            messages = [m for m in consumer.consume(batch_size, CONSUME_POLL_S) if m.error() is None]
+            now = time.perf_counter()
+            if not messages:
+                if t_last is not None and now - t_last > CONSUME_IDLE_S:
+                    break
+                continue
+            size = sum(len(m.value()) for m in messages)
+            if t_first is None:
+                t_first, n_first, bytes_first = now, len(messages), size
+            n, n_bytes, t_last = n + len(messages), n_bytes + size, now
+    finally:
+        consumer.close()
+    if t_first is None or t_last <= t_first:
+        return {"messages": n, "messages_per_s": None, "note": "too few batches to time"}
+    seconds = t_last - t_first
+    return {"messages": n, "timed_messages": n - n_first, "seconds": round(seconds, 3),
+            "messages_per_s": round((n - n_first) / seconds, 1),
+            "mb_per_s": round((n_bytes - bytes_first) / seconds / 1e6, 1)}
+
+
+def decode_rates(pool: Pool, batch_size: int, seconds: float) -> dict:
+    """Alerts/s of each decoder on the pool's packets, interleaved rounds, best round each.
+
+    ``fastavro_records``: fastavro alone (bytes to Python dicts); ``fastavro``:
+    the project's per-message decoder (fastavro, then the `LightCurve`), what the
+    scorer falls back to and what a hand-written consumer would do; ``fast``
+    (Rubin only): `FastRubinDecoder.decode_batch(...).alerts()` in batches of
+    `batch_size`, what the scorer runs.
+    """
+    payloads = [p.value for p in pool.packets]
+    if pool.survey == "rubin":
+        from stream.decode.fast import FastRubinDecoder
+
+        sid = WIRE_HEADER.unpack_from(payloads[0])[1]
+        schema = rubin_schema(f"{sid // 100}.{sid % 100}")
+        decoder = FastRubinDecoder()
+        contenders = {
+            "fastavro_records": lambda b: [fastavro.schemaless_reader(io.BytesIO(p[WIRE_HEADER.size:]), schema)
+                                           for p in b],
+            "fastavro": lambda b: [decode_rubin(p) for p in b],
+            "fast": lambda b: decoder.decode_batch(b)[0].alerts(),
+        }
+    else:
+        contenders = {
+            "fastavro_records": lambda b: [next(iter(fastavro.reader(io.BytesIO(p)))) for p in b],
+            "fastavro": lambda b: [decode_ztf(p) for p in b],
+        }
+    best = dict.fromkeys(contenders, 0.0)
+    for _ in range(DECODE_ROUNDS):
+        for name, decode in contenders.items():
+            best[name] = max(best[name], decode_rate(decode, payloads, batch_size, seconds / DECODE_ROUNDS))
+    out = {f"{name}_alerts_per_s": round(value, 1) for name, value in best.items()}
+    if "fast" in best:
+        out["fast_over_fastavro"] = round(best["fast"] / best["fastavro"], 2)
+    return out
+
+
+def light_curves(pool: Pool) -> list[LightCurve]:
+    """The light curve each pool packet carries (what a window holds before any stored history)."""
+    decode = decode_rubin if pool.survey == "rubin" else decode_ztf
+    return [decode(p.value).light_curve for p in pool.packets]
+
+
+def _cycled(curves: list[LightCurve], n: int) -> list[LightCurve]:
+    return [curves[i % len(curves)] for i in range(n)]
+
+
+FORWARD_PASSES = 2  # sweeps over the batch sizes; each size keeps its best (the machine may be shared)
+
+
+def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds_per_size: float) -> list[dict]:
+    """Light curves/s of the model's forward pass alone, per batch size, on prebuilt batches of `curves`.
+
+    Per batch size: one `encode` (timed once), then `predict_proba` (forward,
+    softmax, copy to the host) repeated for at least `seconds_per_size`
+    (at least once); `FORWARD_PASSES` sweeps, the best of each size kept. Runs on
+    the scorer's device with the process's torch threads.
+
+    Returns
+    -------
+    list of dict
+        ``batch_size``, ``tokens`` (L, the padded window), ``forward_ms``,
+        ``forward_lc_per_s``, ``encode_lc_per_s``, ``encode_forward_lc_per_s``.
+    """
+    model = scorer.model
+    model.predict_proba(encode(_cycled(curves, 8), max_visits=scorer.max_visits)).cpu()  # warm-up
+    best: dict[int, dict] = {}
+    for _ in range(FORWARD_PASSES):
+        for size in batch_sizes:
+            chosen = _cycled(curves, size)
+            t0 = time.perf_counter()
+            batch = encode(chosen, max_visits=scorer.max_visits)
+            encode_s = time.perf_counter() - t0
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                model.predict_proba(batch).cpu()
+                calls += 1
+                elapsed = time.perf_counter() - t0
+                if elapsed >= seconds_per_size:
+                    break
+            forward_s = elapsed / calls
+            row = {"batch_size": size, "tokens": int(batch.mask.shape[1]), "calls": calls,
+                   "forward_ms": round(forward_s * 1e3, 2), "forward_lc_per_s": round(size / forward_s, 1),
+                   "encode_lc_per_s": round(size / encode_s, 1),
+                   "encode_forward_lc_per_s": round(size / (encode_s + forward_s), 1)}
+            if size not in best or row["forward_lc_per_s"] > best[size]["forward_lc_per_s"]:
+                best[size] = row
+    return [best[size] for size in batch_sizes]
+
+
+def best_forward(rows: list[dict]) -> dict:
+    best = max(rows, key=lambda r: r["forward_lc_per_s"])
+    return {"forward_lc_per_s": best["forward_lc_per_s"], "batch_size": best["batch_size"]}
+
+
+def forward_with_threads(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds_per_size: float,
+                         threads: int) -> list[dict]:
+    """`forward_sweep` with torch limited to `threads` intra-op threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return forward_sweep(scorer, curves, batch_sizes, seconds_per_size)
+    finally:
+        torch.set_num_threads(before)
+
+
+def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer) -> dict:
+    """SuperNNova's light curves/s against the transformer's, on the same curves.
+
+    Parameters
+    ----------
+    model_path : str or None
+        A SuperNNova model (``.pt``) trained by the model issue's peer setup
+        (``python -m training.evaluate --peers supernnova``, under
+        ``<out>/work/supernnova-lsst/dump/models/``), or a peer pickled by its
+        ``--peer-cache``. None: not measured.
+    curves : list of LightCurve
+        LSST curves (SuperNNova's model knows the bands it was trained on).
+    scorer : Scorer
+        The transformer, timed on the same curves in one batch, `encode`
+        included, as SuperNNova's timing includes its own formatting.
+
+    Returns
+    -------
+    dict
+        ``measured`` False with a ``note`` when no model or no SuperNNova
+        environment is available; else both rates and their ratio.
+    """
+    from training.peers import DEFAULT_SUPERNNOVA_VENV, SUPERNNOVA_REQUIREMENTS, SuperNNovaError, SuperNNovaPeer
+    from training.peers import _READY_MARKER  # the venv's "installed" stamp: never install from a bench
+
+    if not model_path:
+        return {"measured": False, "note": "not measured: pass --supernnova-model (a SuperNNova .pt or peer .pkl "
+                                           "from `python -m training.evaluate --peers supernnova`)"}
+    path = Path(model_path)
+    if path.suffix == ".pkl":
+        with open(path, "rb") as f:
+            model_file = pickle.load(f)[0].model_file
+    else:
+        model_file = str(path)
+    if not model_file or not Path(model_file).is_file():
+        return {"measured": False, "note": f"not measured: no SuperNNova model at {model_file}"}
+    venv = DEFAULT_SUPERNNOVA_VENV
+    marker = venv / _READY_MARKER
+    if not (venv / "bin" / "python").exists() or not marker.exists() or \
+            marker.read_text() != "\n".join(SUPERNNOVA_REQUIREMENTS):
+        return {"measured": False, "note": f"not measured: SuperNNova's environment {venv} is not installed"}
+    with tempfile.TemporaryDirectory(prefix="bench-snn-") as work:
+        peer = SuperNNovaPeer(work_dir=work, venv_dir=venv, device=str(scorer.device))
+        peer.model_file = model_file
+        try:
+            probs, snn_s = peer.predict_sets({"curves": curves})["curves"]
+        except SuperNNovaError as err:
+            return {"measured": False, "note": f"not measured: SuperNNova failed: {str(err).splitlines()[0]}"}
+    best_s = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        scorer.model.predict_proba(encode(curves, max_visits=scorer.max_visits)).cpu()
+        best_s = min(best_s, time.perf_counter() - t0)
+    return {"measured": True, "model_file": model_file, "curves": len(curves),
+            "supernnova_lc_per_s": round(len(curves) / snn_s, 1),
+            "alertformer_lc_per_s": round(len(curves) / best_s, 1),
+            "alertformer_over_supernnova": round(snn_s / best_s, 1),
+            "note": "both include their input formatting (SuperNNova: its on-the-fly classify_lcs, pandas; "
+                    "alertformer: encode), neither its imports; one batch of all curves each"}

@@ -1,0 +1,117 @@
+"""`alertformer bench`: its packets, its bookkeeping, and a --quick run's report on the real stack.
+
+Correctness only: no figure is asserted (benchmarks are not timed tests).
+"""
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from stream.bench import add_parser, aims, ratios, table
+from stream.bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
+from stream.bench.pipeline import breakdown, latency, sustained_rate
+from stream.decode import decode_rubin, decode_ztf
+from stream.decode.fast import FastRubinDecoder
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="alertformer")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["bench", *argv])
+
+
+def test_parser_options_and_help(capsys):
+    args = parse(["--quick", "--out", "r.json", "--n-burst", "50", "--rate", "20", "--duration-s", "1",
+                  "--skip-alternative"])
+    assert (args.quick, args.out, args.n_burst, args.rate, args.duration_s, args.skip_alternative) == \
+        (True, "r.json", 50, 20.0, 1.0, True)
+    with pytest.raises(SystemExit):
+        parse(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--quick", "--out", "--n-burst", "--rate", "--duration-s", "--skip-alternative",
+                   "--supernnova-model", "--torch-threads"):
+        assert option in text
+
+
+def test_rubin_pool_alerts_are_rubin_like():
+    pool = rubin_pool(4, np.random.default_rng(0))
+    batch, errors = FastRubinDecoder().decode_batch([p.value for p in pool.packets])
+    assert not errors and not batch.fallback.any()
+    for i, packet in enumerate(pool.packets):
+        alert = decode_rubin(packet.value)
+        assert alert.object_id.encode() == packet.key
+        assert int(alert.light_curve.is_detection.sum()) >= MIN_PRV_SOURCES + 1
+        assert np.array_equal(alert.light_curve.flux_njy, batch.alert(i).light_curve.flux_njy)
+        assert len(packet.value) > 3 * CUTOUT_BYTES
+    assert pool.description["prv_dia_sources"]["min"] >= MIN_PRV_SOURCES
+
+
+def test_synthetic_cutout_size_and_variety():
+    rng = np.random.default_rng(1)
+    a, b = synthetic_cutout(rng), synthetic_cutout(rng)
+    assert len(a) == len(b) == CUTOUT_BYTES and a != b and a.startswith(b"SIMPLE  =")
+
+
+def test_ztf_pool_rewrites_ids():
+    pool = ztf_pool(5)
+    alerts = [decode_ztf(p.value) for p in pool.packets]
+    assert len({a.alert_id for a in alerts}) == len({a.object_id for a in alerts}) == 5
+    assert [a.object_id.encode() for a in alerts] == [p.key for p in pool.packets]
+    assert len(alerts[0].light_curve) != len(alerts[1].light_curve)  # both real packets are used
+
+
+def _batch(ts_ms, commit_ms, **stages):
+    return {"n": len(ts_ms), "ts_ms": np.array(ts_ms, np.int64), "commit_ms": commit_ms, "stages": stages}
+
+
+def test_latency_rate_and_breakdown_bookkeeping():
+    stages = {"consume": 0.1, "decode": 0.2, "redis_read": 0.0, "windows": 0.0, "score": 0.5, "encode": 0.1,
+              "forward": 0.3, "scored_batch": 0.0, "avro_encode": 0.1, "rules": 0.0, "process": 0.9,
+              "produce": 0.05, "commit": 0.05, "redis_write": 0.0, "batch": 1.1}
+    batches = [_batch([1000, 1000], 1500.0, **stages), _batch([1200, 1300], 2500.0, **stages),
+               _batch([2000], 3500.0, **stages)]
+    lat = latency(batches)
+    assert lat["alerts"] == 5 and lat["latency_ms"]["max"] == 1500.0
+    assert lat["first_input_to_last_commit_s"] == 2.5
+    rate = sustained_rate(batches)  # the first batch is the starting line
+    assert (rate["timed_alerts"], rate["seconds"], rate["alerts_per_s"]) == (3, 2.0, 1.5)
+    out = breakdown(batches)
+    assert out["alerts"] == 5
+    assert out["stages"]["score_other"]["ms_per_1000_alerts"] == pytest.approx(3 * 0.1 / 5 * 1e6)
+    assert out["stages"]["txn_other"]["ms_per_1000_alerts"] == pytest.approx(3 * 0.1 / 5 * 1e6)
+    assert sum(s["share"] for s in out["stages"].values()) == pytest.approx(1.0, abs=0.01)
+    assert latency([_batch([1], None, **stages)]) == {"alerts": 0}  # aborted: nothing committed
+
+
+@pytest.mark.integration
+def test_quick_bench_report(stack, tmp_path):
+    """A --quick run on the real stack: every section present, every input scored exactly once, JSON-clean."""
+    from stream.bench import cmd_bench
+
+    out = tmp_path / "bench.json"
+    args = parse(["--quick", "--bootstrap", stack["bootstrap"], "--redis-url", stack["redis_url"],
+                  "--out", str(out)])
+    assert cmd_bench(args) == 0
+    report = json.loads(out.read_text())
+    assert set(report) >= {"bench", "alerts", "limits", "pipeline", "alternative", "supernnova", "ratios", "aims"}
+    assert report["bench"]["quick"] and report["bench"]["command"]
+    for survey in ("rubin", "ztf"):
+        limits = report["limits"][survey]
+        assert {"raw_consume", "decode", "forward", "forward_best"} <= set(limits)
+        assert [r["batch_size"] for r in limits["forward"]] == [1, 16]
+        pipeline = report["pipeline"][survey]
+        assert pipeline["verified"]["exactly_once"], pipeline["verified"]
+        for phase in ("steady", "burst"):
+            assert set(pipeline[phase]["latency_ms"]) == {"p50", "p95", "p99", "max"}
+            assert pipeline[phase]["breakdown"]["stages"]["forward"]["ms_per_1000_alerts"] > 0
+        assert pipeline["burst"]["all_published_s"] > 0 and pipeline["scorer"]["peak_rss_mb"] > 0
+        alternative = report["alternative"][survey]
+        assert alternative["sustained"]["alerts"] == 25 and alternative["process"]["peak_rss_mb"] > 0
+        assert set(report["ratios"][survey]) >= {"pipeline_over_slowest_stage", "pipeline_over_alternative",
+                                                 "decoder_over_fastavro"}
+    assert report["limits"]["rubin"]["decode"]["fast_alerts_per_s"] > 0
+    assert report["supernnova"]["measured"] is False and "not measured" in report["supernnova"]["note"]
+    assert "rubin_burst_10000_within_20_s" in report["aims"]
+    assert report["ratios"] == ratios(report) and report["aims"] == aims(report, report["bench"]["settings"])
+    assert "pipeline sustained" in table(report)
