@@ -1,0 +1,107 @@
+"""training.evaluate: the --quick path end to end with a tiny random-weight checkpoint and the feature peer."""
+import argparse
+import json
+
+import pytest
+import torch
+
+from models.checkpoint import save_checkpoint
+from models.model import AlertTransformer, ModelConfig
+from training import evaluate as ev
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0))
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model,
+                           train_config={"drop_nondetections_prob": 0.2})
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="alertformer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev.add_parser(sub)
+    return parser.parse_args(argv)
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        _parse(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--checkpoint", "--out", "--n-test", "--n-train-peers", "--peers", "--seed", "--quick",
+                   "--test-sets"):
+        assert option in text
+
+
+def test_condition_cuts_skip_short_curves():
+    from training.datasets import simulated
+
+    curves = simulated("test", 22, survey="lsst").curves
+    cuts = ev.cut_curves(curves)
+    assert list(cuts) == ev.condition_names()
+    n_det = [int(c.is_detection.sum()) for c in curves]
+    kept, prefixes = cuts["n_det=3"]
+    assert kept.tolist() == [i for i, n in enumerate(n_det) if n >= 3]
+    assert all(int(p.is_detection.sum()) == 3 for p in prefixes)
+    assert len(cuts["n_det=all"][0]) == len(curves)
+
+
+def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
+    for module in ("light_curve", "sklearn", "matplotlib"):  # the eval extra
+        pytest.importorskip(module)
+    out = tmp_path / "eval"
+    args = _parse(["evaluate", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--quick",
+                   "--peers", "features", "--quiet", "--data-dir", str(shared_data)])
+    assert args.func(args) == 0
+
+    report = json.loads((out / "report.json").read_text())
+    assert {"checkpoint", "config", "conventions", "test_sets", "models", "results", "throughput",
+            "headline", "figures"} <= set(report)
+    assert report["models"]["transformer"]["status"] == "ok"
+    assert report["models"]["features"]["status"] == "ok", report["models"]["features"]
+    assert set(report["results"]) == set(ev.TEST_SETS)
+    for set_name, per_cond in report["results"].items():
+        assert list(per_cond) == ev.condition_names()
+        whole = per_cond["n_det=all"]
+        assert whole["n_skipped"] == 0 and whole["n_curves"] == report["test_sets"][set_name]["n"]
+        for model in ("transformer", "features"):
+            rep = whole["models"][model]
+            assert {"macro_f1", "per_class", "confusion_matrix", "sn_vs_rest", "flare_vs_rest", "ece",
+                    "reliability", "curves_per_s"} <= set(rep)
+            assert {"roc_auc", "pr_auc"} <= set(rep["sn_vs_rest"])
+            assert 0 <= rep["macro_f1"] <= 1 and rep["curves_per_s"] > 0
+        assert per_cond["n_det=3"]["n_curves"] + per_cond["n_det=3"]["n_skipped"] == whole["n_curves"]
+    # BTS has no flares: flare-vs-rest is undefined there, and said so with null.
+    assert report["results"]["ztf-bts"]["n_det=all"]["models"]["transformer"]["flare_vs_rest"]["pr_auc"] is None
+    assert report["throughput"]["features"]["curves_per_s"] > 0
+    for name in report["figures"]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"confusion_ztf-bts.png", "reliability_sim-lsst-balanced.png", "metrics_sim-lsst-realistic.png",
+            "throughput.png"} <= set(report["figures"])
+
+
+def test_failing_peer_is_reported_not_fatal(tiny_checkpoint, tmp_path, monkeypatch):
+    class Broken:
+        def fit(self, curves, class_ids):
+            raise RuntimeError("no luck")
+
+    monkeypatch.setattr(ev, "make_peer", lambda *a, **k: Broken())
+    report = ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="supernnova",
+                         test_sets=["sim-lsst-balanced"], progress=False, figures=False)
+    assert report["models"]["supernnova"] == {"status": "not run", "error": "RuntimeError: no luck", "train": {}}
+    assert set(report["results"]["sim-lsst-balanced"]["n_det=1"]["models"]) == {"transformer"}
+
+
+def test_peer_cache_reuses_trained_peers(tiny_checkpoint, tmp_path):
+    for module in ("light_curve", "sklearn"):
+        pytest.importorskip(module)
+    kw = dict(quick=True, peers="features", test_sets=["sim-lsst-balanced"], progress=False, figures=False,
+              peer_cache=tmp_path / "cache")
+    first = ev.evaluate(tiny_checkpoint, tmp_path / "a", **kw)
+    second = ev.evaluate(tiny_checkpoint, tmp_path / "b", **kw)
+    assert "cached" not in first["models"]["features"]["train"]["lsst"]
+    assert second["models"]["features"]["train"]["lsst"]["cached"].endswith(".pkl")
+    a = first["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
+    b = second["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
+    assert a["confusion_matrix"] == b["confusion_matrix"]
