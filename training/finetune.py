@@ -32,6 +32,7 @@ from models.encode import Batch, encode
 from models.model import AlertTransformer
 from models.taxonomy import FLARE_INDEX, N_CLASSES, SN_LIKE_INDICES
 from training.datasets import LabeledSet, class_balance_weights
+from training.metrics import average_precision, macro_f1
 from training.prefixes import first_n_detections, fixed_prefix_batches, prefix_batches
 from training.pretrain import configure_optimizer, get_lr
 
@@ -39,48 +40,6 @@ log = logging.getLogger(__name__)
 
 
 # --- metrics -------------------------------------------------------------------------
-def macro_f1(targets, predicted, labels=None) -> float:
-    """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN).
-
-    Parameters
-    ----------
-    targets, predicted : (N,) int array-likes
-        True and predicted class indices.
-    labels : iterable of int, optional
-        Classes to average over; default the classes present in ``targets``
-        (a class the set lacks has no defined recall). A class with no true and
-        no predicted sample scores 0.
-
-    >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)  # F1 2/3 and 4/5
-    0.7333
-    """
-    t, p = np.asarray(targets), np.asarray(predicted)
-    labels = np.unique(t) if labels is None else np.asarray(list(labels))
-    scores = []
-    for c in labels:
-        tp = np.sum((p == c) & (t == c))
-        denom = 2 * tp + np.sum((p == c) & (t != c)) + np.sum((p != c) & (t == c))
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores)) if scores else math.nan
-
-
-def average_precision(scores, positive) -> float:
-    """Area under the precision-recall curve as average precision, sum over positives of precision at their rank.
-
-    NaN when there is no positive.
-
-    >>> average_precision([0.9, 0.8, 0.3, 0.1], [True, False, True, False])  # (1/1 + 2/3) / 2
-    0.8333333333333333
-    """
-    s, pos = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
-    if not pos.any():
-        return math.nan
-    order = np.argsort(-s, kind="stable")
-    hits = pos[order]
-    precision_at_k = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision_at_k[hits].mean())
-
-
 def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> dict:
     """Metrics of (N, C) logits against (N,) class indices at a temperature.
 
@@ -107,8 +66,8 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, temperat
         "accuracy": float((predicted == y).float().mean()),
         "macro_f1": macro_f1(y.numpy(), predicted.numpy()),
         "ece": expected_calibration_error(probs, y),
-        "sn_vs_rest_ap": average_precision(probs[:, list(SN_LIKE_INDICES)].sum(-1).numpy(), sn.numpy()),
-        "flare_vs_rest_ap": average_precision(probs[:, FLARE_INDEX].numpy(), (y == FLARE_INDEX).numpy()),
+        "sn_vs_rest_ap": average_precision(sn.numpy(), probs[:, list(SN_LIKE_INDICES)].sum(-1).numpy()),
+        "flare_vs_rest_ap": average_precision((y == FLARE_INDEX).numpy(), probs[:, FLARE_INDEX].numpy()),
     }
 
 

@@ -9,7 +9,8 @@ import torch
 from models.checkpoint import load_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from training.datasets import LabeledSet, simulated
-from training.finetune import EvalSet, finetune, macro_f1
+from training.finetune import EvalSet, finetune
+from training.metrics import macro_f1
 from training.train import DEFAULTS, ConfigError, add_parser, cmd_train, load_config, run
 
 EASY_CLASSES = (2233, 2323, 2332, 2224)  # M-dwarf flare, RR Lyrae, AGN, SN II: chance macro-F1 ~ 0.25
