@@ -44,10 +44,12 @@ def _versions_by_partition(records):
 
 
 def _wait(predicate, what: str, timeout_s: float = 60.0) -> None:
+    """Poll `predicate` until it holds; fail naming `what` if it never does (a guard, not a speed claim)."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+    while not predicate() and time.monotonic() < deadline:
         time.sleep(0.02)
+    if not predicate():
+        pytest.fail(f"{what} did not happen within {timeout_s} s")
 
 
 def test_promotion_and_rollback_under_continuous_load(registry_config, read_committed):

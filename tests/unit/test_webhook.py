@@ -101,13 +101,11 @@ def test_client_error_is_not_retried(endpoint_factory):
 def test_timeout_is_honoured(endpoint_factory):
     endpoint = endpoint_factory(delay_s=2.0)
     sink = WebhookSink(endpoint.url, timeout_s=0.2, retries=1, backoff_s=0.01)
-    start = time.monotonic()
     sink.submit(RECORD)
     sink.close(timeout_s=5.0)
-    elapsed_s = time.monotonic() - start
+    # Without the 0.2 s timeout the 2 s answer (a 200) would count as delivered.
     assert endpoint.attempts == 2  # timed out, retried, timed out again
-    assert sink.stats.failed == 1
-    assert elapsed_s < 1.5  # two 0.2 s attempts, not two 2 s answers
+    assert (sink.stats.delivered, sink.stats.failed) == (0, 1)
 
 
 def test_connection_refused_is_retried_then_counted():
@@ -120,10 +118,8 @@ def test_connection_refused_is_retried_then_counted():
 def test_full_queue_drops_without_blocking(endpoint_factory):
     endpoint = endpoint_factory(delay_s=0.5)
     sink = WebhookSink(endpoint.url, timeout_s=2.0, retries=0, queue_size=2)
-    start = time.monotonic()
     accepted = [sink.submit(RECORD | {"alertId": i}) for i in range(10)]
-    assert time.monotonic() - start < 0.1
-    # The thread holds at most one record in flight, the queue two more; the rest are dropped.
+    # submit() never waits for room: a blocking queue would have accepted all ten. The thread holds at most one record in flight, the queue two more; the rest are dropped.
     assert sum(accepted) <= 3 and sink.stats.dropped == 10 - sum(accepted)
     sink.close()
     assert sink.stats.delivered == sum(accepted)
