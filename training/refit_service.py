@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 1.0
 MAX_LABELS_PER_POLL = 500
 REDIS_TIMEOUT_S = 5.0
+REDIS_RETRY_S = 2.0  # between attempts while Redis is unreachable
 MAX_POLL_INTERVAL_MS = 4 * 3600 * 1000  # longer than any retraining round
 
 
@@ -96,7 +97,9 @@ class TrainerService:
                 parsed.append((msg, parse_label(msg.value() or b"", f"{msg.topic()}/{msg.partition()}/{msg.offset()}")))
             except BadPacket as err:
                 self._dead(msg, err)
-        curves = self.history.get([label.object_id for _, label in parsed])
+        curves = self._histories([label.object_id for _, label in parsed])
+        if curves is None:  # stopping during a Redis outage: commit nothing, the labels come again
+            return 0
         until = ms_to_mjd_tai([label.labeled_ms for _, label in parsed]) if parsed else []
         accepted, snaps = [], []
         for (msg, label), until_mjd_tai in zip(parsed, until):
@@ -116,6 +119,18 @@ class TrainerService:
             self.consumer.commit(asynchronous=False)
         self.pending += len(accepted)
         return len(accepted)
+
+    def _histories(self, object_ids: list[str]) -> dict | None:
+        """Stored light curves; waits out a Redis outage (a missing curve must mean an unknown
+        object, never an unreachable store). None if asked to stop meanwhile."""
+        while True:
+            outages = self.history.outages
+            curves = self.history.get(object_ids)
+            if self.history.outages == outages:
+                return curves
+            if self._stopping:
+                return None
+            time.sleep(REDIS_RETRY_S)
 
     def _dead(self, msg, err: Exception) -> None:
         log.warning("label rejected topic=%s partition=%d offset=%d reason=%s", msg.topic(), msg.partition(),
