@@ -127,14 +127,14 @@ class TransformerScorer:
 
 
 @dataclass
-class TestSet:
+class EvalSet:
     name: str
     survey: str
     labeled: object  # training.datasets.LabeledSet
 
 
 def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | None = None,
-                   data_dir=None) -> tuple[list[TestSet], dict[str, str]]:
+                   data_dir=None) -> tuple[list[EvalSet], dict[str, str]]:
     """The requested test sets; a set that cannot be loaded (no shared data) is reported, not fatal."""
     from training import datasets
 
@@ -148,10 +148,10 @@ def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | No
                 continue
             if n_bts is not None:
                 labeled = labeled.subset(np.random.default_rng(seed).permutation(len(labeled))[:n_bts])
-            sets.append(TestSet(name, "ztf", labeled))
+            sets.append(EvalSet(name, "ztf", labeled))
         else:
             _, survey, mix = name.split("-")
-            sets.append(TestSet(name, survey, datasets.simulated("test", n_test, seed=seed, survey=survey, mix=mix)))
+            sets.append(EvalSet(name, survey, datasets.simulated("test", n_test, seed=seed, survey=survey, mix=mix)))
     return sets, missing
 
 
@@ -182,18 +182,20 @@ def peer_training_set(survey: str, n_train: int, seed: int, drop_nondetections_p
     return train
 
 
-def make_peer(kind: str, seed: int, quick: bool, work_dir: Path, progress: bool = False):
+def make_peer(kind: str, seed: int, quick: bool, work_dir: Path, progress: bool = False, threads: int = 1):
     """A fresh peer of ``kind`` ("features" or "supernnova") with the evaluation's settings."""
     from training.peers import FeatureBaseline, SuperNNovaPeer
 
     if kind == "features":
         return FeatureBaseline(fit_algorithm=QUICK["feature_fit"] if quick else "mcmc-lmsder",
-                               max_iter=QUICK["feature_max_iter"] if quick else 300, seed=seed, progress=progress)
-    return SuperNNovaPeer(work_dir=work_dir, nb_epoch=QUICK["snn_epochs"] if quick else 90, seed=seed)
+                               max_iter=QUICK["feature_max_iter"] if quick else 300, seed=seed, progress=progress,
+                               n_jobs=threads, classifier_threads=threads)
+    return SuperNNovaPeer(work_dir=work_dir, nb_epoch=QUICK["snn_epochs"] if quick else 90, seed=seed,
+                          torch_threads=threads)
 
 
 def trained_peer(kind: str, survey: str, n_train: int, seed: int, drop_prob: float, *, quick: bool = False,
-                 data_dir=None, work_dir: Path, cache_dir=None, progress: bool = False):
+                 data_dir=None, work_dir: Path, cache_dir=None, progress: bool = False, threads: int = 1):
     """A peer trained for one survey, from ``cache_dir`` when it holds one made with the same settings.
 
     The cache key names everything the training depends on (kind, survey, size,
@@ -201,20 +203,24 @@ def trained_peer(kind: str, survey: str, n_train: int, seed: int, drop_prob: flo
     settings); SuperNNova's files then live in the cache too. Returns
     ``(peer, train_info)``.
     """
-    peer = make_peer(kind, seed, quick, work_dir, progress)
-    settings = {k: v for k, v in _peer_settings(peer).items() if k not in ("work_dir", "progress", "n_jobs")}
+    peer = make_peer(kind, seed, quick, work_dir, progress, threads)
+    settings = {k: v for k, v in _peer_settings(peer).items()
+                if k not in ("work_dir", "progress", "n_jobs", "classifier_threads", "torch_threads")}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     key = f"{kind}-{survey}-n{n_train}-seed{seed}-drop{drop_prob:g}{'-quick' if quick else ''}-{digest}"
     cached = Path(cache_dir) / f"{key}.pkl" if cache_dir else None
     if cached is not None and cached.is_file():
         with open(cached, "rb") as f:
             peer, info = pickle.load(f)
+        for attr in ("n_jobs", "classifier_threads", "torch_threads"):  # this run's threads, not the cached run's
+            if hasattr(peer, attr):
+                setattr(peer, attr, threads)
         log.info("peer loaded from cache path=%s", cached)
         return peer, info | {"cached": str(cached)}
     train = peer_training_set(survey, n_train, seed, drop_prob, n_bts=QUICK["n_bts_train"] if quick else None,
                               data_dir=data_dir)
     if cached is not None:  # SuperNNova's model must outlive this run
-        peer = make_peer(kind, seed, quick, cached.with_suffix(""), progress)
+        peer = make_peer(kind, seed, quick, cached.with_suffix(""), progress, threads)
     log.info("training peer=%s survey=%s n_curves=%d source=%s", kind, survey, len(train), train.source)
     t0 = time.perf_counter()
     peer.fit(train.curves, train.class_ids)
@@ -259,7 +265,7 @@ def _json_safe(x):
 def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int = DEFAULT_N_TEST,
              n_train_peers: int = DEFAULT_N_TRAIN_PEERS, peers: str = "all", seed: int = 0, quick: bool = False,
              test_sets: Sequence[str] = TEST_SETS, device: str = "auto", data_dir=None,
-             peer_cache=None, progress: bool = True, figures: bool = True) -> dict:
+             peer_cache=None, threads: int = 1, progress: bool = True, figures: bool = True) -> dict:
     """Evaluate the checkpoint and its peers; write ``report.json`` and figures to ``out_dir``.
 
     Parameters
@@ -286,6 +292,12 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     peer_cache : str or Path, optional
         Keep trained peers here and reuse them when the training settings
         match (`trained_peer`); default: train them afresh.
+    threads : int
+        CPU threads of every model (torch for the transformer and SuperNNova,
+        feature extraction and trees for the feature peer), so light curves/s
+        compare like with like. Default 1: per core, and robust on a small
+        machine shared with other work, where 2 OpenMP threads were up to 30x
+        slower than 1.
     progress : bool
         Progress bars on stderr.
     figures : bool
@@ -313,6 +325,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     model, meta = load_checkpoint(checkpoint, map_location=device)
     scorer = TransformerScorer(model)
     drop_prob = float(meta.get("train_config", {}).get("drop_nondetections_prob", DEFAULT_DROP_NONDETECTIONS_PROB))
@@ -330,7 +344,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     # predictions[model][test set] = {condition: (probs, seconds)}
     predictions: dict[str, dict[str, dict]] = {"transformer": {}}
     for ts in _progress(sets, "transformer", progress):
-        predictions["transformer"][ts.name] = scorer.predict_sets({c: curves for c, (_, curves) in cuts[ts.name].items()})
+        predictions["transformer"][ts.name] = scorer.predict_sets(
+            {c: curves for c, (_, curves) in cuts[ts.name].items()})
 
     surveys_needed = sorted({ts.survey for ts in sets})
     for kind in peer_kinds:
@@ -340,7 +355,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
             for survey in surveys_needed:
                 peer, info["train"][survey] = trained_peer(
                     kind, survey, n_train_peers, seed, drop_prob, quick=quick, data_dir=data_dir,
-                    work_dir=out_dir / "work" / f"{kind}-{survey}", cache_dir=peer_cache, progress=progress)
+                    work_dir=out_dir / "work" / f"{kind}-{survey}", cache_dir=peer_cache, progress=progress,
+                    threads=threads)
                 for ts in _progress([s for s in sets if s.survey == survey], f"{kind} ({survey})", progress):
                     predictions[kind][ts.name] = peer.predict_sets(
                         {c: curves for c, (_, curves) in cuts[ts.name].items()})
@@ -377,7 +393,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
                        "data": meta.get("data")},
         "config": {"n_test": n_test, "n_train_peers": n_train_peers, "peers": peers, "seed": seed, "quick": quick,
                    "peer_cache": str(peer_cache) if peer_cache else None,
-                   "device": device, "conditions": condition_names(), "ece_bins": ECE_BINS,
+                   "device": device, "threads": threads, "conditions": condition_names(), "ece_bins": ECE_BINS,
                    "peer_drop_nondetections_prob": drop_prob},
         "conventions": {
             "macro_f1": "mean F1 over the classes present in the test set's truth",
@@ -385,7 +401,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
             "flare_vs_rest": "truth: M-dwarf flare; score: flare_likelihood",
             "pr_auc": "average precision (step function, as scikit-learn's average_precision_score)",
             "ece": f"top-label expected calibration error, {ECE_BINS} equal-width bins",
-            "curves_per_s": "light curves per second of inference, preprocessing included, on this machine",
+            "curves_per_s": "light curves per second of inference, preprocessing included, with config.threads "
+                            "CPU threads per model (or the GPU for the transformer if config.device is cuda)",
             "null": "undefined (e.g. no positives of that class in the set)",
         },
         "classes": {"ids": list(CLASS_IDS), "names": list(CLASS_NAMES)},
@@ -399,6 +416,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
         "headline": _headline(results),
     }
     report["wall_seconds"] = time.perf_counter() - started
+    torch.set_num_threads(torch_threads_before)
     if figures:
         report["figures"] = write_figures(report, out_dir)
     report = _json_safe(report)
@@ -549,7 +567,7 @@ def _figure_curves(per_cond: dict, set_name: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _figure_throughput(throughput: dict, path: Path) -> None:
+def _figure_throughput(throughput: dict, config: dict, path: Path) -> None:
     plt = _pyplot()
     models = list(throughput)
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
@@ -560,7 +578,8 @@ def _figure_throughput(throughput: dict, path: Path) -> None:
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in vals], fontsize=7)
     ax.set_xticks(x, models)
     ax.set_yscale("log")
-    ax.set_ylabel("light curves / s (this machine)")
+    where = "GPU for the transformer, " if config.get("device") == "cuda" else ""
+    ax.set_ylabel(f"light curves / s ({where}{config.get('threads')} CPU thread(s))")
     ax.set_title("inference throughput, preprocessing included")
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
@@ -578,7 +597,7 @@ def write_figures(report: dict, out_dir: Path) -> list[str]:
             draw(per_cond, set_name, out_dir / name)
             names.append(name)
     if report["throughput"]:
-        _figure_throughput(report["throughput"], out_dir / "throughput.png")
+        _figure_throughput(report["throughput"], report["config"], out_dir / "throughput.png")
         names.append("throughput.png")
     return names
 
@@ -594,18 +613,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "detection. Reports macro-F1, per-class precision/recall, confusion matrices, SN-vs-rest and "
                     "flare-vs-rest ROC-AUC and PR-AUC, ECE with reliability diagrams, and light curves/s. Writes "
                     "report.json and PNG figures to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), help="model checkpoint to evaluate")
-    p.add_argument("--out", default="out/eval", help="output directory for report.json and figures")
-    p.add_argument("--n-test", type=int, default=DEFAULT_N_TEST, help="curves per simulated test set")
+    )
+    p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT),
+                   help="model checkpoint to evaluate (default: the shipped model, %(default)s)")
+    p.add_argument("--out", default="out/eval",
+                   help="output directory for report.json and figures (default: %(default)s)")
+    p.add_argument("--n-test", type=int, default=DEFAULT_N_TEST,
+                   help="curves per simulated test set (default: %(default)s)")
     p.add_argument("--n-train-peers", type=int, default=DEFAULT_N_TRAIN_PEERS,
-                   help="simulated training curves per survey for each peer (ZTF adds the real BTS train split)")
+                   help="simulated training curves per survey for each peer; ZTF adds the real BTS train split "
+                   "(default: %(default)s)")
     p.add_argument("--peers", choices=PEER_CHOICES, default="all",
                    help="peer models to train and compare: features = light-curve features + gradient boosting, "
-                        "supernnova = SuperNNova RNN (creates ~/.cache/alertformer/supernnova-venv on first use)")
-    p.add_argument("--test-sets", nargs="+", choices=TEST_SETS, default=list(TEST_SETS), help="test sets to use")
-    p.add_argument("--seed", type=int, default=0, help="seed of test sets, peer training sets and peers")
-    p.add_argument("--device", default="auto", help="transformer device: auto, cpu or cuda")
+                        "supernnova = SuperNNova RNN (creates ~/.cache/alertformer/supernnova-venv on first use); "
+                        "default: %(default)s")
+    p.add_argument("--test-sets", nargs="+", choices=TEST_SETS, default=list(TEST_SETS),
+                   help="test sets to use (default: all three)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of test sets, peer training sets and peers (default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="transformer device: auto (CUDA if available), cpu or cuda (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads of every model, so light curves/s compare per core (default: %(default)s)")
     p.add_argument("--data-dir", help="shared data directory holding labeled/ (default: "
                    "$ALERTFORMER_SHARED_DATA, then ../shared/data)")
     p.add_argument("--peer-cache", help="directory to keep trained peers in and reuse them from when their "
@@ -643,7 +672,7 @@ def cmd_evaluate(args) -> int:
         return 2
     report = evaluate(args.checkpoint, args.out, n_test=args.n_test, n_train_peers=args.n_train_peers,
                       peers=args.peers, seed=args.seed, quick=args.quick, test_sets=args.test_sets,
-                      device=args.device, data_dir=args.data_dir, peer_cache=args.peer_cache,
+                      device=args.device, data_dir=args.data_dir, peer_cache=args.peer_cache, threads=args.threads,
                       progress=not args.quiet,
                       figures=not args.no_figures)
     print(format_headline(report))

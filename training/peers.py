@@ -378,7 +378,8 @@ SUPERNNOVA_REQUIREMENTS: tuple[str, ...] = (
     # astropy 5.3 (SuperNNova's pin) is built against NumPy 1.x and fails to import under NumPy 2.
     "numpy<2",
 )
-DEFAULT_SUPERNNOVA_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alertformer" / "supernnova-venv"
+DEFAULT_SUPERNNOVA_VENV = (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                           / "alertformer" / "supernnova-venv")
 RUNNER = Path(__file__).with_name("supernnova_runner.py")
 _READY_MARKER = ".alertformer-ready"
 VENV_INSTALL_TIMEOUT_S = 1800.0  # pip resolves and downloads SuperNNova's ~60 dependencies (mlflow...)
@@ -534,6 +535,11 @@ class SuperNNovaPeer:
     seed : int
     device : str
         ``"cpu"`` or ``"cuda"``.
+    torch_threads : int
+        CPU threads of SuperNNova's torch. Default 1: on this 2-core machine,
+        with other processes busy, 2 threads made an epoch ~30x slower than
+        on an idle machine (2.5 min against 5 s), the OpenMP spin-wait
+        trouble `FeatureBaseline` has too.
     timeout_s : float
         Limit for each subprocess.
     """
@@ -542,11 +548,10 @@ class SuperNNovaPeer:
 
     def __init__(self, work_dir=None, venv_dir=DEFAULT_SUPERNNOVA_VENV, nb_epoch: int = 90,
                  batch_size: int = 128, hidden_dim: int = 32, norm: str = "cosmo", seed: int = 0,
-                 device: str = "cpu",
-                 timeout_s: float = 3600.0):
+                 device: str = "cpu", torch_threads: int = 1, timeout_s: float = 4 * 3600.0):
         # Absolute: the runner runs with this as its working directory and gets paths in it.
-        self.work_dir = (Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="supernnova-"))).resolve()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="supernnova-"))
+        self.work_dir = work_dir.resolve()
         self.venv_dir = Path(venv_dir)
         self.nb_epoch = nb_epoch
         self.batch_size = batch_size
@@ -554,6 +559,7 @@ class SuperNNovaPeer:
         self.norm = norm
         self.seed = seed
         self.device = device
+        self.torch_threads = torch_threads
         self.timeout_s = timeout_s
         self.model_file: str | None = None
         self.filters: list[str] = []
@@ -571,7 +577,8 @@ class SuperNNovaPeer:
         log_path = self.work_dir / f"{action}.log"
         log.info("SuperNNova %s running log=%s", action, log_path)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the runner imports nothing of ours
-        env.update(MPLBACKEND="Agg", PYTHONWARNINGS="ignore", OMP_NUM_THREADS=str(os.cpu_count() or 1))
+        env.update(MPLBACKEND="Agg", PYTHONWARNINGS="ignore", OMP_NUM_THREADS=str(self.torch_threads),
+                   MKL_NUM_THREADS=str(self.torch_threads))
         with open(log_path, "w") as log_file:
             try:
                 done = subprocess.run([str(self._python), str(RUNNER), action, str(job_path)], cwd=self.work_dir,
@@ -590,6 +597,7 @@ class SuperNNovaPeer:
         class_ids = np.asarray(class_ids, dtype=np.int64)
         class_indices(class_ids)  # fail early on an unknown class
         self.filters = sorted({_FILTER_LETTER[BAND_NAMES[int(b)]] for c in curves for b in np.unique(c.band)})
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         raw = self.work_dir / "raw"
         if raw.exists():
             shutil.rmtree(raw)
