@@ -1,4 +1,4 @@
-"""Temperature scaling (Guo et al. 2017) and the expected calibration error.
+"""Temperature scaling (Guo et al. 2017); its figure of merit, the ECE, is `training.metrics.expected_calibration_error`.
 
 The scorer's outputs are read as likelihoods, so after training the logits are
 divided by one scalar temperature T fitted on held-out data:
@@ -98,44 +98,3 @@ def fit_temperature(logits, targets, *, tol: float = 1e-4, max_iter: int = 100) 
             b = lo + _GOLDEN * (hi - lo)
             fb = nll(b)
     return math.exp(0.5 * (lo + hi))
-
-
-def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
-    """Top-label expected calibration error.
-
-    Samples are binned by confidence (the top probability) into ``n_bins``
-    equal-width bins of (0, 1]; ECE is the sample-weighted mean of
-    ``|accuracy - mean confidence|`` over the bins.
-
-    Parameters
-    ----------
-    probs : (N, C) tensor or array-like
-        Class probabilities, rows summing to 1.
-    targets : (N,) int tensor or array-like
-        True class indices.
-    n_bins : int
-
-    Returns
-    -------
-    float in [0, 1]
-
-    Examples
-    --------
-    Two samples at confidence 0.9 (one right) and two at 0.6 (both right):
-    |0.5 - 0.9| * 2/4 + |1.0 - 0.6| * 2/4 = 0.4.
-
-    >>> p = [[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]]
-    >>> round(expected_calibration_error(p, [0, 1, 1, 1], n_bins=10), 6)
-    0.4
-    """
-    probs, targets = _as_float64(probs), torch.as_tensor(targets).long().cpu()
-    if len(targets) == 0:
-        raise ValueError("expected_calibration_error: no samples")
-    confidence, predicted = probs.max(dim=1)  # (N,), (N,)
-    correct = (predicted == targets).double()  # (N,)
-    # Bin b holds confidences in (b/n, (b+1)/n]; a confidence of exactly 0 cannot occur for a distribution.
-    bins = (torch.ceil(confidence * n_bins).long() - 1).clamp(0, n_bins - 1)  # (N,)
-    count = torch.bincount(bins, minlength=n_bins).double()  # (n_bins,)
-    sum_conf = torch.bincount(bins, weights=confidence, minlength=n_bins)  # (n_bins,)
-    sum_correct = torch.bincount(bins, weights=correct, minlength=n_bins)  # (n_bins,)
-    return float((sum_correct - sum_conf).abs().sum() / len(targets))

@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.calibration import expected_calibration_error, fit_temperature
+from models.calibration import fit_temperature
 from models.encode import Batch, encode
 from models.model import AlertTransformer
 from models.taxonomy import FLARE_INDEX, N_CLASSES, SN_LIKE_INDICES
 from training.datasets import LabeledSet, class_balance_weights
-from training.metrics import average_precision, macro_f1
+from training.metrics import average_precision, expected_calibration_error, macro_f1
 from training.prefixes import first_n_detections, fixed_prefix_batches, prefix_batches
-from training.pretrain import configure_optimizer, get_lr
+from training.pretrain import configure_optimizer, get_lr, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, temperat
         "balanced_nll": float(F.cross_entropy(logits, y, weight=weights)),
         "accuracy": float((predicted == y).float().mean()),
         "macro_f1": macro_f1(y.numpy(), predicted.numpy()),
-        "ece": expected_calibration_error(probs, y),
+        "ece": expected_calibration_error(probs.numpy(), y.numpy()),
         "sn_vs_rest_ap": average_precision(sn.numpy(), probs[:, list(SN_LIKE_INDICES)].sum(-1).numpy()),
         "flare_vs_rest_ap": average_precision((y == FLARE_INDEX).numpy(), probs[:, FLARE_INDEX].numpy()),
     }
@@ -208,11 +208,7 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
                                        scale_jitter_dex=scale_jitter_dex)
         logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
         loss = F.cross_entropy(logits, torch.from_numpy(targets[order]).to(device), weight=class_weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        optimizer_step(model, optimizer, loss, grad_clip)
         if it % log_interval == 0:
             running.append(loss.item())  # .item(): a device sync, only every log_interval steps
             bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}")

@@ -59,6 +59,16 @@ def configure_optimizer(model: torch.nn.Module, learning_rate: float, weight_dec
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
 
 
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   grad_clip: float) -> None:
+    """Backward pass, gradient-norm clipping (when ``grad_clip`` > 0) and one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+
 def device_of(name: str = "auto") -> torch.device:
     """``"auto"``: CUDA if available, else CPU; otherwise the named device."""
     if name == "auto":
@@ -146,11 +156,7 @@ def pretrain(model: AlertTransformer, train_curves: Sequence[LightCurve], val_cu
         share = (n_real / n_real.sum()).tolist()
         loss = sum(w * model.reconstruction_loss(b.to(device), mask_fraction, generator)
                    for w, b in zip(share, chunks))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        optimizer_step(model, optimizer, loss, grad_clip)
         if it % log_interval == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")  # .item(): a device sync, only here
         if (it + 1) % eval_interval == 0 or it == iters - 1:

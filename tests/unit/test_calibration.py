@@ -1,16 +1,15 @@
-"""Tests of models.calibration: temperature fitting and the expected calibration error."""
+"""Temperature fitting (models.calibration) and the expected calibration error it is judged by (training.metrics)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from models.calibration import (
-    MAX_TEMPERATURE, MIN_TEMPERATURE, expected_calibration_error, fit_temperature, temperature_nll,
-)
+from models.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_temperature, temperature_nll
 from models.encode import encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer, ModelConfig
+from training.metrics import expected_calibration_error
 
 
 def _calibrated_logits(n: int, n_classes: int, scale: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
