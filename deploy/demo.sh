@@ -29,6 +29,6 @@ alertformer subscribe --kind classifications --from-beginning --max 2 --idle-tim
 section "follow-up requests (first 5)"
 alertformer subscribe --kind followup --from-beginning --max 5 --idle-timeout-s 5
 section "dead letters"
-python3 -m stream.peek alertformer.deadletter --max 3
+alertformer subscribe --kind deadletter --from-beginning --max 3 --idle-timeout-s 5
 section "monitor (one frame; run 'alertformer monitor' for the live view)"
 alertformer monitor --once --top 5

@@ -26,6 +26,7 @@ Timestamps of classification records (Avro ``timestamp-millis``) are printed
 and compared as ms since the Unix epoch.
 """
 import argparse
+import base64
 import json
 import logging
 import operator
@@ -53,6 +54,7 @@ SCHEMAS = {
     "scored": "alertformer.scored_alert",
     "classifications": "elasticc.v0_9_1.brokerClassification",
     "followup": "alertformer.followup",
+    "deadletter": "alertformer.deadletter",
 }
 CLASS_FIELDS = {"scored": "classProbabilities", "classifications": "classifications"}
 DEFAULT_MIN_PROB = 0.5
@@ -238,9 +240,12 @@ def build_filter(kind: str, where: Sequence[str] = (), class_text: str | None = 
 
 
 def _jsonable(value):
-    """Avro ``timestamp-millis`` values (datetime) back to ms since the epoch, recursively."""
+    """Avro ``timestamp-millis`` values (datetime) back to ms since the epoch, bytes (a dead letter's
+    original message) to base64, recursively."""
     if isinstance(value, datetime):
         return round(value.timestamp() * 1000)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -258,7 +263,7 @@ def record_decoder(kind: str) -> Callable[[bytes], dict]:
         name, record = avro_io.decode(payload)
         if name != schema:
             raise BadPacket(f"an {name} record, not {schema}")
-        return record
+        return _jsonable(record)
 
     return decode
 
@@ -339,7 +344,7 @@ def subscribe(consumer: Consumer, decode: Callable[[bytes], dict], keep: Callabl
 def cmd_subscribe(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     topics_by_kind = {"scored": config.topics.scored, "classifications": config.topics.classifications,
-                      "followup": config.topics.followup}
+                      "followup": config.topics.followup, "deadletter": config.topics.deadletter}
     kind = args.kind or next((k for k, t in topics_by_kind.items() if t == args.topic), "scored")
     topic = args.topic or topics_by_kind[kind]
     keep = build_filter(kind, args.where, args.class_text, args.min_prob, args.cone)

@@ -196,3 +196,19 @@ def test_cli_options_parse():
     assert parser.parse_args(["subscribe"]).offset_reset == "latest"
     with pytest.raises(SystemExit):
         parser.parse_args(["subscribe", "--from-beginning", "--latest"])
+
+
+def test_dead_letter_records_print_with_the_original_bytes_in_base64():
+    import base64
+    import json
+
+    from stream import avro_io
+    from stream.subscribe import build_filter, record_decoder
+
+    record = {"payload": b"\x00bad", "key": None, "topic": "alerts", "partition": 1, "offset": 7,
+              "kafkaTimestampMs": 1, "reason": "truncated", "errorType": "BadPacket", "deadLetteredAtMs": 2,
+              "alertformerVersion": "0.1.0"}
+    decoded = record_decoder("deadletter")(avro_io.encode("alertformer.deadletter", record))
+    assert base64.b64decode(decoded["payload"]) == b"\x00bad" and decoded["reason"] == "truncated"
+    assert build_filter("deadletter", ["offset>=7"])(decoded)
+    json.dumps(decoded)
