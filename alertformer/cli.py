@@ -8,14 +8,10 @@ import uuid
 
 from models.checkpoint import CheckpointMismatch
 from models.registry import RegistryError
+from stream.config import add_config_argument
 from stream.errors import AlertformerError, Fatal
 
 log = logging.getLogger("alertformer")
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
-                        "ALERTFORMER_SECTION__KEY environment variables override it")
 
 
 def cmd_replay(args) -> int:
@@ -93,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Produce alert packets (Avro container files such as ZTF's, the Rubin sample "
                                    "Parquet re-encoded in the Confluent wire format, directories of packets) into a "
                                    "topic, keyed by object id.")
-    _add_config(p)
+    add_config_argument(p)
     p.add_argument("sources", nargs="+", help="files or directories of alert packets")
     p.add_argument("--topic", help="target topic (default: the first input topic of the config)")
     p.add_argument("--rate", type=float, default=0.0, help="alerts/s; 0 = as fast as possible (default)")
@@ -110,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Consume the configured input topics as a consumer-group member, decode every alert "
                                    "and print one JSON line per alert; undecodable messages go to the dead-letter topic "
                                    "in the same transaction as the consumer offsets.")
-    _add_config(p)
+    add_config_argument(p)
     p.add_argument("--group", help="consumer group id (default: a new one, reading from the start)")
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
@@ -122,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "one forward pass, produce scored alerts, ELAsTiCC2 classifications and follow-up "
                                    "requests in one Kafka transaction with the consumer offsets, then update Redis. "
                                    "SIGTERM finishes the batch, commits and leaves the group.")
-    _add_config(p)
+    add_config_argument(p)
     p.add_argument("--checkpoint", help="model checkpoint (default: scoring.checkpoint, then the shipped model)")
     p.add_argument("--instance-id", help="stable id of this process (default: scoring.instance_id, then the host name)")
     p.add_argument("--max-messages", type=int, help="stop after this many messages")

@@ -187,6 +187,12 @@ class StreamConfig(BaseSettings):
         return dumped
 
 
+def add_config_argument(parser) -> None:
+    """The ``--config`` option every service command shares."""
+    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
+                        "ALERTFORMER_SECTION__KEY environment variables override it")
+
+
 def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamConfig:
     """Read the configuration from `path` (or ``$ALERTFORMER_CONFIG``) and the environment.
 

@@ -7,7 +7,7 @@ import json
 import redis
 
 from models.registry import ModelRegistry
-from stream.config import load_config
+from stream.config import add_config_argument, load_config
 from stream.errors import ConfigError
 from stream.hotswap import announce
 from stream.keys import Keys
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="the model registry: list, show, promote, rollback, import",
                        description="Inspect and change the model registry (registry.path). promote and rollback "
                                    "announce the new champion; running scorers swap to it between two batches.")
-    p.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG)")
+    add_config_argument(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="every version, * marks the champion")
     show = actions.add_parser("show", help="one version's metadata (default: the champion)")

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import redis
 
 from models.taxonomy import ID_TO_NAME
-from stream.config import load_config
+from stream.config import add_config_argument, load_config
 from stream.keys import Keys
 
 STALE_AFTER_S = 30.0  # a consumer whose last heartbeat is older than this is marked STALE
@@ -239,8 +239,7 @@ def add_parser(subparsers) -> None:
                     "lag, dead letters, aborted transactions, Redis outages, model version and heartbeat age "
                     f"(STALE after {STALE_AFTER_S:.0f} s); the champion model version; the top candidates by "
                     "sn_likelihood and by flare_likelihood with their latest scores. Ctrl-C quits.")
-    p.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
-                   "ALERTFORMER_SECTION__KEY environment variables override it")
+    add_config_argument(p)
     p.add_argument("--interval-s", type=_positive(float), default=2.0, help="seconds between refreshes (default 2)")
     p.add_argument("--once", action="store_true",
                    help="print one frame without terminal codes and exit (1 if Redis cannot be reached)")

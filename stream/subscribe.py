@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from models.taxonomy import CLASS_IDS, ID_TO_NAME
 from stream import avro_io
-from stream.config import SkyRegion, load_config
+from stream.config import SkyRegion, add_config_argument, load_config
 from stream.errors import BadPacket, ConfigError
 from stream.kafka_io import make_consumer
 from stream.rules import in_region
@@ -382,8 +382,7 @@ def add_parser(subparsers) -> None:
                     "committed transactions), decode each record, keep those that pass every filter and print "
                     "them as JSON lines. Examples: --where 'sn_likelihood>0.8' --where 'n_visits>=3'; "
                     "--kind classifications --class Ia --min-prob 0.7; --kind followup --cone 150.1,2.2,1.5.")
-    p.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
-                   "ALERTFORMER_SECTION__KEY environment variables override it")
+    add_config_argument(p)
     p.add_argument("--kind", choices=list(SCHEMAS),
                    help="record kind (default: the kind of --topic if it is a configured output topic, else scored)")
     p.add_argument("--topic", help="topic to read (default: the configured topic of --kind)")

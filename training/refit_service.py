@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.registry import ModelRegistry
-from stream.config import StreamConfig
+from stream.config import StreamConfig, add_config_argument
 from stream.deadletter import dead_letter
 from stream.errors import BadPacket, ConfigError
 from stream.history import HistoryStore
@@ -230,7 +230,7 @@ def add_parser(sub) -> None:
                                    "trainer.retrain_every_labels labels (or retrain_every_hours) fine-tune a challenger "
                                    "from the champion (full or LoRA), evaluate both on a fixed holdout, and promote the "
                                    "challenger only if it wins by trainer.margin on trainer.metric. Needs registry.path.")
-    p.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG)")
+    add_config_argument(p)
     p.add_argument("--max-rounds", type=int, help="stop after this many retraining decisions")
     p.add_argument("--timeout-s", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_trainer)
