@@ -1,11 +1,24 @@
 """`encode`: the one way photometry becomes model input, for training and serving alike.
 
 One token per photometric point (detection, forced photometry or upper limit),
-the most recent ``max_visits`` points of each curve, **left-aligned**: real
-tokens fill positions ``0..n-1`` in time order, padding follows, up to the
-longest window in the batch (so L <= ``max_visits``: a batch of young objects
-costs a fraction of a full one; the model's output does not depend on
-padding). Per token:
+at most ``max_visits`` points of each curve (the window, see `window_indices`),
+**left-aligned**: real tokens fill positions ``0..n-1`` in time order, padding
+follows, up to the longest window in the batch (so L <= ``max_visits``: a batch
+of young objects costs a fraction of a full one; the model's output does not
+depend on padding).
+
+The window keeps the event, not the most recent points: a Rubin alert carries up
+to a year of forced photometry, and the last ``max_visits`` points of an old
+supernova are flat noise long after it faded. So a curve with more points than
+``max_visits`` keeps
+
+- every detection, or ``max_visits`` of them evenly spaced in rank (first and
+  last included) when there are more;
+- then, in the slots left, the non-detections nearest in time to a detection
+  (the pre-explosion baseline and the decline beyond the last detection);
+- and, with no detection at all, its most recent points.
+
+Per token:
 
 ========  =====================================================================
 index     feature
@@ -44,7 +57,7 @@ import torch
 from models.bands import BAND_WAVELENGTH_NM
 from models.lightcurve import LightCurve
 
-ENCODING_VERSION = "tokens-asinh-mederr-wavelength-1"
+ENCODING_VERSION = "tokens-asinh-mederr-wavelength-eventwindow-2"
 MAX_VISITS = 64  # default window L; the checkpoint's ModelConfig.max_visits is what serving uses
 FEATURE_NAMES: tuple[str, ...] = ("flux", "err", "det", "wl", "scale")
 N_FEATURES = len(FEATURE_NAMES)
@@ -99,7 +112,7 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
         Time-sorted photometry (flux in nJy, time in MJD TAI), as built by
         `LightCurve.from_arrays`. None may be empty.
     max_visits : int
-        Window length: each curve keeps its most recent ``max_visits`` points.
+        Window length: each curve keeps at most ``max_visits`` points (`window_indices`).
         The output is padded to L = the longest kept window, at most ``max_visits``.
     now_mjd_tai : float or (B,) array-like of float, optional
         Encode each curve as it was known at this time (MJD TAI): points
@@ -148,21 +161,20 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
                 f"encode: light curve {int(np.argmax(counts == 0))} of the batch has no point "
                 "at or before now_mjd_tai")
         ends = offsets + counts
-    starts = np.maximum(offsets, ends - max_visits)  # (B,)
-    n_tokens = ends - starts  # (B,) in 1..max_visits
+    det = np.concatenate([c.is_detection for c in curves])  # (N,) bool
+    src, n_tokens = window_indices(mjd, det, offsets, ends - offsets, max_visits)  # (T,), (B,)
     width = int(n_tokens.max())  # L
 
-    # Flat indices of the kept points: token j of curve b is point starts[b] + j.
+    # Token j of curve b is point src[first_token[b] + j].
     first_token = np.cumsum(n_tokens) - n_tokens  # (B,) position of each curve's first kept token
     row = np.repeat(np.arange(n_curves), n_tokens)  # (T,) T = total kept tokens
     col = np.arange(row.size) - np.repeat(first_token, n_tokens)  # (T,)
-    src = np.repeat(starts, n_tokens) + col  # (T,)
 
     mjd = mjd[src]  # (T,) float64
+    det = det[src]  # (T,) bool
     band = np.concatenate([c.band for c in curves])[src]  # (T,) int8
     flux = np.concatenate([c.flux_njy for c in curves])[src].astype(np.float64)  # (T,)
     err = np.concatenate([c.flux_err_njy for c in curves])[src].astype(np.float64)  # (T,)
-    det = np.concatenate([c.is_detection for c in curves])[src]  # (T,) bool
 
     # Reference time: first detection in the window, else its first point (curves are time-sorted).
     t_ref = np.minimum.reduceat(np.where(det, mjd, np.inf), first_token)  # (B,)
@@ -189,6 +201,71 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
     mask = np.zeros((n_curves, width), dtype=np.bool_)  # (B, L)
     mask[row, col] = True
     return Batch(torch.from_numpy(features), torch.from_numpy(dt), torch.from_numpy(mask))
+
+
+def window_indices(mjd_tai: np.ndarray, is_detection: np.ndarray, offsets: np.ndarray, counts: np.ndarray,
+                   max_visits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which points of each curve the model sees: the event window of the module docstring.
+
+    Parameters
+    ----------
+    mjd_tai : (N,) float64
+        Times of all curves' points, concatenated; each curve sorted in time.
+    is_detection : (N,) bool
+    offsets, counts : (B,) int64
+        Curve b uses points ``offsets[b] .. offsets[b] + counts[b] - 1`` (counts >= 1);
+        later points of it are ignored.
+    max_visits : int
+        At most this many points per curve.
+
+    Returns
+    -------
+    src : (T,) int64
+        Flat indices of the kept points, curve by curve, in time order within a curve.
+    n_kept : (B,) int64
+        ``min(counts, max_visits)``: points kept per curve.
+
+    Examples
+    --------
+    >>> t = np.arange(8.0)
+    >>> det = np.array([0, 0, 0, 1, 1, 0, 0, 0], bool)
+    >>> src, n = window_indices(t, det, np.array([0]), np.array([8]), 4)
+    >>> src.tolist(), n.tolist()
+    ([2, 3, 4, 5], [4])
+    """
+    n_kept = np.minimum(counts, max_visits)  # (B,)
+    if np.all(counts <= max_visits):  # nothing to choose: every point, in place
+        first = np.cumsum(n_kept) - n_kept
+        return np.repeat(offsets - first, n_kept) + np.arange(int(n_kept.sum())), n_kept
+    curve = np.repeat(np.arange(counts.size), counts)  # (M,) M = points in use
+    first_in_use = np.repeat(np.cumsum(counts) - counts, counts)  # (M,)
+    point = np.arange(counts.sum()) - first_in_use + np.repeat(offsets, counts)  # (M,) flat index
+    t, det = mjd_tai[point], is_detection[point]  # (M,)
+
+    n_det = np.bincount(curve, weights=det, minlength=counts.size).astype(np.int64)  # (B,)
+    det_rank = np.cumsum(det) - 1 - np.repeat(np.cumsum(n_det) - n_det, counts)  # (M,) rank among the curve's detections
+    # Evenly spaced detections when there are more than max_visits: ranks round(j * step), j = 0..max_visits-1.
+    if max_visits == 1:
+        spaced = det_rank == n_det[curve] - 1  # the last detection
+    else:
+        step = np.where(n_det > max_visits, (n_det - 1) / (max_visits - 1), 1.0)[curve]  # (M,) >= 1
+        j_low = np.floor(det_rank / step)
+        spaced = (np.rint(j_low * step) == det_rank) | (np.rint((j_low + 1) * step) == det_rank)
+    keep_det = det & ((n_det[curve] <= max_visits) | spaced)
+
+    # Non-detections by distance to the nearest detection of the same curve; curves are shifted
+    # far apart in time so a running max/min never reaches into a neighbour.
+    shifted = t + curve * 1e6  # (M,) days; curves' spans are far below 1e6 d
+    prev_det = np.maximum.accumulate(np.where(det, shifted, -np.inf))
+    next_det = np.minimum.accumulate(np.where(det, shifted, np.inf)[::-1])[::-1]
+    gap_days = np.minimum(shifted - prev_det, next_det - shifted)  # (M,) inf-free where the curve has a detection
+    recency_days = (t[np.cumsum(counts) - 1])[curve] - t  # (M,) for curves without any detection
+    key = np.where(n_det[curve] > 0, gap_days, recency_days)  # (M,) smaller is kept first
+    key = np.where(det, np.where(keep_det, -1.0, np.inf), key)
+
+    order = np.lexsort((key, curve))  # (M,) grouped by curve, best first
+    chosen = order[np.arange(order.size) - first_in_use < np.repeat(n_kept, counts)]  # (T,) positions in the in-use arrays
+    return np.sort(point[chosen]), n_kept
 
 
 @dataclass(frozen=True)

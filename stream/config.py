@@ -17,6 +17,9 @@ from stream.errors import ConfigError
 _SECRET_WORDS = ("password", "secret", "key", "token")
 
 AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
+# KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
+_CONSUMER_SETTINGS = {"consumer_queue_kbytes": "queued.max.messages.kbytes",
+                      "consumer_fetch_backoff_ms": "fetch.queue.backoff.ms"}
 
 
 class _Section(BaseModel):
@@ -31,6 +34,16 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    consumer_queue_kbytes: int = Field(
+        262_144, ge=1, le=2_097_151,
+        description="librdkafka queued.max.messages.kbytes: prefetched messages a consumer holds, kB. 256 MB holds "
+                    "~1,900 Rubin alerts of ~135 kB, so a scoring.batch_size of 1000 fills from memory; librdkafka's "
+                    "64 MB held ~480, so batches came up short and consume waited on fetches")
+    consumer_fetch_backoff_ms: int = Field(
+        50, ge=0, le=300_000,
+        description="librdkafka fetch.queue.backoff.ms: once the prefetch queue is full, fetch again after this "
+                    "long. librdkafka's 1000 ms left the queue short after each batch was taken, so consume waited "
+                    "out scoring.batch_timeout_ms for a partial batch")
     extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -39,6 +52,13 @@ class KafkaSettings(_Section):
             missing = [f for f in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"security_protocol {self.security_protocol} needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _consumer_settings_not_in_extra(self):
+        for field, name in _CONSUMER_SETTINGS.items():
+            if name in self.extra:
+                raise ValueError(f"extra: set {name} with kafka.{field}")
         return self
 
     def client_config(self) -> dict[str, str]:
@@ -51,6 +71,10 @@ class KafkaSettings(_Section):
                 "sasl.password": self.sasl_password.get_secret_value(),
             }
         return conf | self.extra
+
+    def consumer_config(self) -> dict[str, int]:
+        """librdkafka settings of consumers only (a producer would warn about them)."""
+        return {name: getattr(self, field) for field, name in _CONSUMER_SETTINGS.items()}
 
 
 class RedisSettings(_Section):
@@ -125,9 +149,21 @@ class ScoringSettings(_Section):
     checkpoint: str | None = Field(None, description="serve this checkpoint and never swap; default: the "
                                    "registry's champion, else the shipped model")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = Field(1000, ge=1, description="messages per batch (one transaction, one forward pass)")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU; int8: dynamic quantisation of the linear "
+                            "layers (CPU only, models.quantize); bf16: CUDA only")
+    torch_threads: int = Field(
+        1, ge=0, description="torch intra-op threads of the scorer process, set at start-up; 0 = torch's default "
+                             "(one per core). 1 leaves the other cores to librdkafka, decoding and Redis; see the "
+                             "README's Performance section")
+    forward_chunk_curves: int | None = Field(
+        None, ge=1, description="curves per forward call: a batch is sorted by window length and scored in chunks "
+                                "of this many (less padding; small chunks stay in CPU caches). Default: 64 on CPU, "
+                                "the whole batch on CUDA")
+    batch_size: int = Field(1000, ge=1, description="messages per batch (one transaction)")
     batch_timeout_ms: int = Field(200, ge=1, description="wait at most this long to fill a batch")
-    max_visits: int = Field(64, ge=1, description="most recent points per window")
+    max_visits: int = Field(64, ge=1, description="points per window: the detections, then the non-detections "
+                            "nearest them (models.encode.window_indices)")
     history_ttl_s: int = Field(400 * 86400, ge=1, description="Redis light curves and scores expire after this")
     top_n: int = Field(1000, ge=1, description="length of the top-candidate sorted sets")
 

@@ -17,6 +17,7 @@ import redis
 
 from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
+from stream.config import ScoringSettings
 from stream.keys import Keys
 from stream.score import Scorer
 
@@ -37,10 +38,10 @@ def announce(client: redis.Redis, keys: Keys, version: str) -> None:
 
 
 class ChampionWatcher:
-    def __init__(self, registry: ModelRegistry, client: redis.Redis, keys: Keys, device: str, max_visits: int,
+    def __init__(self, registry: ModelRegistry, client: redis.Redis, keys: Keys, scoring: ScoringSettings,
                  serving_version: str, poll_interval_s: float):
         self.registry, self.client, self.keys = registry, client, keys
-        self.device, self.max_visits, self.poll_interval_s = device, max_visits, poll_interval_s
+        self.scoring, self.poll_interval_s = scoring, poll_interval_s
         self._target = serving_version
         self._ready: Scorer | None = None
         self._lock = threading.Lock()
@@ -85,7 +86,7 @@ class ChampionWatcher:
         t0 = time.perf_counter()
         try:
             info = self.registry.get(champion)
-            scorer = Scorer.from_file(info.checkpoint, champion, self.device, self.max_visits)
+            scorer = Scorer.from_file(info.checkpoint, champion, self.scoring)
         except (RegistryError, CheckpointMismatch, OSError) as err:
             log.error("cannot load champion version=%s error=%s; keeping the current model", champion, err)
             return

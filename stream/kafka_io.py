@@ -37,9 +37,10 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
     upstream transactional producers. Membership is dynamic: a member that closes
     leaves the group at once (SIGTERM, scale-down); a crashed one is noticed after
     `SESSION_TIMEOUT_MS`. (Static membership, KIP-345, would make restarts instant but
-    keeps a stopped member's partitions idle until its session times out.)
+    keeps a stopped member's partitions idle until its session times out.) The prefetch
+    queue's size and refill are `KafkaSettings.consumer_config`.
     """
-    conf = kafka.client_config() | {
+    conf = kafka.client_config() | kafka.consumer_config() | {
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",

@@ -1,9 +1,10 @@
 """`alertformer run`: the scoring service, wired from the configuration.
 
-Per batch: decode (bad → dead letter) → window with the stored history → one
-forward pass → follow-up rules and journal → scored-alert, classification and
-follow-up records, produced in the batch's Kafka transaction with the consumer
-offsets → after the commit, Redis state and the optional webhook.
+Per batch: decode (bad → dead letter) → window with the stored history → scores
+(`Scorer.score`: forward passes over length-sorted chunks) → follow-up rules and
+journal → scored-alert, classification and follow-up records, produced in the
+batch's Kafka transaction with the consumer offsets → after the commit, Redis
+state and the optional webhook.
 """
 import logging
 import socket
@@ -28,7 +29,7 @@ from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.loop import Output, TransactionalLoop
 from stream.publish import scored_batch, scored_outputs
-from stream.score import Scorer
+from stream.score import Scorer, set_torch_threads
 from stream.state import StateWriter
 from stream.window import build_windows
 
@@ -52,6 +53,7 @@ class ScoringService:
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
                                  scoring.top_n)
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter)
+        set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
         registry = ModelRegistry(config.registry.path) if config.registry.path else None
         self.scorer = scorer or self._initial_scorer(registry)
         self.journal = FollowupJournal(self.redis, keys, scoring.history_ttl_s)
@@ -60,8 +62,8 @@ class ScoringService:
                         if followup.webhook_url else None)
         self.watcher = None
         if registry is not None and not scoring.checkpoint:
-            self.watcher = ChampionWatcher(registry, self.redis, keys, scoring.device, scoring.max_visits,
-                                           self.scorer.version, config.registry.poll_interval_s).start()
+            self.watcher = ChampionWatcher(registry, self.redis, keys, scoring, self.scorer.version,
+                                           config.registry.poll_interval_s).start()
         transactional_id = f"{scoring.group_id}-{self.instance_id}"
         self.loop = TransactionalLoop(
             make_consumer(config.kafka, scoring.group_id),
@@ -78,9 +80,9 @@ class ScoringService:
         scoring = self.config.scoring
         champion = registry.champion() if registry is not None and not scoring.checkpoint else None
         if champion is None:
-            return Scorer.from_checkpoint(scoring.checkpoint, scoring.device, scoring.max_visits)
+            return Scorer.from_checkpoint(scoring.checkpoint, scoring)
         try:
-            return Scorer.from_file(registry.get(champion).checkpoint, champion, scoring.device, scoring.max_visits)
+            return Scorer.from_file(registry.get(champion).checkpoint, champion, scoring)
         except (RegistryError, CheckpointMismatch) as err:
             raise ConfigError(f"registry.path: champion {champion} cannot be served: {err}") from None
 

@@ -8,10 +8,13 @@ For the checkpoint and each requested peer (`training.peers`), on
 3. ``ztf-bts``: the held-out real ZTF Bright Transient Survey test split
    (`training.datasets.ztf_bts("test")`, a fixed holdout);
 
-each cut to what the stream knew at N_det = 1, 2, 3, 5, 10 detections and at
-the whole curve (`training.prefixes.first_n_detections`; a curve with fewer
-than N detections is skipped and counted), and at 1, 3, 7, 14 and 30 days
-after the first detection (`days_after_first_detection`), the report gives
+each cut to what the stream knew at N_det = 1, 2, 3, 5, 10 and all detections
+(`training.prefixes.first_n_detections`: the curve as of the alert its N-th
+detection triggered, so "all" ends at the last detection; a curve with fewer
+than N detections is skipped and counted), at the whole simulated curve
+("whole": with the forced photometry after the last detection, which no alert
+carries), and at 1, 3, 7, 14 and 30 days after the first detection
+(`days_after_first_detection`), the report gives
 macro-F1, per-class precision and recall, the confusion matrix,
 SN-vs-rest and flare-vs-rest ROC-AUC and PR-AUC (scored with ``sn_likelihood``
 and ``flare_likelihood``), top-label ECE with reliability bins, and light
@@ -61,14 +64,15 @@ PEER_CHOICES = ("features", "supernnova", "none", "all")
 DEFAULT_N_TEST = 2000  # per simulated test set (~180 per class when balanced)
 DEFAULT_N_TRAIN_PEERS = 5000  # simulated train curves per survey for each peer
 DEFAULT_DROP_NONDETECTIONS_PROB = 0.2  # training.train's default, used if the checkpoint does not say
-HEADLINE_CUTS = ("n_det=1", "n_det=2", "n_det=3", "n_det=all")
+WHOLE_CURVE = "whole"  # every point, also forced photometry after the last detection
+HEADLINE_CUTS = ("n_det=1", "n_det=2", "n_det=3", "n_det=all", WHOLE_CURVE)
 QUICK = {"n_test": 44, "n_train_peers": 110, "n_bts_test": 30, "n_bts_train": 40, "feature_fit": "lmsder",
          "feature_max_iter": 20, "snn_epochs": 2}
 
 
 def condition_names() -> list[str]:
-    """Names of the prefix conditions, in report order: ``n_det=1`` .. ``n_det=all``, ``days=1`` .. ``days=30``."""
-    return [f"n_det={n}" for n in N_DET_CUTS] + [f"days={d:g}" for d in DAY_CUTS]
+    """Names of the prefix conditions, in report order: ``n_det=1`` .. ``n_det=all``, ``whole``, ``days=1`` .. ``days=30``."""
+    return [f"n_det={n}" for n in N_DET_CUTS] + [WHOLE_CURVE] + [f"days={d:g}" for d in DAY_CUTS]
 
 
 def cut_curves(curves: Sequence[LightCurve]) -> dict[str, np.ndarray | list]:
@@ -85,9 +89,12 @@ def cut_curves(curves: Sequence[LightCurve]) -> dict[str, np.ndarray | list]:
 
     out = {}
     for name in condition_names():
-        kind, value = name.split("=")
-        if kind == "n_det":
-            cut = [c if value == "all" else first_n_detections(c, int(value)) for c in curves]
+        kind, _, value = name.partition("=")
+        if kind == WHOLE_CURVE:
+            cut = list(curves)
+        elif kind == "n_det":
+            cut = [first_n_detections(c, max(int(c.is_detection.sum()), 1) if value == "all" else int(value))
+                   for c in curves]
         else:
             cut = [days_after_first_detection(c, float(value)) for c in curves]
         kept = np.array([i for i, c in enumerate(cut) if c is not None and len(c)], dtype=np.int64)
@@ -265,7 +272,8 @@ def _json_safe(x):
 def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int = DEFAULT_N_TEST,
              n_train_peers: int = DEFAULT_N_TRAIN_PEERS, peers: str = "all", seed: int = 0, quick: bool = False,
              test_sets: Sequence[str] = TEST_SETS, device: str = "auto", data_dir=None,
-             peer_cache=None, threads: int = 1, progress: bool = True, figures: bool = True) -> dict:
+             peer_cache=None, threads: int = 1, progress: bool = True, figures: bool = True,
+             quantize: str = "none") -> dict:
     """Evaluate the checkpoint and its peers; write ``report.json`` and figures to ``out_dir``.
 
     Parameters
@@ -302,6 +310,9 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
         Progress bars on stderr.
     figures : bool
         Write the PNG figures.
+    quantize : {"none", "int8"}
+        int8: evaluate the transformer after `models.quantize.quantize_int8` (CPU), as
+        ``scoring.precision = "int8"`` serves it.
 
     Returns
     -------
@@ -311,9 +322,12 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     import torch
 
     from models.checkpoint import load_checkpoint
+    from models.quantize import quantize_int8
 
     if peers not in PEER_CHOICES:
         raise ValueError(f"peers={peers!r}: expected one of {PEER_CHOICES}")
+    if quantize not in ("none", "int8"):
+        raise ValueError(f"quantize={quantize!r}: expected 'none' or 'int8'")
     unknown = set(test_sets) - set(TEST_SETS)
     if unknown:
         raise ValueError(f"unknown test set(s) {sorted(unknown)}; known: {TEST_SETS}")
@@ -328,7 +342,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     torch_threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     model, meta = load_checkpoint(checkpoint, map_location=device)
-    scorer = TransformerScorer(model)
+    scorer = TransformerScorer(quantize_int8(model) if quantize == "int8" else model)
     drop_prob = float(meta.get("train_config", {}).get("drop_nondetections_prob", DEFAULT_DROP_NONDETECTIONS_PROB))
 
     sets, missing = load_test_sets(test_sets, n_test, seed, n_bts=QUICK["n_bts_test"] if quick else None,
@@ -393,7 +407,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
                        "data": meta.get("data")},
         "config": {"n_test": n_test, "n_train_peers": n_train_peers, "peers": peers, "seed": seed, "quick": quick,
                    "peer_cache": str(peer_cache) if peer_cache else None,
-                   "device": device, "threads": threads, "conditions": condition_names(), "ece_bins": ECE_BINS,
+                   "device": device, "threads": threads, "quantize": quantize,
+                   "conditions": condition_names(), "ece_bins": ECE_BINS,
                    "peer_drop_nondetections_prob": drop_prob},
         "conventions": {
             "macro_f1": "mean F1 over the classes present in the test set's truth",
@@ -435,7 +450,7 @@ def _throughput(results: dict) -> dict:
                     t = totals.setdefault(model, [0, 0.0, 0, 0.0])
                     t[0] += rep["n"]
                     t[1] += rep["seconds"]
-                    if cond == "n_det=all":
+                    if cond == WHOLE_CURVE:
                         t[2] += rep["n"]
                         t[3] += rep["seconds"]
     return {model: {"curves": n, "seconds": s, "curves_per_s": n / s if s else None,
@@ -633,6 +648,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="seed of test sets, peer training sets and peers (default: %(default)s)")
     p.add_argument("--device", default="auto",
                    help="transformer device: auto (CUDA if available), cpu or cuda (default: %(default)s)")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="int8: evaluate the transformer with its linear layers dynamically quantised to int8 (CPU), "
+                        "as scoring.precision = int8 serves it (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads of every model, so light curves/s compare per core (default: %(default)s)")
     p.add_argument("--data-dir", help="shared data directory holding labeled/ (default: "
@@ -674,7 +692,7 @@ def cmd_evaluate(args) -> int:
                       peers=args.peers, seed=args.seed, quick=args.quick, test_sets=args.test_sets,
                       device=args.device, data_dir=args.data_dir, peer_cache=args.peer_cache, threads=args.threads,
                       progress=not args.quiet,
-                      figures=not args.no_figures)
+                      figures=not args.no_figures, quantize=args.quantize)
     print(format_headline(report))
     print(f"report: {Path(args.out) / 'report.json'}; figures: {', '.join(report.get('figures', []))}")
     return 0

@@ -115,21 +115,27 @@ def selection_loss(model: AlertTransformer, eval_sets: Sequence[EvalSet], device
 
 
 # --- training ------------------------------------------------------------------------
-def batch_class_weights(train: LabeledSet, replay: LabeledSet | None, replay_fraction: float,
-                        max_ratio: float | None) -> np.ndarray:
-    """(C,) inverse-frequency loss weights for batches drawn ``replay_fraction`` from ``replay``, the rest
-    from ``train`` (`class_balance_weights` of the expected batch mix)."""
-    if replay is None or replay_fraction <= 0:
-        return class_balance_weights(train.class_ids, max_ratio)
-    freq = np.zeros(N_CLASSES)
-    for lset, share in ((train, 1.0 - replay_fraction), (replay, replay_fraction)):
-        freq += share * np.bincount(lset.targets, minlength=N_CLASSES) / len(lset)
-    present = freq > 0
-    weights = np.zeros(N_CLASSES)
-    weights[present] = 1.0 / (present.sum() * freq[present])
-    if max_ratio is not None:
-        weights[present] = np.minimum(weights[present], max_ratio * weights[present].min())
-    return weights.astype(np.float32)
+def source_class_weights(train: LabeledSet, replay: LabeledSet | None, max_ratio: float | None) -> np.ndarray:
+    """(S, C) loss weights per source (row 0 ``train``, row 1 ``replay`` if given): each source class-balanced alone.
+
+    Balancing each source on its own, not the pooled batch, matters when the
+    sources disagree on the prior: pooled weights from a real set that is 75 % SN Ia
+    would also down-weight the simulated SNe Ia in the replay, and a model then
+    learns to call every simulated SN Ia-like curve an Ib/c. Each row's weights average
+    to 1 over its source's curves, so sources count by their share of the batch.
+    """
+    return np.stack([class_balance_weights(lset.class_ids, max_ratio)
+                     for lset in (train, replay) if lset is not None])
+
+
+def weighted_cross_entropy(logits: torch.Tensor, targets: np.ndarray, sample_weights: np.ndarray | None,
+                           device: torch.device) -> torch.Tensor:
+    """``sum_i w_i NLL_i / sum_i w_i`` (`F.cross_entropy` with ``weight=`` when w depends on the class only)."""
+    y = torch.from_numpy(targets).to(device)
+    if sample_weights is None:
+        return F.cross_entropy(logits, y)
+    w = torch.from_numpy(sample_weights.astype(np.float32)).to(device)  # (B,)
+    return (w * F.cross_entropy(logits, y, reduction="none")).sum() / w.sum()
 
 
 def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[EvalSet], *, device: torch.device,
@@ -155,7 +161,8 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
         Prefix augmentation (`training.prefixes.prefix_batch`).
     seed : int
     class_weighting : {"balanced", "none"}
-        Inverse-frequency class weights of the expected batch mix (`batch_class_weights`), or none.
+        Inverse-frequency class weights, each source (``train``, ``replay``) on its own
+        (`source_class_weights`), or none.
     class_weight_max_ratio : float, optional
         Clip the largest weight to this multiple of the smallest.
     replay : LabeledSet, optional
@@ -183,9 +190,8 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
     rng = np.random.default_rng(seed)
     max_visits = model.config.max_visits
     n_replay = int(round(replay_fraction * batch_size)) if replay is not None else 0
-    weights_np = (batch_class_weights(train, replay, replay_fraction if n_replay else 0.0, class_weight_max_ratio)
-                  if class_weighting == "balanced" else None)
-    class_weights = None if weights_np is None else torch.from_numpy(weights_np).to(device)
+    weights_np = (source_class_weights(train, replay if n_replay else None, class_weight_max_ratio)
+                  if class_weighting == "balanced" else None)  # (S, C)
     train_targets, replay_targets = train.targets, (replay.targets if replay is not None else None)
     optimizer = configure_optimizer(model, learning_rate, weight_decay)
     history, best = [], {"loss": math.inf, "iter": 0, "state": None, "metrics": None}
@@ -199,15 +205,18 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
         idx = rng.integers(0, len(train), batch_size - n_replay)
         curves = [train.curves[i] for i in idx]
         targets = train_targets[idx]
+        source = np.zeros(batch_size, dtype=np.int64)  # (B,) 0 = train, 1 = replay
         if n_replay:
             ridx = rng.integers(0, len(replay), n_replay)
             curves += [replay.curves[i] for i in ridx]
             targets = np.concatenate([targets, replay_targets[ridx]])
+            source[batch_size - n_replay:] = 1
         chunks, order = prefix_batches(curves, rng, max_visits, n_chunks=n_chunks, scheme=scheme,
                                        drop_nondetections_prob=drop_nondetections_prob,
                                        scale_jitter_dex=scale_jitter_dex)
         logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
-        loss = F.cross_entropy(logits, torch.from_numpy(targets[order]).to(device), weight=class_weights)
+        loss = weighted_cross_entropy(logits, targets[order], None if weights_np is None
+                                      else weights_np[source[order], targets[order]], device)
         optimizer_step(model, optimizer, loss, grad_clip)
         if it % log_interval == 0:
             running.append(loss.item())  # .item(): a device sync, only every log_interval steps
@@ -233,7 +242,7 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
         model.load_state_dict(best["state"])
     return {"history": history, "best_iter": best["iter"], "best_selection_loss": best["loss"],
             "best_metrics": best["metrics"], "iters_run": it + 1 if iters else 0,
-            "class_weights": None if weights_np is None else weights_np.tolist(),
+            "class_weights": None if weights_np is None else dict(zip(("train", "replay"), weights_np.tolist())),
             "wall_s": time.perf_counter() - start_s}
 
 

@@ -79,7 +79,7 @@ mask_fraction = 0.15
 pretrain_eval_interval = 200
 pretrain_eval_curves = 1000
 # stage 2: fine-tuning on simulations
-finetune_iters = 4500
+finetune_iters = 6000
 finetune_batch_size = 128
 finetune_lr = 1e-3
 finetune_min_lr = 5e-5

@@ -5,7 +5,9 @@ Everything is measured in the same run, on the same messages, broker, Redis and 
 
 1. limits, each stage alone: raw Kafka consume (librdkafka, nothing decoded), decoding
    (fastavro, and the batch Rubin decoder), the model's forward pass (light curves/s,
-   batch sizes 1 to 4096);
+   batch sizes 1 to 4096) at the served precision and at the other one of the device
+   (CPU: fp32 and int8; CUDA: bf16 and fp32) and with another torch thread count, and
+   `Scorer.score` on a batch of ``scoring.batch_size`` curves in chunks of several sizes;
 2. the pipeline (`alertformer run`'s `ScoringService`, in its own process): sustained
    alerts/s on a backlog, latency percentiles at a steady rate, and a burst; latency runs
    from an alert's Kafka timestamp to the commit of the transaction holding its scored
@@ -52,7 +54,9 @@ SETTINGS = {
     "decode_s": 1.5,  # per survey, all decoders together
     "forward_s": 0.3,  # per batch size and pass (at least one call)
     "forward_sizes": (1, 4, 16, 64, 256, 1024, 4096),
-    "thread_sizes": (1, 64, 1024),  # the forward pass again with 1 torch thread
+    "thread_sizes": (1, 64, 1024),  # the forward pass again with another torch thread count
+    "score_chunks": (None, 256, 128, 64, 32),  # Scorer.score on batch_size curves in chunks of this many
+    "score_s": 1.0,  # per chunk size and pass (at least one call)
     "raw_max": 10_000,  # messages read by the raw consumer
     "snn_curves": 512,
 }
@@ -60,7 +64,8 @@ SETTINGS = {
 QUICK = SETTINGS | {
     "pool": 12, "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100, "alt_backlog": 25,
     "alt_backlog_timeout_s": 20.0, "alt_duration_s": 1.0, "decode_s": 0.15, "forward_s": 0.02,
-    "forward_sizes": (1, 16), "thread_sizes": (), "raw_max": 100, "snn_curves": 32,
+    "forward_sizes": (1, 16), "thread_sizes": (), "score_chunks": (None, 16), "score_s": 0.02, "raw_max": 100,
+    "snn_curves": 32,
 }
 SURVEYS = ("rubin", "ztf")
 STACK_TIMEOUT_S = 15.0  # Kafka and Redis must answer within this
@@ -95,6 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="model to serve (default: scoring.checkpoint, then the shipped model, "
                    "else a random-weight model of the default architecture, same cost)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: scoring.device")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), help="default: scoring.precision")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here (the table then goes to stdout)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the report's structure in < 1 min")
     p.add_argument("--surveys", default=",".join(SURVEYS), help="comma-separated, of rubin,ztf (default both)")
@@ -114,14 +120,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "compare the model's light curves/s with; default: not measured")
     p.add_argument("--torch-threads", type=int, metavar="N",
                    help="torch intra-op threads of the scorer, the alternative and the forward limits (default: "
-                        "torch's, as `alertformer run` uses; the limits also show the forward pass on 1 thread)")
+                        "scoring.torch_threads, as `alertformer run` uses; 0 = torch's default); the limits also "
+                        "show the forward pass on another thread count")
     p.add_argument("--keep-topics", action="store_true", help="keep the bench's topics and Redis keys")
     p.add_argument("--seed", type=int, default=20261201, help="simulation and synthetic data seed")
 
 
 def settings_from(args: argparse.Namespace) -> dict:
     """The run's sizes: the mode's defaults, then each option given."""
-    settings = dict(QUICK if args.quick else SETTINGS) | {"torch_threads": None}
+    settings = dict(QUICK if args.quick else SETTINGS)
     for name in ("pool", "n_backlog", "rate", "duration_s", "n_burst", "alt_backlog", "alt_duration_s"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
@@ -137,6 +144,10 @@ def _config(args):
         config = config.model_copy(update={"kafka": kafka})
     if args.redis_url:
         config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": args.redis_url})})
+    scoring = {k: v for k, v in (("device", args.device), ("precision", args.precision),
+                                 ("torch_threads", args.torch_threads)) if v is not None}
+    if scoring:
+        config = config.model_copy(update={"scoring": config.scoring.model_copy(update=scoring)})
     return config
 
 
@@ -154,7 +165,7 @@ def check_stack(config) -> None:
                          "(or point --bootstrap/--redis-url at one)") from None
 
 
-def _checkpoint(explicit: str | None, config, tmp: Path) -> tuple[Path, bool]:
+def bench_checkpoint(explicit: str | None, config, tmp: Path) -> tuple[Path, bool]:
     """The model to serve and whether it is a random-weight stand-in."""
     from stream.score import SHIPPED_CHECKPOINT
 
@@ -200,7 +211,7 @@ def _machine() -> dict:
             "platform": platform.platform()}
 
 
-def _cleanup(config, run_id: str) -> None:
+def cleanup_run(config, run_id: str) -> None:
     """Delete this run's topics and Redis keys."""
     import redis
     from confluent_kafka.admin import AdminClient
@@ -225,21 +236,22 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     from stream.bench.data import rubin_pool, ztf_pool
     from stream.bench.limits import (
-        best_forward, decode_rates, forward_sweep, forward_with_threads, light_curves, raw_consume, supernnova,
+        OTHER_PRECISION, best_forward, decode_rates, forward_sweep, forward_with_threads, light_curves, raw_consume,
+        score_chunks, supernnova,
     )
     from stream.bench.pipeline import BenchError, peak_rss_mb, run_alternative, run_pipeline
-    from stream.score import Scorer
+    from stream.score import Scorer, set_torch_threads
 
     t_start, started_utc, jiffies = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), \
         _cpu_jiffies()
     settings = settings_from(args)
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
-        settings["torch_threads"] = args.torch_threads
     surveys = [s.strip() for s in args.surveys.split(",") if s.strip()]
     if not surveys or set(surveys) - set(SURVEYS):
         raise BenchError(f"--surveys: expected a comma-separated subset of {','.join(SURVEYS)}, got {args.surveys!r}")
     config = _config(args)
+    default_threads = torch.get_num_threads()
+    set_torch_threads(config.scoring.torch_threads)  # the forward limits run as the scorer does
+    settings["torch_threads"] = torch.get_num_threads()
     check_stack(config)
     run_id = uuid.uuid4().hex[:8]
     report = {"bench": {"command": _command(), "started_utc": started_utc, "quick": bool(args.quick),
@@ -247,12 +259,16 @@ def run_bench(args: argparse.Namespace) -> dict:
                         "stack": {"bootstrap": config.kafka.bootstrap_servers, "redis": config.redis.url}},
               "alerts": {}, "limits": {}, "pipeline": {}, "alternative": {}}
     with tempfile.TemporaryDirectory(prefix="alertformer-bench-") as tmp:
-        checkpoint, random_weights = _checkpoint(args.checkpoint, config, Path(tmp))
-        settings |= {"checkpoint": str(checkpoint), "device": args.device or config.scoring.device}
-        scorer = Scorer.from_file(checkpoint, None, settings["device"], config.scoring.max_visits)
+        checkpoint, random_weights = bench_checkpoint(args.checkpoint, config, Path(tmp))
+        settings |= {"checkpoint": str(checkpoint), "device": config.scoring.device}
+        scorer = Scorer.from_file(checkpoint, None, config.scoring)
+        other = OTHER_PRECISION.get((scorer.device.type, scorer.precision))
+        if other is not None:
+            other = Scorer.from_file(checkpoint, scorer.version, config.scoring.model_copy(update={"precision": other}))
         report["bench"]["model"] = {"checkpoint": str(checkpoint), "version": scorer.version,
-                                    "random_weights": random_weights, "params": scorer.model.get_num_params(),
-                                    "device": str(scorer.device), "max_visits": scorer.max_visits}
+                                    "random_weights": random_weights, "params": scorer.n_params,
+                                    "device": str(scorer.device), "max_visits": scorer.max_visits,
+                                    "precision": scorer.precision, "chunk_curves": scorer.chunk_curves}
         report["bench"]["settings"] = {k: v for k, v in settings.items() if k not in ("checkpoint", "device")} | {
             "batch_size": config.scoring.batch_size, "batch_timeout_ms": config.scoring.batch_timeout_ms,
             "partitions": config.topics.partitions}
@@ -271,9 +287,17 @@ def run_bench(args: argparse.Namespace) -> dict:
                       "forward": forward_sweep(scorer, curves[survey], settings["forward_sizes"],
                                                settings["forward_s"])}
             limits["forward_best"] = best_forward(limits["forward"])
-            if settings["thread_sizes"] and torch.get_num_threads() > 1 and scorer.device.type == "cpu":
-                limits["forward_1_thread"] = forward_with_threads(scorer, curves[survey], settings["thread_sizes"],
-                                                                  settings["forward_s"], 1)
+            if other is not None:
+                rows = forward_sweep(other, curves[survey], settings["forward_sizes"], settings["forward_s"])
+                limits["forward_other_precision"] = {"precision": other.precision, "rows": rows,
+                                                     "best": best_forward(rows)}
+            threads = 1 if settings["torch_threads"] > 1 else default_threads
+            if settings["thread_sizes"] and threads != settings["torch_threads"] and scorer.device.type == "cpu":
+                limits["forward_other_threads"] = {
+                    "torch_threads": threads, "rows": forward_with_threads(
+                        scorer, curves[survey], settings["thread_sizes"], settings["forward_s"], threads)}
+            limits["score_chunks"] = score_chunks(scorer, curves[survey], config.scoring.batch_size,
+                                                  settings["score_chunks"], settings["score_s"])
             report["limits"][survey] = limits
 
         try:
@@ -288,7 +312,7 @@ def run_bench(args: argparse.Namespace) -> dict:
                     report["alternative"][survey] = run_alternative(config, pool, settings, run_id)
         finally:
             if not args.keep_topics:
-                _cleanup(config, run_id)
+                cleanup_run(config, run_id)
 
         if "rubin" in curves and not args.quick:
             log.info("bench: SuperNNova")
@@ -344,11 +368,10 @@ def ratios(report: dict) -> dict:
         out[survey] |= {"slowest_stage_incl_decode": slowest_all,
                         "pipeline_over_slowest_stage_incl_decode":
                             round(rate / with_decode[slowest_all], 2) if rate and slowest_all else None}
-        one_thread = limits.get("forward_1_thread")
-        if one_thread:  # the same model on 1 torch thread: what the forward stage could do (see the README)
-            best = max(r["forward_lc_per_s"] for r in one_thread)
-            out[survey] |= {"forward_best_1_thread_lc_per_s": best,
-                            "pipeline_over_forward_best_1_thread": round(rate / best, 2) if rate else None}
+        compared = limits.get("forward_other_precision")
+        if compared:  # e.g. int8 / fp32: the forward pass at the device's other precision, best batch each
+            out[survey]["forward_other_precision_over_served"] = round(
+                compared["best"]["forward_lc_per_s"] / limits["forward_best"]["forward_lc_per_s"], 2)
     snn = report.get("supernnova", {})
     out["model_over_supernnova"] = snn.get("alertformer_over_supernnova") if snn.get("measured") else snn.get("note")
     return out
@@ -407,8 +430,21 @@ def table(report: dict) -> str:
     row("raw consume, msgs/s", lambda s: _fmt(get(report, "limits", s, "raw_consume", "messages_per_s")))
     row("fastavro decode, alerts/s", lambda s: _fmt(get(report, "limits", s, "decode", "fastavro_alerts_per_s")))
     row("fast decoder, alerts/s", lambda s: _fmt(get(report, "limits", s, "decode", "fast_alerts_per_s")))
-    row("model forward, lc/s (batch)", lambda s: f"{_fmt(get(report, 'limits', s, 'forward_best', 'forward_lc_per_s'))}"
-        f" ({get(report, 'limits', s, 'forward_best', 'batch_size')})")
+    model = bench["model"]
+    row(f"model forward {model.get('precision', '')}, lc/s (batch)",
+        lambda s: f"{_fmt(get(report, 'limits', s, 'forward_best', 'forward_lc_per_s'))}"
+                  f" ({get(report, 'limits', s, 'forward_best', 'batch_size')})")
+    others = {get(report, "limits", s, "forward_other_precision", "precision") for s in surveys} - {None}
+    if others:
+        row(f"model forward {'/'.join(sorted(others))}, lc/s (batch)",
+            lambda s: f"{_fmt(get(report, 'limits', s, 'forward_other_precision', 'best', 'forward_lc_per_s'))}"
+                      f" ({get(report, 'limits', s, 'forward_other_precision', 'best', 'batch_size')})")
+
+    def chunk_rates(s):
+        measured = get(report, "limits", s, "score_chunks") or []
+        return " / ".join(f"{r['chunk_curves'] or 'all'}: {_fmt(r['lc_per_s'])}" for r in measured) or "-"
+
+    row(f"score {bench['settings']['batch_size']:,} curves by chunk, lc/s", chunk_rates)
     row("pipeline sustained, alerts/s", lambda s: _fmt(get(report, "pipeline", s, "sustained", "alerts_per_s")))
     row("  / slowest stage", lambda s: f"{_fmt(get(report, 'ratios', s, 'pipeline_over_slowest_stage'))} "
         f"({get(report, 'ratios', s, 'slowest_stage')})")
@@ -427,7 +463,8 @@ def table(report: dict) -> str:
     width = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = [f"alertformer bench: {m['cpus']} CPUs, load {m['load_avg_start'][0]:.1f}, model "
              f"{bench['model']['version']}{' (random weights)' if bench['model']['random_weights'] else ''} on "
-             f"{bench['model']['device']}, {m['torch_threads']} torch threads, {bench['wall_s']:.0f} s"]
+             f"{bench['model']['device']}, {bench['settings']['torch_threads']} torch thread(s), "
+             f"{bench['wall_s']:.0f} s"]
     lines += ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, width)))
               for r in rows]
     for survey in surveys:
@@ -447,7 +484,7 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _json_default(value):
+def json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -459,7 +496,7 @@ def _json_default(value):
 
 def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(args)
-    text = json.dumps(report, indent=2, default=_json_default)
+    text = json.dumps(report, indent=2, default=json_default)
     if args.out:
         Path(args.out).write_text(text + "\n")
         print(table(report))

@@ -3,8 +3,11 @@
 Every rate here is a ceiling for the pipeline: raw consume (librdkafka through
 confluent-kafka, with the scorer's consumer settings, nothing decoded), decoding
 (fastavro, and the batch Rubin decoder), and the model's forward pass on
-prebuilt batches of the alerts' light curves.
+prebuilt batches of the alerts' light curves (`Scorer.forward`: the served
+precision, device copies included). `score_chunks` times `Scorer.score` (encode
+and forward) on one batch in chunks of several sizes.
 """
+import copy
 import io
 import logging
 import pickle
@@ -124,15 +127,19 @@ def _cycled(curves: list[LightCurve], n: int) -> list[LightCurve]:
 
 
 FORWARD_PASSES = 2  # sweeps over the batch sizes; each size keeps its best (the machine may be shared)
+# The forward pass is also measured at the device's other precision: (device type, served) -> other.
+OTHER_PRECISION = {("cpu", "fp32"): "int8", ("cpu", "int8"): "fp32",
+                   ("cuda", "bf16"): "fp32", ("cuda", "fp32"): "bf16"}
 
 
 def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds_per_size: float) -> list[dict]:
     """Light curves/s of the model's forward pass alone, per batch size, on prebuilt batches of `curves`.
 
-    Per batch size: one `encode` (timed once), then `predict_proba` (forward,
-    softmax, copy to the host) repeated for at least `seconds_per_size`
-    (at least once); `FORWARD_PASSES` sweeps, the best of each size kept. Runs on
-    the scorer's device with the process's torch threads.
+    Per batch size: one `encode` (timed once), then `Scorer.forward` (copy to the
+    device, forward at the scorer's precision, softmax) and the copy back to the
+    host, repeated for at least `seconds_per_size` (at least once);
+    `FORWARD_PASSES` sweeps, the best of each size kept. Runs on the scorer's
+    device with the process's torch threads.
 
     Returns
     -------
@@ -140,8 +147,7 @@ def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds
         ``batch_size``, ``tokens`` (L, the padded window), ``forward_ms``,
         ``forward_lc_per_s``, ``encode_lc_per_s``, ``encode_forward_lc_per_s``.
     """
-    model = scorer.model
-    model.predict_proba(encode(_cycled(curves, 8), max_visits=scorer.max_visits)).cpu()  # warm-up
+    scorer.forward(encode(_cycled(curves, 8), max_visits=scorer.max_visits)).cpu()  # warm-up
     best: dict[int, dict] = {}
     for _ in range(FORWARD_PASSES):
         for size in batch_sizes:
@@ -151,7 +157,7 @@ def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds
             encode_s = time.perf_counter() - t0
             calls, t0 = 0, time.perf_counter()
             while True:
-                model.predict_proba(batch).cpu()
+                scorer.forward(batch).cpu()
                 calls += 1
                 elapsed = time.perf_counter() - t0
                 if elapsed >= seconds_per_size:
@@ -182,6 +188,46 @@ def forward_with_threads(scorer: Scorer, curves: list[LightCurve], batch_sizes, 
         torch.set_num_threads(before)
 
 
+def score_chunks(scorer: Scorer, curves: list[LightCurve], n_curves: int, chunk_sizes,
+                 seconds_per_size: float) -> list[dict]:
+    """Light curves/s of `Scorer.score` (sort, encode, forward, back to the host) on `n_curves` curves, per chunk size.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        Its device, precision and threads; its own ``chunk_curves`` is replaced by each size in turn.
+    curves : list of LightCurve
+        Cycled to `n_curves` (the scorer's ``scoring.batch_size``).
+    chunk_sizes : sequence of int or None
+        Curves per forward call; None: the whole batch in one call.
+    seconds_per_size : float
+        Repeat each size for at least this long (at least once); `FORWARD_PASSES` passes, best kept.
+
+    Returns
+    -------
+    list of dict
+        ``chunk_curves`` (None = whole batch), ``calls``, ``score_ms`` (per batch), ``lc_per_s``.
+    """
+    batch = _cycled(curves, n_curves)
+    best: dict = {}
+    for _ in range(FORWARD_PASSES):
+        for size in chunk_sizes:
+            chunked = copy.copy(scorer)
+            chunked.chunk_curves = size
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                chunked.score(batch)
+                calls += 1
+                elapsed = time.perf_counter() - t0
+                if elapsed >= seconds_per_size:
+                    break
+            row = {"chunk_curves": size, "calls": calls, "score_ms": round(elapsed / calls * 1e3, 1),
+                   "lc_per_s": round(n_curves * calls / elapsed, 1)}
+            if size not in best or row["lc_per_s"] > best[size]["lc_per_s"]:
+                best[size] = row
+    return [best[size] for size in chunk_sizes]
+
+
 def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer) -> dict:
     """SuperNNova's light curves/s against the transformer's, on the same curves.
 
@@ -195,8 +241,9 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
     curves : list of LightCurve
         LSST curves (SuperNNova's model knows the bands it was trained on).
     scorer : Scorer
-        The transformer, timed on the same curves in one batch, `encode`
-        included, as SuperNNova's timing includes its own formatting.
+        The transformer, timed on the same curves with `Scorer.score` (its
+        chunks, `encode` included), as SuperNNova's timing includes its own
+        formatting.
 
     Returns
     -------
@@ -233,11 +280,12 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
     best_s = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        scorer.model.predict_proba(encode(curves, max_visits=scorer.max_visits)).cpu()
+        scorer.score(curves)
         best_s = min(best_s, time.perf_counter() - t0)
     return {"measured": True, "model_file": model_file, "curves": len(curves),
             "supernnova_lc_per_s": round(len(curves) / snn_s, 1),
             "alertformer_lc_per_s": round(len(curves) / best_s, 1),
             "alertformer_over_supernnova": round(snn_s / best_s, 1),
             "note": "both include their input formatting (SuperNNova: its on-the-fly classify_lcs, pandas; "
-                    "alertformer: encode), neither its imports; one batch of all curves each"}
+                    "alertformer: encode), neither its imports; all curves in one call each (alertformer: "
+                    "Scorer.score with its forward chunks)"}

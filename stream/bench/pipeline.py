@@ -1,7 +1,7 @@
 """The scoring service and the obvious alternative on the real stack, each in its own process, fed from this one.
 
 `run_pipeline` starts `scorer_child`: the real `ScoringService` (transactional
-loop, fast decoder, Redis windows, one forward pass per batch, Avro outputs,
+loop, fast decoder, Redis windows, the batch scored in forward chunks, Avro outputs,
 Redis state), instrumented from outside by wrapping its stages with timers
 (nothing in the service is changed). This process produces the input, as a
 survey would, with `alertformer replay`'s producer settings, in three phases:
@@ -125,8 +125,7 @@ def _instrument(service, clock: StageClock, reports) -> None:
     service_module.build_windows = clock.wrap("windows", service_module.build_windows)
     service.scorer.score = clock.wrap("score", service.scorer.score)
     score_module.encode = clock.wrap("encode", score_module.encode)
-    model = service.scorer.model
-    model.predict_proba = clock.wrap("forward", model.predict_proba)
+    service.scorer.forward = clock.wrap("forward", service.scorer.forward)
     service_module.scored_batch = clock.wrap("scored_batch", service_module.scored_batch)
     service_module.scored_outputs = clock.wrap("avro_encode", service_module.scored_outputs)
     service.followups = clock.wrap("rules", service.followups)
@@ -174,16 +173,15 @@ def scorer_child(spec: dict, reports, go, stop) -> None:
         from stream.config import StreamConfig
         from stream.service import ScoringService
 
-        if spec.get("torch_threads"):
-            torch.set_num_threads(spec["torch_threads"])
-
-        # model_validate: exactly this configuration (no second pass over the environment)
+        # model_validate: exactly this configuration (no second pass over the environment); the service
+        # sets scoring.torch_threads
         service = ScoringService(StreamConfig.model_validate(spec["config"]))
         _instrument(service, StageClock(), reports)
         scorer = service.scorer
         reports.put({"kind": "ready", "startup_s": round(time.perf_counter() - t0, 2),
                      "model_version": scorer.version, "device": str(scorer.device),
-                     "torch_threads": torch.get_num_threads(), "params": scorer.model.get_num_params(),
+                     "torch_threads": torch.get_num_threads(), "params": scorer.n_params,
+                     "precision": scorer.precision, "chunk_curves": scorer.chunk_curves,
                      "rss_ready_mb": _proc_status_mb("VmRSS")})
         go.wait()
         threading.Thread(target=lambda: (stop.wait(), service.loop.stop()), daemon=True).start()
@@ -573,8 +571,7 @@ def run_pipeline(config, pool: Pool, settings: dict, run_id: str) -> dict:
     resolved["followup"]["webhook_url"] = None
     out = {"input_topic": input_topic, "redis_prefix": resolved["redis"]["prefix"],
            "batch_size": config.scoring.batch_size, "batch_timeout_ms": config.scoring.batch_timeout_ms}
-    child = Child(scorer_child, {"config": resolved, "torch_threads": settings.get("torch_threads")},
-                  f"scorer-{pool.survey}").start()
+    child = Child(scorer_child, {"config": resolved}, f"scorer-{pool.survey}").start()
     feeder, cursor = Feeder(kafka), 0
     try:
         n = settings["n_backlog"]

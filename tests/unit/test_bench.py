@@ -10,6 +10,7 @@ import pytest
 
 from stream.bench import add_parser, aims, ratios, table
 from stream.bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
+from stream.bench.limits import OTHER_PRECISION
 from stream.bench.pipeline import breakdown, latency, sustained_rate
 from stream.decode import decode_rubin, decode_ztf
 from stream.decode.fast import FastRubinDecoder
@@ -30,8 +31,17 @@ def test_parser_options_and_help(capsys):
         parse(["--help"])
     text = capsys.readouterr().out
     for option in ("--quick", "--out", "--n-burst", "--rate", "--duration-s", "--skip-alternative",
-                   "--supernnova-model", "--torch-threads"):
+                   "--supernnova-model", "--torch-threads", "--precision"):
         assert option in text
+
+
+def test_scoring_options_override_the_config(monkeypatch):
+    from stream.bench import _config
+
+    monkeypatch.setenv("ALERTFORMER_SCORING__TORCH_THREADS", "3")
+    assert _config(parse([])).scoring.torch_threads == 3  # the bench runs as `alertformer run` would
+    scoring = _config(parse(["--precision", "int8", "--torch-threads", "2", "--device", "cpu"])).scoring
+    assert (scoring.precision, scoring.torch_threads, scoring.device) == ("int8", 2, "cpu")
 
 
 def test_rubin_pool_alerts_are_rubin_like():
@@ -100,6 +110,11 @@ def test_quick_bench_report(stack, tmp_path):
         limits = report["limits"][survey]
         assert {"raw_consume", "decode", "forward", "forward_best"} <= set(limits)
         assert [r["batch_size"] for r in limits["forward"]] == [1, 16]
+        served = report["bench"]["model"]
+        other = OTHER_PRECISION[(served["device"].split(":")[0], served["precision"])]
+        assert limits["forward_other_precision"]["precision"] == other
+        assert limits["forward_other_precision"]["best"]["forward_lc_per_s"] > 0
+        assert [r["chunk_curves"] for r in limits["score_chunks"]] == [None, 16]
         pipeline = report["pipeline"][survey]
         assert pipeline["verified"]["exactly_once"], pipeline["verified"]
         for phase in ("steady", "burst"):

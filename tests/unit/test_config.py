@@ -52,3 +52,53 @@ def test_sasl_scram_needs_credentials_and_masks_secret(monkeypatch):
     assert client["linger.ms"] == "10"
     assert "hunter2" not in str(config.masked()) and "k3y" not in str(config.masked())
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize("env, value, field", [
+    ("ALERTFORMER_KAFKA__CONSUMER_QUEUE_KBYTES", "0", r"kafka\.consumer_queue_kbytes"),
+    ("ALERTFORMER_KAFKA__CONSUMER_QUEUE_KBYTES", "2097152", r"kafka\.consumer_queue_kbytes"),
+    ("ALERTFORMER_KAFKA__EXTRA", '{"queued.max.messages.kbytes": "1024"}', r"kafka: .*consumer_queue_kbytes"),
+    ("ALERTFORMER_KAFKA__CONSUMER_FETCH_BACKOFF_MS", "-1", r"kafka\.consumer_fetch_backoff_ms"),
+    ("ALERTFORMER_KAFKA__EXTRA", '{"fetch.queue.backoff.ms": "10"}', r"kafka: .*consumer_fetch_backoff_ms"),
+    ("ALERTFORMER_SCORING__TORCH_THREADS", "-1", r"scoring\.torch_threads"),
+    ("ALERTFORMER_SCORING__PRECISION", "fp16", r"scoring\.precision"),
+    ("ALERTFORMER_SCORING__FORWARD_CHUNK_CURVES", "0", r"scoring\.forward_chunk_curves"),
+])
+def test_performance_settings_are_validated(monkeypatch, env, value, field):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=field):
+        load_config()
+
+
+def test_performance_settings_defaults_and_overrides(monkeypatch):
+    config = load_config()
+    assert (config.kafka.consumer_queue_kbytes, config.kafka.consumer_fetch_backoff_ms) == (262_144, 50)
+    assert (config.scoring.torch_threads, config.scoring.precision, config.scoring.forward_chunk_curves) == \
+        (1, "auto", None)
+    monkeypatch.setenv("ALERTFORMER_SCORING__TORCH_THREADS", "0")
+    monkeypatch.setenv("ALERTFORMER_SCORING__PRECISION", "int8")
+    monkeypatch.setenv("ALERTFORMER_SCORING__FORWARD_CHUNK_CURVES", "128")
+    scoring = load_config().scoring
+    assert (scoring.torch_threads, scoring.precision, scoring.forward_chunk_curves) == (0, "int8", 128)
+
+
+def test_consumer_queue_settings_reach_the_consumer_only(monkeypatch):
+    import stream.kafka_io as kafka_io
+    from stream.config import KafkaSettings
+
+    made = {}
+    monkeypatch.setattr(kafka_io, "Consumer", lambda conf: made.setdefault("consumer", conf))
+    monkeypatch.setattr(kafka_io, "Producer", lambda conf: made.setdefault("producer", conf))
+    kafka = KafkaSettings(consumer_queue_kbytes=4096, consumer_fetch_backoff_ms=20)
+    kafka_io.make_consumer(kafka, "g")
+    kafka_io.make_producer(kafka)
+    assert made["consumer"]["queued.max.messages.kbytes"] == 4096
+    assert made["consumer"]["fetch.queue.backoff.ms"] == 20
+    assert not {"queued.max.messages.kbytes", "fetch.queue.backoff.ms"} & set(made["producer"])
+
+
+def test_annotated_example_states_the_defaults():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "config" / "alertformer.toml"
+    assert load_config(example).model_dump() == load_config().model_dump()

@@ -44,7 +44,12 @@ def test_condition_cuts_skip_short_curves():
     kept, prefixes = cuts["n_det=3"]
     assert kept.tolist() == [i for i, n in enumerate(n_det) if n >= 3]
     assert all(int(p.is_detection.sum()) == 3 for p in prefixes)
-    assert len(cuts["n_det=all"][0]) == len(curves)
+    kept, prefixes = cuts["n_det=all"]  # as of the last alert: every detection, nothing after the last
+    assert kept.tolist() == [i for i, n in enumerate(n_det) if n >= 1]
+    assert all(p.is_detection[-1] and p.is_detection.sum() == n_det[i] for i, p in zip(kept, prefixes))
+    assert any(len(p) < len(curves[i]) for i, p in zip(kept, prefixes))  # forced photometry came later
+    kept, whole = cuts[ev.WHOLE_CURVE]
+    assert kept.tolist() == list(range(len(curves))) and all(w is c for w, c in zip(whole, curves))
 
 
 def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
@@ -63,7 +68,7 @@ def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
     assert set(report["results"]) == set(ev.TEST_SETS)
     for set_name, per_cond in report["results"].items():
         assert list(per_cond) == ev.condition_names()
-        whole = per_cond["n_det=all"]
+        whole = per_cond[ev.WHOLE_CURVE]
         assert whole["n_skipped"] == 0 and whole["n_curves"] == report["test_sets"][set_name]["n"]
         for model in ("transformer", "features"):
             rep = whole["models"][model]
@@ -105,3 +110,20 @@ def test_peer_cache_reuses_trained_peers(tiny_checkpoint, tmp_path):
     a = first["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
     b = second["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
     assert a["confusion_matrix"] == b["confusion_matrix"]
+
+
+def test_quantize_int8_evaluates_the_quantised_transformer(tiny_checkpoint, tmp_path, monkeypatch):
+    import models.quantize
+
+    quantized = []
+    real = models.quantize.quantize_int8
+    monkeypatch.setattr(models.quantize, "quantize_int8", lambda model: quantized.append(model) or real(model))
+    args = _parse(["evaluate", "--checkpoint", str(tiny_checkpoint), "--quantize", "int8"])
+    assert args.quantize == "int8"
+    report = ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="none", test_sets=["sim-lsst-balanced"],
+                         device="cpu", progress=False, figures=False, quantize=args.quantize)
+    assert len(quantized) == 1 and report["config"]["quantize"] == "int8"
+    assert report["models"]["transformer"]["status"] == "ok"
+    assert report["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["transformer"]["curves_per_s"] > 0
+    with pytest.raises(ValueError, match="quantize"):
+        ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="none", quantize="int4")

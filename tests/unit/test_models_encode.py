@@ -19,9 +19,27 @@ def make_curve(n, rng, t_span_days=50.0, p_detection=0.5):
         rng.uniform(50.0, 200.0, n), rng.random(n) < p_detection)
 
 
+def reference_window(curve, max_visits):
+    """Per-curve restatement of the documented event window: indices of the kept points."""
+    idx, det = np.arange(len(curve)), curve.is_detection
+    if len(curve) <= max_visits:
+        return idx
+    dets = idx[det]
+    if dets.size == 0:
+        return idx[-max_visits:]
+    if dets.size >= max_visits:
+        if max_visits == 1:
+            return dets[-1:]
+        return dets[np.rint(np.arange(max_visits) * ((dets.size - 1) / (max_visits - 1))).astype(int)]
+    others = idx[~det]
+    gap = np.array([np.abs(curve.mjd_tai[dets] - curve.mjd_tai[i]).min() for i in others])
+    nearest = others[np.argsort(gap, kind="stable")[:max_visits - dets.size]]
+    return np.sort(np.concatenate([dets, nearest]))
+
+
 def reference_encode(curve, max_visits):
     """Per-curve, loop-based restatement of the documented encoding, to check the vectorised one."""
-    idx = np.arange(len(curve))[-max_visits:]
+    idx = reference_window(curve, max_visits)
     mjd, det = curve.mjd_tai[idx], curve.is_detection[idx]
     t_ref = mjd[det][0] if det.any() else mjd[0]
     scale = float(np.median(curve.flux_err_njy[idx].astype(np.float64)))
@@ -49,14 +67,29 @@ def test_shapes_dtypes_and_left_aligned_mask():
     assert encode(curves[:2], max_visits=8).mask.shape == (2, 3)  # padded to the longest window only
 
 
-def test_keeps_most_recent_points():
-    n, L = 20, 5
+def test_many_detections_are_spaced_evenly_first_and_last_kept():
+    n, L = 21, 5
     flux = np.arange(n, dtype=np.float32) * 100.0
     lc = LightCurve.from_arrays(np.arange(n), MJD0 + np.arange(n) * 1.0, np.full(n, 2), flux,
                                 np.full(n, 100.0), np.ones(n, bool))
     b = encode([lc], max_visits=L)
-    np.testing.assert_allclose(b.features[0, :, 0].numpy(), np.arcsinh(flux[-L:] / 100.0), rtol=1e-6)
-    assert b.dt_days[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # from the first detection in the window
+    np.testing.assert_allclose(b.features[0, :, 0].numpy(), np.arcsinh(flux[::5] / 100.0), rtol=1e-6)
+    assert b.dt_days[0].tolist() == [0.0, 5.0, 10.0, 15.0, 20.0]  # from the first detection in the window
+
+
+def test_window_keeps_an_old_event_and_its_nearest_baseline():
+    """A year of forced photometry after a 4-detection event: the event stays in a 10-point window."""
+    n, L = 120, 10
+    t = MJD0 + np.arange(n) * 3.0
+    det = np.zeros(n, bool)
+    det[30:34] = True
+    flux = np.where(det, 5000.0, 0.0)
+    lc = LightCurve.from_arrays(np.arange(n), t, np.full(n, 2), flux, np.full(n, 100.0), det)
+    b = encode([lc], max_visits=L)
+    assert b.features[0, :, 2].sum() == 4  # every detection
+    assert b.dt_days[0].tolist() == [-9.0, -6.0, -3.0, 0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0]
+    no_det = LightCurve.from_arrays(np.arange(n), t, np.full(n, 2), flux, np.full(n, 100.0), np.zeros(n, bool))
+    assert encode([no_det], max_visits=L).dt_days[0].tolist() == [3.0 * k for k in range(L)]  # most recent points
 
 
 def test_time_relative_to_first_detection_with_sub_day_resolution():

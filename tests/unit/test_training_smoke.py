@@ -8,8 +8,9 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from models.model import AlertTransformer, ModelConfig
+from models.taxonomy import CLASS_IDS
 from training.datasets import LabeledSet, simulated
-from training.finetune import EvalSet, finetune
+from training.finetune import EvalSet, finetune, source_class_weights, weighted_cross_entropy
 from training.metrics import macro_f1
 from training.train import DEFAULTS, ConfigError, add_parser, cmd_train, load_config, run
 
@@ -88,7 +89,9 @@ def test_bts_stage_runs_with_replay(tmp_path, shared_data):
     metrics = run(config)["metrics"]
     assert metrics["finetune_bts"]["iters"] == 6 and len(metrics["finetune_bts"]["history"]) == 2
     weights = metrics["finetune_bts"]["class_weights"]
-    assert all(w > 0 for w in weights)  # replay brings every class into the batches
+    np.testing.assert_allclose(weights["replay"], 1.0)  # the balanced simulations keep unit weights
+    ia, ibc = CLASS_IDS.index(2222), CLASS_IDS.index(2223)
+    assert weights["train"][ia] < 1.0 < weights["train"][ibc]  # BTS is mostly SN Ia
     assert set(metrics["val"]["bts_val"]["random_prefixes"]) >= {"macro_f1", "sn_vs_rest_ap", "ece"}
     assert set(metrics["calibration_final"]["ece_after"]) == {"bts_val", "sim_val"}
 
@@ -114,3 +117,21 @@ def test_fine_tuning_beats_chance_on_easy_classes():
     final = result["best_metrics"]["test"]
     assert final["macro_f1"] > 0.65, final  # chance: 0.25; 0.82-0.87 over torch seeds 0-2
     assert macro_f1(evals[0].targets.numpy(), evals[0].targets.numpy()) == 1.0
+
+
+def test_each_source_is_balanced_on_its_own():
+    """A real set that is mostly SN Ia must not down-weight the simulated SNe Ia of the replay."""
+    ia, ibc = CLASS_IDS.index(2222), CLASS_IDS.index(2223)
+    skewed = LabeledSet([None] * 10, np.array([2222] * 8 + [2223] * 2), [str(i) for i in range(10)], "skewed")
+    even = LabeledSet([None] * 4, np.array([2222, 2222, 2223, 2223]), [str(i) for i in range(4)], "even")
+    weights = source_class_weights(skewed, even, None)
+    assert weights.shape == (2, len(CLASS_IDS))
+    np.testing.assert_allclose(weights[0, [ia, ibc]], [10 / 16, 10 / 4])
+    np.testing.assert_allclose(weights[1, [ia, ibc]], [1.0, 1.0])
+
+    logits = torch.randn(6, len(CLASS_IDS))
+    targets = np.array([ia, ia, ibc, ia, ibc, ibc])
+    by_class = torch.nn.functional.cross_entropy(logits, torch.from_numpy(targets),
+                                                 weight=torch.from_numpy(weights[0]))
+    per_sample = weighted_cross_entropy(logits, targets, weights[0][targets], torch.device("cpu"))
+    assert torch.allclose(by_class, per_sample)

@@ -44,8 +44,8 @@ mask_fraction = 0.15
 pretrain_eval_interval = 200
 pretrain_eval_curves = 1000
 
-# stage 2, fine-tuning on simulations: 4,500 x 128 = 576k prefixes, ~14 passes
-finetune_iters = 4500
+# stage 2, fine-tuning on simulations: 6,000 x 128 = 768k prefixes, ~19 passes
+finetune_iters = 6000
 finetune_batch_size = 128
 finetune_lr = 1e-3
 finetune_min_lr = 5e-5

@@ -1,0 +1,273 @@
+"""A short device check (~5 minutes on a GPU): the model's throughput in each precision, and the scoring loop.
+
+    python -m stream.bench.gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
+    deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
+
+1. ``model``: per precision the device runs (CUDA: fp32 and bf16; CPU: fp32 and
+   int8), `Scorer.forward` light curves/s at batch sizes 1 to 4096
+   (`stream.bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
+   curves as served (sorting, encoding and chunks included), and the largest
+   probability difference from fp32 on the same curves;
+2. ``loop``: the scoring service's per-batch work in this process, without broker
+   or Redis: batch decoding (`stream.ingest.Ingest`), windows, `Scorer.score`,
+   the scored and classification records (`stream.publish`), in batches of
+   ``scoring.batch_size`` on simulated Rubin alerts: alerts/s, ms per batch, ms
+   per alert and stage;
+3. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
+   Kafka and Redis (`stream.bench.pipeline.run_pipeline`): sustained, steady and
+   burst phases, each input scored exactly once.
+
+The device is ``--device`` (default: ``scoring.device``, so CUDA when present); on
+a machine without CUDA everything runs on the CPU, which is how the tests run it.
+The JSON report goes to ``--out``, else to ``$OUT/gpu_bench.json`` when ``OUT`` is
+set, else to stdout.
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from stream.errors import AlertformerError
+
+log = logging.getLogger(__name__)
+
+SETTINGS = {
+    "pool": 256,  # distinct simulated Rubin packets, cycled
+    "forward_sizes": (1, 4, 16, 64, 256, 1024, 4096),
+    "forward_s": 0.3,  # per batch size and pass
+    "score_s": 1.0,  # Scorer.score on one batch, per precision
+    "n_loop": 10_000,  # alerts through the in-process loop
+    "n_backlog": 5000, "rate": 1000.0, "duration_s": 10.0, "n_burst": 10_000,  # pipeline phases
+}
+QUICK = SETTINGS | {"pool": 12, "forward_sizes": (1, 16), "forward_s": 0.02, "score_s": 0.02, "n_loop": 40,
+                    "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100}
+PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}  # fp32 first: the reference
+LOOP_TOPIC = "gpu-bench.alerts"
+REPORT_NAME = "gpu_bench.json"
+
+
+def environment() -> dict:
+    """Versions, CPUs and the CUDA device, if any."""
+    import torch
+
+    env = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+           "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        env |= {"cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0),
+                "bf16_supported": torch.cuda.is_bf16_supported()}
+    return env
+
+
+def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict) -> dict:
+    """Per precision of the device: forward sweep, served `Scorer.score` rate, and difference from fp32.
+
+    Parameters
+    ----------
+    checkpoint : Path
+    scoring : ScoringSettings
+        Device, window, chunks and batch size as served; the precision is replaced by each in turn.
+    curves : list of LightCurve
+    settings : dict
+        ``forward_sizes``, ``forward_s``, ``score_s`` (see `SETTINGS`).
+    """
+    import torch
+
+    from stream.bench.limits import best_forward, forward_sweep, score_chunks
+    from stream.score import Scorer, pick_device
+
+    device = pick_device(scoring.device)
+    out, reference = {}, None
+    batch = [curves[i % len(curves)] for i in range(scoring.batch_size)]
+    for precision in PRECISIONS[device.type]:
+        scorer = Scorer.from_file(checkpoint, None, scoring.model_copy(update={"precision": precision}))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        rows = forward_sweep(scorer, curves, settings["forward_sizes"], settings["forward_s"])
+        probs = scorer.score(batch).probs  # (B, C)
+        reference = probs if reference is None else reference
+        out[precision] = {"forward": rows, "forward_best": best_forward(rows),
+                          "score_batch": score_chunks(scorer, curves, scoring.batch_size, (scorer.chunk_curves,),
+                                                      settings["score_s"])[0],
+                          "max_abs_prob_diff_vs_fp32": round(float(np.abs(probs - reference).max()), 5)}
+        if device.type == "cuda":
+            out[precision]["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return {"device": str(device), "precisions": out}
+
+
+def _messages(packets, first_offset: int) -> list:
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
+
+    now_ms = time.time_ns() // 1_000_000
+    return [Message(topic=LOOP_TOPIC, partition=0, offset=first_offset + i, key=p.key, value=p.value,
+                    timestamp=(TIMESTAMP_CREATE_TIME, now_ms)) for i, p in enumerate(packets)]
+
+
+def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int) -> dict:
+    """The service's per-batch work on `n_alerts` of `pool`, in process: decode, windows, score, records.
+
+    One untimed batch first (decoder compilation, device warm-up). Windows have no
+    stored history (each alert's own photometry), as for a first sighting.
+
+    Returns
+    -------
+    dict
+        ``alerts``, ``dead_letters``, ``alerts_per_s``, ``batch_ms`` (p50, p99, max)
+        and ``ms_per_alert`` per stage (decode, windows, score, records).
+    """
+    from stream.ingest import Ingest
+    from stream.publish import scored_batch, scored_outputs
+    from stream.window import build_windows
+
+    ingest = Ingest({LOOP_TOPIC: "auto"}, "gpu-bench.deadletter")
+    stages, batch_s, dead = defaultdict(float), [], 0
+
+    def one_batch(messages) -> int:
+        t0 = time.perf_counter()
+        good, dead_letters = ingest(messages)
+        t1 = time.perf_counter()
+        windows = build_windows([g.alert for g in good], {})
+        t2 = time.perf_counter()
+        scores = scorer.score(windows.curves)
+        t3 = time.perf_counter()
+        scored_outputs(good, scored_batch(good, scores), time.time_ns() // 1_000_000, "scored", "classifications")
+        t4 = time.perf_counter()
+        for name, seconds in (("decode", t1 - t0), ("windows", t2 - t1), ("score", t3 - t2), ("records", t4 - t3)):
+            stages[name] += seconds
+        batch_s.append(t4 - t0)
+        return len(dead_letters)
+
+    one_batch(_messages(pool.cycle(0, min(batch_size, n_alerts)), 0))  # warm-up
+    stages.clear()
+    batch_s.clear()
+    for start in range(0, n_alerts, batch_size):
+        dead += one_batch(_messages(pool.cycle(start, min(batch_size, n_alerts - start)), start))
+    total_s = sum(batch_s)
+    ms = np.array(batch_s) * 1e3
+    return {"alerts": n_alerts, "batch_size": batch_size, "dead_letters": dead,
+            "alerts_per_s": round(n_alerts / total_s, 1),
+            "batch_ms": {"p50": round(float(np.percentile(ms, 50)), 1), "p99": round(float(np.percentile(ms, 99)), 1),
+                         "max": round(float(ms.max()), 1)},
+            "ms_per_alert": {name: round(seconds / n_alerts * 1e3, 4) for name, seconds in stages.items()}}
+
+
+def pipeline_on_stack(config, pool, settings: dict) -> dict:
+    """The scoring service on the stack of `config` (`run_pipeline`), its topics and keys deleted after."""
+    from stream.bench import check_stack, cleanup_run
+    from stream.bench.pipeline import run_pipeline
+
+    check_stack(config)
+    run_id = uuid.uuid4().hex[:8]
+    try:
+        return run_pipeline(config, pool, settings, run_id)
+    finally:
+        cleanup_run(config, run_id)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Every measurement of the module docstring; the report."""
+    from stream.bench import bench_checkpoint
+    from stream.bench.data import rubin_pool
+    from stream.bench.limits import light_curves
+    from stream.config import load_config
+    from stream.score import Scorer, set_torch_threads
+
+    t_start = time.perf_counter()
+    settings = dict(QUICK if args.quick else SETTINGS)
+    config = load_config(args.config)
+    scoring = config.scoring.model_copy(update={"device": args.device} if args.device else {})
+    kafka = config.kafka.model_copy(update={"bootstrap_servers": args.bootstrap} if args.bootstrap else {})
+    redis = config.redis.model_copy(update={"url": args.redis_url} if args.redis_url else {})
+    config = config.model_copy(update={"scoring": scoring, "kafka": kafka, "redis": redis})
+    set_torch_threads(scoring.torch_threads)
+    report = {"gpu_bench": {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "quick": bool(args.quick), "environment": environment(),
+                            "settings": dict(settings) | {"batch_size": scoring.batch_size}}}
+    with tempfile.TemporaryDirectory(prefix="alertformer-gpu-bench-") as tmp:
+        checkpoint, random_weights = bench_checkpoint(args.checkpoint, config, Path(tmp))
+        log.info("gpu bench: %d simulated Rubin packets", settings["pool"])
+        pool = rubin_pool(settings["pool"], np.random.default_rng(args.seed))
+        curves = light_curves(pool)
+        log.info("gpu bench: model throughput")
+        report["model"] = model_throughput(checkpoint, scoring, curves, settings)
+        scorer = Scorer.from_file(checkpoint, None, scoring)
+        report["gpu_bench"]["served"] = {"checkpoint": str(checkpoint), "random_weights": random_weights,
+                                         "version": scorer.version, "device": str(scorer.device),
+                                         "precision": scorer.precision, "chunk_curves": scorer.chunk_curves}
+        log.info("gpu bench: loop without broker, %d alerts", settings["n_loop"])
+        report["loop"] = loop_without_broker(scorer, pool, settings["n_loop"], scoring.batch_size)
+        if args.bootstrap:
+            log.info("gpu bench: pipeline on %s", args.bootstrap)
+            settings |= {"checkpoint": str(checkpoint), "device": scoring.device}
+            report["pipeline"] = pipeline_on_stack(config, pool, settings)
+        else:
+            report["pipeline"] = {"measured": False, "note": "not measured: no --bootstrap (deploy/gpu_bench.sh "
+                                                             "passes one when it could start Kafka and Redis)"}
+    report["gpu_bench"]["wall_s"] = round(time.perf_counter() - t_start, 1)
+    return report
+
+
+def summary(report: dict) -> str:
+    """A few lines: forward best and served score rate per precision, the loop, the pipeline."""
+    lines = [f"gpu bench on {report['model']['device']} ({report['gpu_bench']['wall_s']:.0f} s)"]
+    for precision, r in report["model"]["precisions"].items():
+        best = r["forward_best"]
+        lines.append(f"  {precision}: forward {best['forward_lc_per_s']:,.0f} lc/s (batch {best['batch_size']}), "
+                     f"score {r['score_batch']['lc_per_s']:,.0f} lc/s, max |dp| vs fp32 "
+                     f"{r['max_abs_prob_diff_vs_fp32']:.4f}")
+    loop = report["loop"]
+    lines.append(f"  loop without broker: {loop['alerts_per_s']:,.0f} alerts/s, batch p50/p99 "
+                 f"{loop['batch_ms']['p50']}/{loop['batch_ms']['p99']} ms")
+    pipeline = report["pipeline"]
+    if "sustained" in pipeline:
+        lines.append(f"  pipeline: {pipeline['sustained'].get('alerts_per_s')} alerts/s sustained, burst "
+                     f"{pipeline['burst']['all_published_s']} s, exactly once {pipeline['verified']['exactly_once']}")
+    else:
+        lines.append(f"  pipeline: {pipeline['note']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stream.bench.gpu", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", metavar="FILE", help=f"JSON report (default: $OUT/{REPORT_NAME} if OUT is set, "
+                        "else stdout)")
+    parser.add_argument("--config", help="TOML config (default: $ALERTFORMER_CONFIG, then built-in defaults)")
+    parser.add_argument("--checkpoint", help="model (default: scoring.checkpoint, then the shipped model, else "
+                        "random weights of the default architecture)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: scoring.device")
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers: also run the pipeline there")
+    parser.add_argument("--redis-url", help="Redis URL for the pipeline (default: redis.url)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the report in seconds")
+    parser.add_argument("--seed", type=int, default=20261201, help="simulation seed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    try:
+        report = run(args)
+    except AlertformerError as err:
+        print(f"python -m stream.bench.gpu: {err}", file=sys.stderr)
+        return 2
+    from stream.bench import json_default
+
+    text = json.dumps(report, indent=2, default=json_default)
+    out = args.out or (str(Path(os.environ["OUT"]) / REPORT_NAME) if os.environ.get("OUT") else None)
+    if out:
+        Path(out).write_text(text + "\n")
+        print(f"report: {out}", file=sys.stderr)
+    else:
+        print(text)
+    print(summary(report), file=sys.stderr)
+    verified = report["pipeline"].get("verified", {}).get("exactly_once", True)
+    return 0 if verified else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

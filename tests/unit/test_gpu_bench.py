@@ -1,0 +1,64 @@
+"""stream.bench.gpu: the device check's report, on the CPU here (fp32 and int8), on CUDA where there is one.
+
+Correctness only: no figure is asserted (benchmarks are not timed tests).
+"""
+import json
+
+import pytest
+import torch
+
+from models.checkpoint import save_checkpoint
+from models.model import AlertTransformer, ModelConfig
+from stream.bench import gpu
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt",
+                           AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1)))
+
+
+def run_quick(tmp_path, monkeypatch, checkpoint, *extra) -> dict:
+    monkeypatch.setenv("OUT", str(tmp_path))  # the report goes to $OUT/gpu_bench.json
+    assert gpu.main(["--quick", "--checkpoint", str(checkpoint), *extra]) == 0
+    return json.loads((tmp_path / gpu.REPORT_NAME).read_text())
+
+
+def check_report(report: dict, precisions: tuple[str, ...]) -> None:
+    model = report["model"]["precisions"]
+    assert tuple(model) == precisions
+    for precision, r in model.items():
+        assert [row["batch_size"] for row in r["forward"]] == list(gpu.QUICK["forward_sizes"])
+        assert r["forward_best"]["forward_lc_per_s"] > 0 and r["score_batch"]["lc_per_s"] > 0
+    assert model["fp32"]["max_abs_prob_diff_vs_fp32"] == 0.0
+    assert 0.0 < model[precisions[1]]["max_abs_prob_diff_vs_fp32"] < 0.05
+    loop = report["loop"]
+    assert loop["alerts"] == gpu.QUICK["n_loop"] and loop["dead_letters"] == 0 and loop["alerts_per_s"] > 0
+    assert set(loop["ms_per_alert"]) == {"decode", "windows", "score", "records"}
+
+
+def test_quick_run_on_cpu_writes_the_report_to_out(tmp_path, monkeypatch, tiny_checkpoint):
+    report = run_quick(tmp_path, monkeypatch, tiny_checkpoint, "--device", "cpu")
+    check_report(report, ("fp32", "int8"))
+    assert report["gpu_bench"]["served"]["device"] == "cpu"
+    assert report["pipeline"]["measured"] is False and "--bootstrap" in report["pipeline"]["note"]
+    assert "int8" in gpu.summary(report)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_quick_run_on_cuda_compares_bf16_with_fp32(tmp_path, monkeypatch, tiny_checkpoint):
+    report = run_quick(tmp_path, monkeypatch, tiny_checkpoint, "--device", "cuda")
+    check_report(report, ("fp32", "bf16"))
+    assert report["gpu_bench"]["served"]["precision"] == "bf16"
+    assert report["model"]["precisions"]["bf16"]["peak_gpu_memory_mb"] > 0
+
+
+@pytest.mark.integration
+def test_quick_run_with_the_stack_runs_the_pipeline(tmp_path, monkeypatch, tiny_checkpoint, stack):
+    report = run_quick(tmp_path, monkeypatch, tiny_checkpoint, "--bootstrap", stack["bootstrap"],
+                       "--redis-url", stack["redis_url"])
+    pipeline = report["pipeline"]
+    assert pipeline["verified"]["exactly_once"], pipeline["verified"]
+    assert pipeline["burst"]["all_published_s"] > 0
