@@ -8,7 +8,7 @@
 # redis-server and the Kafka jars (in $ALERTFORMER_CACHE, default ~/.cache/alertformer) are present,
 # and stops it at the end; without them the pipeline part is skipped and said so in the report.
 # The JSON report goes to $OUT/gpu_bench.json ($OUT defaults to out/gpu-bench). On a machine
-# without CUDA it runs on the CPU (fp32 and int8).
+# without CUDA it runs on the CPU (fp32, and int8 measured beside it: not a serving precision).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -22,7 +22,6 @@ from models.checkpoint import CheckpointMismatch, load_checkpoint
 from models.encode import FEATURE_NAMES, Batch, encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer
-from models.quantize import quantize_int8
 from models.taxonomy import flare_likelihood, sn_likelihood
 from stream.config import ScoringSettings
 from stream.errors import ConfigError
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 DET_FEATURE = FEATURE_NAMES.index("det")
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "shipped" / "alertformer.pt"
 CPU_CHUNK_CURVES = 64  # default curves per forward call on the CPU (scoring.forward_chunk_curves)
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16")
 
 
 def pick_device(name: str) -> torch.device:
@@ -50,10 +49,10 @@ def pick_precision(name: str, device: torch.device) -> str:
     """
     if name == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name not in PRECISIONS:  # settings built with model_copy(update=...) skip validation
+        raise ConfigError(f"scoring.precision: {name!r} is not one of auto, {', '.join(PRECISIONS)}")
     if name == "bf16" and device.type != "cuda":
         raise ConfigError("scoring.precision: bf16 runs on a CUDA device only (scoring.device)")
-    if name == "int8" and device.type != "cpu":
-        raise ConfigError("scoring.precision: int8 (dynamic quantisation) runs on the CPU only (scoring.device)")
     return name
 
 
@@ -91,8 +90,8 @@ class Scorer:
     device : torch.device
     max_visits : int
         Window length passed to `encode`.
-    precision : {"fp32", "bf16", "int8"}
-        bf16: autocast on CUDA; int8: `models.quantize.quantize_int8` of the model (CPU).
+    precision : {"fp32", "bf16"}
+        bf16: autocast on CUDA.
     chunk_curves : int or None
         Curves per forward call; None: the whole batch in one call.
     """
@@ -101,9 +100,8 @@ class Scorer:
                  precision: str = "fp32", chunk_curves: int | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: expected one of {PRECISIONS}")
-        model = model.to(device).eval()
-        self.n_params = model.get_num_params()
-        self.model = quantize_int8(model) if precision == "int8" else model
+        self.model = model.to(device).eval()
+        self.n_params = self.model.get_num_params()
         self.version, self.device, self.max_visits = version, device, max_visits
         self.precision, self.chunk_curves = precision, chunk_curves
 

@@ -311,8 +311,9 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     figures : bool
         Write the PNG figures.
     quantize : {"none", "int8"}
-        int8: evaluate the transformer after `models.quantize.quantize_int8` (CPU), as
-        ``scoring.precision = "int8"`` serves it.
+        int8: evaluate the transformer after `models.quantize.quantize_int8` (CPU), to
+        measure what int8 would cost; not a serving option, because it moved the metrics
+        by more than 0.5 points (README, Performance).
 
     Returns
     -------
@@ -650,7 +651,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="transformer device: auto (CUDA if available), cpu or cuda (default: %(default)s)")
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
                    help="int8: evaluate the transformer with its linear layers dynamically quantised to int8 (CPU), "
-                        "as scoring.precision = int8 serves it (default: %(default)s)")
+                        "to measure what int8 would cost; not a serving option because it moved the metrics by "
+                        "more than 0.5 points, see README Performance (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads of every model, so light curves/s compare per core (default: %(default)s)")
     p.add_argument("--data-dir", help="shared data directory holding labeled/ (default: "

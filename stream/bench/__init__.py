@@ -5,9 +5,10 @@ Everything is measured in the same run, on the same messages, broker, Redis and 
 
 1. limits, each stage alone: raw Kafka consume (librdkafka, nothing decoded), decoding
    (fastavro, and the batch Rubin decoder), the model's forward pass (light curves/s,
-   batch sizes 1 to 4096) at the served precision and at the other one of the device
-   (CPU: fp32 and int8; CUDA: bf16 and fp32) and with another torch thread count, and
-   `Scorer.score` on a batch of ``scoring.batch_size`` curves in chunks of several sizes;
+   batch sizes 1 to 4096) at the served precision, beside it on CUDA the other one
+   (bf16 and fp32) and on the CPU int8 (`models.quantize.quantize_int8`, measured only:
+   not a serving precision), with another torch thread count, and `Scorer.score` on a
+   batch of ``scoring.batch_size`` curves in chunks of several sizes;
 2. the pipeline (`alertformer run`'s `ScoringService`, in its own process): sustained
    alerts/s on a backlog, latency percentiles at a steady rate, and a burst; latency runs
    from an alert's Kafka timestamp to the commit of the transaction holding its scored
@@ -72,6 +73,8 @@ STACK_TIMEOUT_S = 15.0  # Kafka and Redis must answer within this
 RAW_CONSUME_TIMEOUT_S = 60.0
 AIM_FRACTION_OF_SLOWEST = 0.7  # the pipeline should reach this share of its slowest essential stage
 AIM_BURST = (10_000, 20.0)  # alerts, seconds: a Rubin burst fully scored and published
+INT8_NOTE = ("models.quantize.quantize_int8 of the served model, measured only: not a serving precision, as it "
+             "moved the evaluation metrics by more than 0.5 points (README, Performance)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -100,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="model to serve (default: scoring.checkpoint, then the shipped model, "
                    "else a random-weight model of the default architecture, same cost)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: scoring.device")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), help="default: scoring.precision")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="default: scoring.precision")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here (the table then goes to stdout)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the report's structure in < 1 min")
     p.add_argument("--surveys", default=",".join(SURVEYS), help="comma-separated, of rubin,ztf (default both)")
@@ -236,8 +239,8 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     from stream.bench.data import rubin_pool, ztf_pool
     from stream.bench.limits import (
-        OTHER_PRECISION, best_forward, decode_rates, forward_sweep, forward_with_threads, light_curves, raw_consume,
-        score_chunks, supernnova,
+        OTHER_PRECISION, best_forward, decode_rates, forward_sweep, forward_with_threads, int8_twin, light_curves,
+        raw_consume, score_chunks, supernnova, with_ratios,
     )
     from stream.bench.pipeline import BenchError, peak_rss_mb, run_alternative, run_pipeline
     from stream.score import Scorer, set_torch_threads
@@ -265,6 +268,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         other = OTHER_PRECISION.get((scorer.device.type, scorer.precision))
         if other is not None:
             other = Scorer.from_file(checkpoint, scorer.version, config.scoring.model_copy(update={"precision": other}))
+        int8 = int8_twin(scorer) if scorer.device.type == "cpu" else None  # measured only, never served
         report["bench"]["model"] = {"checkpoint": str(checkpoint), "version": scorer.version,
                                     "random_weights": random_weights, "params": scorer.n_params,
                                     "device": str(scorer.device), "max_visits": scorer.max_visits,
@@ -288,9 +292,14 @@ def run_bench(args: argparse.Namespace) -> dict:
                                                settings["forward_s"])}
             limits["forward_best"] = best_forward(limits["forward"])
             if other is not None:
-                rows = forward_sweep(other, curves[survey], settings["forward_sizes"], settings["forward_s"])
+                rows = with_ratios(forward_sweep(other, curves[survey], settings["forward_sizes"],
+                                                 settings["forward_s"]), limits["forward"])
                 limits["forward_other_precision"] = {"precision": other.precision, "rows": rows,
                                                      "best": best_forward(rows)}
+            if int8 is not None:
+                rows = with_ratios(forward_sweep(int8, curves[survey], settings["forward_sizes"],
+                                                 settings["forward_s"]), limits["forward"])
+                limits["forward_int8"] = {"rows": rows, "best": best_forward(rows), "note": INT8_NOTE}
             threads = 1 if settings["torch_threads"] > 1 else default_threads
             if settings["thread_sizes"] and threads != settings["torch_threads"] and scorer.device.type == "cpu":
                 limits["forward_other_threads"] = {
@@ -369,9 +378,13 @@ def ratios(report: dict) -> dict:
                         "pipeline_over_slowest_stage_incl_decode":
                             round(rate / with_decode[slowest_all], 2) if rate and slowest_all else None}
         compared = limits.get("forward_other_precision")
-        if compared:  # e.g. int8 / fp32: the forward pass at the device's other precision, best batch each
+        if compared:  # e.g. bf16 / fp32 on CUDA: the forward pass at the other precision, best batch each
             out[survey]["forward_other_precision_over_served"] = round(
                 compared["best"]["forward_lc_per_s"] / limits["forward_best"]["forward_lc_per_s"], 2)
+        int8 = limits.get("forward_int8")
+        if int8:  # CPU: int8 (measured only) / served fp32, best batch each
+            out[survey]["forward_int8_over_fp32"] = round(
+                int8["best"]["forward_lc_per_s"] / limits["forward_best"]["forward_lc_per_s"], 2)
     snn = report.get("supernnova", {})
     out["model_over_supernnova"] = snn.get("alertformer_over_supernnova") if snn.get("measured") else snn.get("note")
     return out
@@ -439,6 +452,10 @@ def table(report: dict) -> str:
         row(f"model forward {'/'.join(sorted(others))}, lc/s (batch)",
             lambda s: f"{_fmt(get(report, 'limits', s, 'forward_other_precision', 'best', 'forward_lc_per_s'))}"
                       f" ({get(report, 'limits', s, 'forward_other_precision', 'best', 'batch_size')})")
+    if any(get(report, "limits", s, "forward_int8") for s in surveys):
+        row("model forward int8 (not served), lc/s (batch)",
+            lambda s: f"{_fmt(get(report, 'limits', s, 'forward_int8', 'best', 'forward_lc_per_s'))}"
+                      f" ({get(report, 'limits', s, 'forward_int8', 'best', 'batch_size')})")
 
     def chunk_rates(s):
         measured = get(report, "limits", s, "score_chunks") or []

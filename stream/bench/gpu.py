@@ -3,8 +3,9 @@
     python -m stream.bench.gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
     deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
 
-1. ``model``: per precision the device runs (CUDA: fp32 and bf16; CPU: fp32 and
-   int8), `Scorer.forward` light curves/s at batch sizes 1 to 4096
+1. ``model``: per precision (CUDA: fp32 and bf16; CPU: fp32, and int8 through
+   `models.quantize.quantize_int8`, measured only: not a serving precision),
+   `Scorer.forward` light curves/s at batch sizes 1 to 4096
    (`stream.bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
    curves as served (sorting, encoding and chunks included), and the largest
    probability difference from fp32 on the same curves;
@@ -50,7 +51,8 @@ SETTINGS = {
 }
 QUICK = SETTINGS | {"pool": 12, "forward_sizes": (1, 16), "forward_s": 0.02, "score_s": 0.02, "n_loop": 40,
                     "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100}
-PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}  # fp32 first: the reference
+# fp32 first: the reference. CPU int8 is `stream.bench.limits.int8_twin` of the fp32 scorer, never served.
+PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}
 LOOP_TOPIC = "gpu-bench.alerts"
 REPORT_NAME = "gpu_bench.json"
 
@@ -81,20 +83,29 @@ def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict) ->
     """
     import torch
 
-    from stream.bench.limits import best_forward, forward_sweep, score_chunks
+    from stream.bench.limits import best_forward, forward_sweep, int8_twin, score_chunks
+    from stream.score import PRECISIONS as SERVING_PRECISIONS
     from stream.score import Scorer, pick_device
 
     device = pick_device(scoring.device)
-    out, reference = {}, None
+    out, reference, fp32 = {}, None, None
     batch = [curves[i % len(curves)] for i in range(scoring.batch_size)]
     for precision in PRECISIONS[device.type]:
-        scorer = Scorer.from_file(checkpoint, None, scoring.model_copy(update={"precision": precision}))
+        if precision == "int8":
+            scorer = int8_twin(fp32)
+        else:
+            scorer = Scorer.from_file(checkpoint, None, scoring.model_copy(update={"precision": precision}))
+        if precision == "fp32":
+            fp32 = scorer
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         rows = forward_sweep(scorer, curves, settings["forward_sizes"], settings["forward_s"])
         probs = scorer.score(batch).probs  # (B, C)
         reference = probs if reference is None else reference
-        out[precision] = {"forward": rows, "forward_best": best_forward(rows),
+        best = best_forward(rows)
+        fp32_rate = out["fp32"]["forward_best"]["forward_lc_per_s"] if out else best["forward_lc_per_s"]
+        out[precision] = {"serving_option": precision in SERVING_PRECISIONS, "forward": rows, "forward_best": best,
+                          "forward_best_over_fp32": round(best["forward_lc_per_s"] / fp32_rate, 2),
                           "score_batch": score_chunks(scorer, curves, scoring.batch_size, (scorer.chunk_curves,),
                                                       settings["score_s"])[0],
                           "max_abs_prob_diff_vs_fp32": round(float(np.abs(probs - reference).max()), 5)}
@@ -220,7 +231,9 @@ def summary(report: dict) -> str:
     lines = [f"gpu bench on {report['model']['device']} ({report['gpu_bench']['wall_s']:.0f} s)"]
     for precision, r in report["model"]["precisions"].items():
         best = r["forward_best"]
-        lines.append(f"  {precision}: forward {best['forward_lc_per_s']:,.0f} lc/s (batch {best['batch_size']}), "
+        label = precision if r["serving_option"] else f"{precision} (not served)"
+        lines.append(f"  {label}: forward {best['forward_lc_per_s']:,.0f} lc/s (batch {best['batch_size']}, "
+                     f"{r['forward_best_over_fp32']}x fp32), "
                      f"score {r['score_batch']['lc_per_s']:,.0f} lc/s, max |dp| vs fp32 "
                      f"{r['max_abs_prob_diff_vs_fp32']:.4f}")
     loop = report["loop"]

@@ -5,7 +5,9 @@ confluent-kafka, with the scorer's consumer settings, nothing decoded), decoding
 (fastavro, and the batch Rubin decoder), and the model's forward pass on
 prebuilt batches of the alerts' light curves (`Scorer.forward`: the served
 precision, device copies included). `score_chunks` times `Scorer.score` (encode
-and forward) on one batch in chunks of several sizes.
+and forward) on one batch in chunks of several sizes. `int8_twin` gives the
+forward pass of `models.quantize.quantize_int8` on the CPU to compare with, a
+measurement only: int8 is not a serving precision (README, Performance).
 """
 import copy
 import io
@@ -21,6 +23,7 @@ import torch
 
 from models.encode import encode
 from models.lightcurve import LightCurve
+from models.quantize import quantize_int8
 from stream.bench.data import Pool
 from stream.bench_decode import rate as decode_rate
 from stream.config import KafkaSettings
@@ -127,9 +130,34 @@ def _cycled(curves: list[LightCurve], n: int) -> list[LightCurve]:
 
 
 FORWARD_PASSES = 2  # sweeps over the batch sizes; each size keeps its best (the machine may be shared)
-# The forward pass is also measured at the device's other precision: (device type, served) -> other.
-OTHER_PRECISION = {("cpu", "fp32"): "int8", ("cpu", "int8"): "fp32",
-                   ("cuda", "bf16"): "fp32", ("cuda", "fp32"): "bf16"}
+# On CUDA the forward pass is also measured at the other serving precision: (device type, served) -> other.
+# On the CPU, fp32 is the only one; it is compared with int8 through `int8_twin` instead.
+OTHER_PRECISION = {("cuda", "bf16"): "fp32", ("cuda", "fp32"): "bf16"}
+
+
+def int8_twin(scorer: Scorer) -> Scorer:
+    """A copy of the CPU fp32 `scorer` whose model is `models.quantize.quantize_int8` of its own.
+
+    For measuring what int8 would gain (`forward_sweep`, `score_chunks`), never for
+    serving. The copy's ``precision`` stays ``"fp32"`` (no autocast); its linear
+    layers compute in int8. The original scorer is left unchanged.
+
+    Raises
+    ------
+    ValueError
+        If `scorer` is not an fp32 scorer on the CPU.
+    """
+    if scorer.device.type != "cpu" or scorer.precision != "fp32":
+        raise ValueError(f"int8_twin: needs an fp32 scorer on the CPU, got {scorer.precision} on {scorer.device}")
+    twin = copy.copy(scorer)
+    twin.model = quantize_int8(scorer.model)
+    return twin
+
+
+def with_ratios(rows: list[dict], served: list[dict]) -> list[dict]:
+    """`forward_sweep` rows with ``over_served``: their light curves/s over `served`'s at the same batch size."""
+    rate = {r["batch_size"]: r["forward_lc_per_s"] for r in served}
+    return [r | {"over_served": round(r["forward_lc_per_s"] / rate[r["batch_size"]], 2)} for r in rows]
 
 
 def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds_per_size: float) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 
 from stream.bench import add_parser, aims, ratios, table
 from stream.bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
-from stream.bench.limits import OTHER_PRECISION
+from stream.bench.limits import OTHER_PRECISION, int8_twin, light_curves, with_ratios
 from stream.bench.pipeline import breakdown, latency, sustained_rate
 from stream.decode import decode_rubin, decode_ztf
 from stream.decode.fast import FastRubinDecoder
@@ -40,8 +40,29 @@ def test_scoring_options_override_the_config(monkeypatch):
 
     monkeypatch.setenv("ALERTFORMER_SCORING__TORCH_THREADS", "3")
     assert _config(parse([])).scoring.torch_threads == 3  # the bench runs as `alertformer run` would
-    scoring = _config(parse(["--precision", "int8", "--torch-threads", "2", "--device", "cpu"])).scoring
-    assert (scoring.precision, scoring.torch_threads, scoring.device) == ("int8", 2, "cpu")
+    scoring = _config(parse(["--precision", "fp32", "--torch-threads", "2", "--device", "cpu"])).scoring
+    assert (scoring.precision, scoring.torch_threads, scoring.device) == ("fp32", 2, "cpu")
+    with pytest.raises(SystemExit):  # int8 is measured beside fp32 (int8_twin), never served
+        parse(["--precision", "int8"])
+
+
+def test_int8_twin_quantises_a_copy_for_measuring_only():
+    import torch
+
+    from models.model import AlertTransformer, ModelConfig
+    from stream.score import Scorer
+
+    torch.manual_seed(0)
+    model = AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1))
+    scorer = Scorer(model, "v", torch.device("cpu"), 16, chunk_curves=8)
+    twin = int8_twin(scorer)
+    assert not any(type(m) is torch.nn.Linear for m in twin.model.modules())
+    assert any(type(m) is torch.nn.Linear for m in scorer.model.modules())  # the served scorer is untouched
+    assert (twin.version, twin.chunk_curves, twin.n_params) == (scorer.version, 8, scorer.n_params)
+    curves = light_curves(rubin_pool(3, np.random.default_rng(0)))
+    np.testing.assert_allclose(twin.score(curves).probs, scorer.score(curves).probs, atol=0.05)
+    rows = with_ratios([{"batch_size": 4, "forward_lc_per_s": 300.0}], [{"batch_size": 4, "forward_lc_per_s": 200.0}])
+    assert rows[0]["over_served"] == 1.5
 
 
 def test_rubin_pool_alerts_are_rubin_like():
@@ -111,9 +132,16 @@ def test_quick_bench_report(stack, tmp_path):
         assert {"raw_consume", "decode", "forward", "forward_best"} <= set(limits)
         assert [r["batch_size"] for r in limits["forward"]] == [1, 16]
         served = report["bench"]["model"]
-        other = OTHER_PRECISION[(served["device"].split(":")[0], served["precision"])]
-        assert limits["forward_other_precision"]["precision"] == other
-        assert limits["forward_other_precision"]["best"]["forward_lc_per_s"] > 0
+        if served["device"] == "cpu":  # fp32 served, int8 measured beside it
+            assert served["precision"] == "fp32" and "forward_other_precision" not in limits
+            assert [r["batch_size"] for r in limits["forward_int8"]["rows"]] == [1, 16]
+            assert all(r["over_served"] > 0 for r in limits["forward_int8"]["rows"])
+            assert report["ratios"][survey]["forward_int8_over_fp32"] > 0
+        else:
+            other = OTHER_PRECISION[(served["device"].split(":")[0], served["precision"])]
+            assert limits["forward_other_precision"]["precision"] == other
+            assert limits["forward_other_precision"]["best"]["forward_lc_per_s"] > 0
+            assert "forward_int8" not in limits
         assert [r["chunk_curves"] for r in limits["score_chunks"]] == [None, 16]
         pipeline = report["pipeline"][survey]
         assert pipeline["verified"]["exactly_once"], pipeline["verified"]

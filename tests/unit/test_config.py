@@ -62,6 +62,7 @@ def test_sasl_scram_needs_credentials_and_masks_secret(monkeypatch):
     ("ALERTFORMER_KAFKA__EXTRA", '{"fetch.queue.backoff.ms": "10"}', r"kafka: .*consumer_fetch_backoff_ms"),
     ("ALERTFORMER_SCORING__TORCH_THREADS", "-1", r"scoring\.torch_threads"),
     ("ALERTFORMER_SCORING__PRECISION", "fp16", r"scoring\.precision"),
+    ("ALERTFORMER_SCORING__PRECISION", "int8", r"scoring\.precision"),  # measured, not served (README)
     ("ALERTFORMER_SCORING__FORWARD_CHUNK_CURVES", "0", r"scoring\.forward_chunk_curves"),
 ])
 def test_performance_settings_are_validated(monkeypatch, env, value, field):
@@ -76,10 +77,18 @@ def test_performance_settings_defaults_and_overrides(monkeypatch):
     assert (config.scoring.torch_threads, config.scoring.precision, config.scoring.forward_chunk_curves) == \
         (1, "auto", None)
     monkeypatch.setenv("ALERTFORMER_SCORING__TORCH_THREADS", "0")
-    monkeypatch.setenv("ALERTFORMER_SCORING__PRECISION", "int8")
+    monkeypatch.setenv("ALERTFORMER_SCORING__PRECISION", "fp32")
     monkeypatch.setenv("ALERTFORMER_SCORING__FORWARD_CHUNK_CURVES", "128")
     scoring = load_config().scoring
-    assert (scoring.torch_threads, scoring.precision, scoring.forward_chunk_curves) == (0, "int8", 128)
+    assert (scoring.torch_threads, scoring.precision, scoring.forward_chunk_curves) == (0, "fp32", 128)
+
+
+def test_int8_precision_in_a_file_is_one_line_naming_the_field(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[scoring]\nprecision = "int8"\n')
+    with pytest.raises(ConfigError, match=r"scoring\.precision") as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
 
 
 def test_consumer_queue_settings_reach_the_consumer_only(monkeypatch):

@@ -1,4 +1,4 @@
-"""stream.bench.gpu: the device check's report, on the CPU here (fp32 and int8), on CUDA where there is one.
+"""stream.bench.gpu: the device check's report, on the CPU here (fp32, int8 beside it), on CUDA where there is one.
 
 Correctness only: no figure is asserted (benchmarks are not timed tests).
 """
@@ -31,6 +31,8 @@ def check_report(report: dict, precisions: tuple[str, ...]) -> None:
     for precision, r in model.items():
         assert [row["batch_size"] for row in r["forward"]] == list(gpu.QUICK["forward_sizes"])
         assert r["forward_best"]["forward_lc_per_s"] > 0 and r["score_batch"]["lc_per_s"] > 0
+        assert r["forward_best_over_fp32"] > 0 and r["serving_option"] is (precision != "int8")
+    assert model["fp32"]["forward_best_over_fp32"] == 1.0
     assert model["fp32"]["max_abs_prob_diff_vs_fp32"] == 0.0
     assert 0.0 < model[precisions[1]]["max_abs_prob_diff_vs_fp32"] < 0.05
     loop = report["loop"]
@@ -43,7 +45,7 @@ def test_quick_run_on_cpu_writes_the_report_to_out(tmp_path, monkeypatch, tiny_c
     check_report(report, ("fp32", "int8"))
     assert report["gpu_bench"]["served"]["device"] == "cpu"
     assert report["pipeline"]["measured"] is False and "--bootstrap" in report["pipeline"]["note"]
-    assert "int8" in gpu.summary(report)
+    assert "int8 (not served)" in gpu.summary(report)
 
 
 @pytest.mark.gpu
