@@ -73,7 +73,8 @@ def decode_rubin(payload: bytes, *, version: str | None = None) -> DecodedAlert:
     detection is kept; a forced point that is dropped is not checked.
 
     The object id is ``diaSource.diaObjectId``; a solar-system source has none
-    (null, or 0 in the 2025 LSSTCam alerts) and uses ``diaSource.ssObjectId``.
+    (null, or 0 in the 2025 LSSTCam alerts) and is keyed ``ss`` + ``diaSource.ssObjectId``
+    (`object_key`).
     The alert id is ``alertId`` (schema 7) or the top-level ``diaSourceId`` (8 and
     later).
 
@@ -218,10 +219,37 @@ def _columns(points: Points, id_field: str, is_detection: bool) -> tuple:
             np.full(len(points), is_detection))
 
 
+SOLAR_SYSTEM_KEY_PREFIX = "ss"
+
+
+def object_key(object_id: int, is_solar_system: bool) -> str:
+    """The object's text key: the diaObjectId in decimal, or ``ss`` + the ssObjectId.
+
+    diaObjectIds and ssObjectIds are numbered independently, so a bare ssObjectId
+    could name some diaObject's light curve in Redis and in Kafka keys.
+
+    >>> object_key(1234, False), object_key(1234, True)
+    ('1234', 'ss1234')
+    """
+    return f"{SOLAR_SYSTEM_KEY_PREFIX}{object_id}" if is_solar_system else str(object_id)
+
+
+def parse_object_key(key: str) -> tuple[int, bool]:
+    """Inverse of `object_key`: ``(object_id, is_solar_system)``.
+
+    >>> parse_object_key("ss1234"), parse_object_key("-7")
+    ((1234, True), (-7, False))
+    """
+    if key.startswith(SOLAR_SYSTEM_KEY_PREFIX):
+        return int(key[len(SOLAR_SYSTEM_KEY_PREFIX):]), True
+    return int(key), False
+
+
 def _object_id(source: dict) -> str:
-    for field in ("diaObjectId", "ssObjectId"):
-        if source.get(field):  # None or 0: no such object
-            return str(source[field])
+    if source.get("diaObjectId"):  # None or 0: no diaObject
+        return object_key(source["diaObjectId"], False)
+    if source.get("ssObjectId"):
+        return object_key(source["ssObjectId"], True)
     raise BadPacket("diaSource.diaObjectId and diaSource.ssObjectId are both null or 0: no object id")
 
 

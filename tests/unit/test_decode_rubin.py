@@ -92,7 +92,7 @@ def test_solar_system_sources_take_the_ss_object_id(rows, payloads):
     sso = [(row, payload) for row, payload in zip(rows, payloads) if row["diaSource"]["diaObjectId"] == 0]
     assert len(sso) == 3
     for row, payload in sso:
-        assert decode_rubin(payload).object_id == str(row["diaSource"]["ssObjectId"])
+        assert decode_rubin(payload).object_id == "ss" + str(row["diaSource"]["ssObjectId"])
     row, payload = next((r, p) for r, p in zip(rows, payloads) if r["diaSource"]["diaObjectId"])
     assert decode_rubin(payload).object_id == str(row["diaSource"]["diaObjectId"])
 

@@ -90,6 +90,10 @@ def test_solar_system_alerts_take_the_ss_object_id(decoder, records, payloads):
     sso = [i for i, r in enumerate(records) if r["diaSource"]["diaObjectId"] == 0]
     assert len(sso) == 3
     assert all(batch.object_id[i] == records[i]["diaSource"]["ssObjectId"] for i in sso)
+    assert batch.object_is_ss.tolist() == [i in sso for i in range(len(records))]
+    alerts = batch.alerts()
+    assert all(alerts[i].object_id == batch.alert(i).object_id == f"ss{records[i]['diaSource']['ssObjectId']}"
+               for i in sso)
 
 
 def test_schemaless_payloads_with_a_configured_version(records):

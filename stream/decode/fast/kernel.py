@@ -466,7 +466,7 @@ def _alert_fields_ok(ireg, ipresent, freg, fpresent):
 @njit(cache=True, nogil=True)
 def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, schema_ids, entries,
                     prog, fields, jumps, band_lut, max_depth, scratch_points,
-                    reason, plan_index, alert_id, source_id, object_id, ra_deg, dec_deg, offsets,
+                    reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg, offsets,
                     out_id, out_mjd, out_band, out_flux, out_err, out_det):
     """Decode messages ``first..`` of a batch into the output arrays; return where it stopped.
 
@@ -489,8 +489,9 @@ def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, sc
         Array nesting of the deepest plan.
     scratch_points : int
         Most photometry records one message can carry.
-    reason, plan_index, alert_id, source_id, object_id, ra_deg, dec_deg : (B,) outputs
-        Per message; `reason` 0 where decoded, else why not (`plan.REASONS`).
+    reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg : (B,) outputs
+        Per message; `reason` 0 where decoded, else why not (`plan.REASONS`); `object_is_ss`
+        True where `object_id` is the ssObjectId (no diaObjectId: a solar-system source).
     offsets : (B + 1,) int64
         Message i's points are ``out_*[offsets[i]:offsets[i + 1]]`` (none if not decoded).
     out_id, out_mjd, out_band, out_flux, out_err, out_det : (P,) outputs
@@ -568,7 +569,9 @@ def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, sc
                     if s_kind[k] == TRIGGER:
                         source_id[i] = s_int[S_ID, k]
                 alert_id[i] = ireg[R_ALERT_ID]
-                object_id[i] = ireg[R_OBJECT] if ipresent[R_OBJECT] and ireg[R_OBJECT] != 0 else ireg[R_SS_OBJECT]
+                has_dia_object = ipresent[R_OBJECT] and ireg[R_OBJECT] != 0
+                object_id[i] = ireg[R_OBJECT] if has_dia_object else ireg[R_SS_OBJECT]
+                object_is_ss[i] = not has_dia_object
                 ra_deg[i] = freg[F_RA]
                 dec_deg[i] = freg[F_DEC]
         reason[i] = why

@@ -26,7 +26,9 @@ from stream.decode.fast import kernel
 from stream.decode.fast.plan import (
     OK, OP_ARRAY, OP_ARRAY_END, OP_FIELDS, OP_JUMP, OP_UNION, Plan, Unsupported, compile_plan,
 )
-from stream.decode.rubin import BAND_CODES, decode_rubin, rubin_schema, rubin_versions, schema_id
+from stream.decode.rubin import (
+    BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_schema, rubin_versions, schema_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,8 @@ class RubinBatch:
 
     Per message, (B,): `ok` says whether it decoded; for those that did,
     `alert_id`, `source_id`, `object_id` (the diaObjectId, or the ssObjectId of
-    a solar-system source), `ra_deg`/`dec_deg` and ``schema_names[schema_index]``
-    are `DecodedAlert`'s fields. Per point, (P,): `point_source_id`, `mjd_tai`
+    a solar-system source, where `object_is_ss`; `object_key` makes the text key),
+    `ra_deg`/`dec_deg` and ``schema_names[schema_index]`` are `DecodedAlert`'s fields. Per point, (P,): `point_source_id`, `mjd_tai`
     (MJD TAI, float64), `band` (int8 code), `flux_njy`/`flux_err_njy` (nJy,
     float32), `is_detection`; each message's rows are one validated
     `LightCurve`, sorted by time, with unique source ids. A message that did not
@@ -85,6 +87,7 @@ class RubinBatch:
     alert_id: np.ndarray
     source_id: np.ndarray
     object_id: np.ndarray
+    object_is_ss: np.ndarray
     ra_deg: np.ndarray
     dec_deg: np.ndarray
     offsets: np.ndarray
@@ -113,7 +116,8 @@ class RubinBatch:
             raise self.errors[i]
         return DecodedAlert(
             survey="rubin", schema=self.schema_names[self.schema_index[i]], alert_id=int(self.alert_id[i]),
-            source_id=int(self.source_id[i]), object_id=str(self.object_id[i]), ra_deg=float(self.ra_deg[i]),
+            source_id=int(self.source_id[i]), object_id=object_key(int(self.object_id[i]), bool(self.object_is_ss[i])),
+            ra_deg=float(self.ra_deg[i]),
             dec_deg=float(self.dec_deg[i]), light_curve=self.light_curve(i))
 
     def alerts(self) -> list[DecodedAlert | None]:
@@ -125,14 +129,15 @@ class RubinBatch:
         names, columns = self.schema_names, [getattr(self, name) for name in self.POINT_COLUMNS]
         offsets = self.offsets.tolist()
         alerts = []
-        for i, (ok, schema, alert_id, source_id, object_id, ra_deg, dec_deg) in enumerate(zip(*(
+        for i, (ok, schema, alert_id, source_id, object_id, is_ss, ra_deg, dec_deg) in enumerate(zip(*(
                 column.tolist() for column in (self.ok, self.schema_index, self.alert_id, self.source_id,
-                                               self.object_id, self.ra_deg, self.dec_deg)))):
+                                               self.object_id, self.object_is_ss, self.ra_deg, self.dec_deg)))):
             if not ok:
                 alerts.append(None)
                 continue
             a, b = offsets[i], offsets[i + 1]
-            alerts.append(DecodedAlert("rubin", names[schema], alert_id, source_id, str(object_id), ra_deg, dec_deg,
+            alerts.append(DecodedAlert("rubin", names[schema], alert_id, source_id, object_key(object_id, is_ss),
+                                       ra_deg, dec_deg,
                                        LightCurve(*(column[a:b] for column in columns))))
         return alerts
 
@@ -258,6 +263,7 @@ class FastRubinDecoder:
         reason = np.zeros(n, dtype=np.int8)
         plan_index = np.full(n, -1, dtype=np.int16)
         alert_id, source_id, object_id = (np.zeros(n, dtype=np.int64) for _ in range(3))
+        object_is_ss = np.zeros(n, dtype=np.bool_)
         ra_deg, dec_deg = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
         offsets = np.zeros(n + 1, dtype=np.int64)
         columns = _empty_columns(max(n * self._points_guess, 1))
@@ -266,8 +272,8 @@ class FastRubinDecoder:
             first = kernel.decode_messages(
                 addresses, lengths, first, self.version is None, self.fixed_entry, self.fixed_plan,
                 self.schema_ids, self.entries, self.program, self.fields, self.jumps, self.band_lut,
-                self.max_depth, scratch, reason, plan_index, alert_id, source_id, object_id, ra_deg, dec_deg,
-                offsets, *columns)
+                self.max_depth, scratch, reason, plan_index, alert_id, source_id, object_id, object_is_ss,
+                ra_deg, dec_deg, offsets, *columns)
             if first == n:
                 break
             grown = _empty_columns(2 * len(columns[0]) + scratch)  # room for message `first` at least
@@ -280,7 +286,7 @@ class FastRubinDecoder:
             self._points_guess = max(POINTS_PER_MESSAGE_GUESS, 5 * used // (4 * n) + 1)
         columns = [c[:used] for c in columns]
         batch = dict(schema_index=plan_index, ok=reason == OK, alert_id=alert_id, source_id=source_id,
-                     object_id=object_id, ra_deg=ra_deg, dec_deg=dec_deg, offsets=offsets,
+                     object_id=object_id, object_is_ss=object_is_ss, ra_deg=ra_deg, dec_deg=dec_deg, offsets=offsets,
                      **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason)
         names = list(self.schema_names)
         errors, slow = {}, {}
@@ -322,6 +328,6 @@ def _splice(batch: dict, slow: dict[int, DecodedAlert], names: list[str]) -> Non
         batch["ok"][i] = True
         batch["alert_id"][i] = alert.alert_id
         batch["source_id"][i] = alert.source_id
-        batch["object_id"][i] = int(alert.object_id)
+        batch["object_id"][i], batch["object_is_ss"][i] = parse_object_key(alert.object_id)
         batch["ra_deg"][i] = alert.ra_deg
         batch["dec_deg"][i] = alert.dec_deg
