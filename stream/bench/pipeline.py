@@ -353,6 +353,14 @@ class Child:
             raise BenchError(f"{self.name} sent no final report within {timeout_s:.0f} s")
         return self.final
 
+    def close(self) -> None:
+        """`finish` a child that has not finished (after an error), ignoring a missing final report."""
+        if self.final is None:
+            try:
+                self.finish(10.0)
+            except BenchError:
+                pass
+
 
 class Feeder:
     """Produces bench input the way `alertformer replay` does: idempotent, lz4, keyed by object id."""
@@ -614,11 +622,7 @@ def run_pipeline(config, pool: Pool, settings: dict, run_id: str) -> dict:
         out["scorer"]["cpu_utilisation"] = round(out["scorer"]["cpu_s"] / out["scorer"]["run_s"], 2)
         out["verified"] = read_back(kafka, topics["scored"], cursor, timeout_s=_phase_timeout_s(cursor, 2000.0))
     finally:
-        if child.final is None:
-            try:
-                child.finish(10.0)
-            except BenchError:
-                pass
+        child.close()
     return out
 
 
@@ -671,9 +675,5 @@ def run_alternative(config, pool: Pool, settings: dict, run_id: str) -> dict:
             out["steady"] = {"note": "not run: the backlog was not drained in time"}
         out["process"] |= child.finish()
     finally:
-        if child.final is None:
-            try:
-                child.finish(10.0)
-            except BenchError:
-                pass
+        child.close()
     return out
