@@ -25,6 +25,10 @@ _CONSUMER_SETTINGS = {"consumer_queue_kbytes": "queued.max.messages.kbytes",
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def updated(self, **changes):
+        """A validated copy with `changes` (``model_copy(update=...)`` would skip validation)."""
+        return type(self).model_validate(self.model_dump() | changes)
+
 
 class KafkaSettings(_Section):
     """Connection to the alert broker; `extra` passes any librdkafka setting through."""

@@ -49,7 +49,7 @@ def pick_precision(name: str, device: torch.device) -> str:
     """
     if name == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if name not in PRECISIONS:  # settings built with model_copy(update=...) skip validation
+    if name not in PRECISIONS:  # a name from code, not from validated settings
         raise ConfigError(f"scoring.precision: {name!r} is not one of auto, {', '.join(PRECISIONS)}")
     if name == "bf16" and device.type != "cuda":
         raise ConfigError("scoring.precision: bf16 runs on a CUDA device only (scoring.device)")

@@ -143,14 +143,14 @@ def _config(args):
 
     config = load_config(args.config)
     if args.bootstrap:
-        kafka = config.kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+        kafka = config.kafka.updated(bootstrap_servers=args.bootstrap)
         config = config.model_copy(update={"kafka": kafka})
     if args.redis_url:
-        config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": args.redis_url})})
+        config = config.model_copy(update={"redis": config.redis.updated(url=args.redis_url)})
     scoring = {k: v for k, v in (("device", args.device), ("precision", args.precision),
                                  ("torch_threads", args.torch_threads)) if v is not None}
     if scoring:
-        config = config.model_copy(update={"scoring": config.scoring.model_copy(update=scoring)})
+        config = config.model_copy(update={"scoring": config.scoring.updated(**scoring)})
     return config
 
 
@@ -267,7 +267,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         scorer = Scorer.from_file(checkpoint, None, config.scoring)
         other = OTHER_PRECISION.get((scorer.device.type, scorer.precision))
         if other is not None:
-            other = Scorer.from_file(checkpoint, scorer.version, config.scoring.model_copy(update={"precision": other}))
+            other = Scorer.from_file(checkpoint, scorer.version, config.scoring.updated(precision=other))
         int8 = int8_twin(scorer) if scorer.device.type == "cpu" else None  # measured only, never served
         report["bench"]["model"] = {"checkpoint": str(checkpoint), "version": scorer.version,
                                     "random_weights": random_weights, "params": scorer.n_params,

@@ -94,7 +94,7 @@ def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict) ->
         if precision == "int8":
             scorer = int8_twin(fp32)
         else:
-            scorer = Scorer.from_file(checkpoint, None, scoring.model_copy(update={"precision": precision}))
+            scorer = Scorer.from_file(checkpoint, None, scoring.updated(precision=precision))
         if precision == "fp32":
             fp32 = scorer
         if device.type == "cuda":
@@ -194,9 +194,9 @@ def run(args: argparse.Namespace) -> dict:
     t_start = time.perf_counter()
     settings = dict(QUICK if args.quick else SETTINGS)
     config = load_config(args.config)
-    scoring = config.scoring.model_copy(update={"device": args.device} if args.device else {})
-    kafka = config.kafka.model_copy(update={"bootstrap_servers": args.bootstrap} if args.bootstrap else {})
-    redis = config.redis.model_copy(update={"url": args.redis_url} if args.redis_url else {})
+    scoring = config.scoring.updated(**({"device": args.device} if args.device else {}))
+    kafka = config.kafka.updated(**({"bootstrap_servers": args.bootstrap} if args.bootstrap else {}))
+    redis = config.redis.updated(**({"url": args.redis_url} if args.redis_url else {}))
     config = config.model_copy(update={"scoring": scoring, "kafka": kafka, "redis": redis})
     set_torch_threads(scoring.torch_threads)
     report = {"gpu_bench": {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

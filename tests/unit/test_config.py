@@ -111,3 +111,15 @@ def test_annotated_example_states_the_defaults():
 
     example = Path(__file__).resolve().parents[2] / "deploy" / "config" / "alertformer.toml"
     assert load_config(example).model_dump() == load_config().model_dump()
+
+
+def test_updated_sections_are_validated_and_keep_secrets():
+    from pydantic import ValidationError
+
+    from stream.config import KafkaSettings, ScoringSettings
+
+    with pytest.raises(ValidationError, match="precision"):
+        ScoringSettings().updated(precision="int8")  # model_copy(update=...) would have let it through
+    kafka = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")
+    moved = kafka.updated(bootstrap_servers="broker:9093")
+    assert (moved.bootstrap_servers, moved.sasl_password.get_secret_value()) == ("broker:9093", "p")
