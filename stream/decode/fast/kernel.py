@@ -325,14 +325,24 @@ def _point_ok(null, band, mjd, flux, err):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _insert(table, stamp, generation, key):
-    """Add `key` to an open-addressing set (slots whose stamp is `generation` are in use): False if present."""
+def _find(table, stamp, generation, key):
+    """Slot of `key` in an open-addressing set (slots whose stamp is `generation` are in use), or the
+    free slot where it would go; and whether it is there."""
     mask = len(table) - 1
     slot = ((key * _HASH_MULTIPLIER) >> 20) & mask
     while stamp[slot] == generation:
         if table[slot] == key:
-            return False
+            return slot, True
         slot = (slot + 1) & mask
+    return slot, False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _insert(table, stamp, generation, key):
+    """Add `key` to the set: False if it was present."""
+    slot, found = _find(table, stamp, generation, key)
+    if found:
+        return False
     stamp[slot] = generation
     table[slot] = key
     return True
@@ -340,13 +350,7 @@ def _insert(table, stamp, generation, key):
 
 @njit(cache=True, nogil=True, inline="always")
 def _contains(table, stamp, generation, key):
-    mask = len(table) - 1
-    slot = ((key * _HASH_MULTIPLIER) >> 20) & mask
-    while stamp[slot] == generation:
-        if table[slot] == key:
-            return True
-        slot = (slot + 1) & mask
-    return False
+    return _find(table, stamp, generation, key)[1]
 
 
 @njit(cache=True, nogil=True)
