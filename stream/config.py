@@ -153,8 +153,9 @@ class ScoringSettings(_Section):
     checkpoint: str | None = Field(None, description="serve this checkpoint and never swap; default: the "
                                    "registry's champion, else the shipped model")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: CUDA only")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32, or bf16 autocast (CUDA only). fp32 is what `alertformer evaluate` measured; "
+                            "on an H200 bf16 was no faster at a batch of 1,000 (README, Performance)")
     torch_threads: int = Field(
         1, ge=0, description="torch intra-op threads of the scorer process, set at start-up; 0 = torch's default "
                              "(one per core). 1 leaves the other cores to librdkafka, decoding and Redis; see the "

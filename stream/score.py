@@ -5,9 +5,9 @@
 computed, and on the CPU a chunk of 64 curves keeps the activations in cache (the
 bench's ``score_chunks`` measures the gain; figures in the README's Performance
 section). This departs from "one forward pass per batch" for speed only. On CUDA a
-batch is one chunk by default, copied from pinned host memory without blocking and
-run under bf16 autocast; the probabilities come back in one copy, the one host sync
-per batch.
+batch is one chunk by default, copied from pinned host memory without blocking (and
+run under bf16 autocast if ``scoring.precision`` says so); the probabilities come
+back in one copy, the one host sync per batch.
 """
 import hashlib
 import logging
@@ -42,17 +42,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def pick_precision(name: str, device: torch.device) -> str:
-    """``scoring.precision`` for `device`: ``auto`` is bf16 on a CUDA device with bf16 support, else fp32.
+    """Check that `device` can run ``scoring.precision`` `name`; return it.
 
-    >>> pick_precision("auto", torch.device("cpu"))
+    >>> pick_precision("fp32", torch.device("cpu"))
     'fp32'
     """
-    if name == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if name not in PRECISIONS:  # a name from code, not from validated settings
-        raise ConfigError(f"scoring.precision: {name!r} is not one of auto, {', '.join(PRECISIONS)}")
-    if name == "bf16" and device.type != "cuda":
-        raise ConfigError("scoring.precision: bf16 runs on a CUDA device only (scoring.device)")
+        raise ConfigError(f"scoring.precision: {name!r} is not one of {', '.join(PRECISIONS)}")
+    if name == "bf16" and (device.type != "cuda" or not torch.cuda.is_bf16_supported()):
+        raise ConfigError("scoring.precision: bf16 runs on a CUDA device with bf16 support only (scoring.device)")
     return name
 
 

@@ -103,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="model to serve (default: scoring.checkpoint, then the shipped model, "
                    "else a random-weight model of the default architecture, same cost)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: scoring.device")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="default: scoring.precision")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="default: scoring.precision")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here (the table then goes to stdout)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the report's structure in < 1 min")
     p.add_argument("--surveys", default=",".join(SURVEYS), help="comma-separated, of rubin,ztf (default both)")

@@ -11,9 +11,9 @@
    probability difference from fp32 on the same curves;
 2. ``loop``: the scoring service's per-batch work in this process, without broker
    or Redis: batch decoding (`stream.ingest.Ingest`), windows, `Scorer.score`,
-   the scored and classification records (`stream.publish`), in batches of
-   ``scoring.batch_size`` on simulated Rubin alerts: alerts/s, ms per batch, ms
-   per alert and stage;
+   the scored and classification records (`stream.publish`), on simulated Rubin
+   alerts, one row per batch size (``scoring.batch_size`` first, then larger
+   ones): alerts/s, ms per batch, ms per alert and stage;
 3. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
    Kafka and Redis (`stream.bench.pipeline.run_pipeline`): sustained, steady and
    burst phases, each input scored exactly once.
@@ -43,13 +43,15 @@ log = logging.getLogger(__name__)
 
 SETTINGS = {
     "pool": 256,  # distinct simulated Rubin packets, cycled
-    "forward_sizes": (1, 4, 16, 64, 256, 1024, 4096),
+    "forward_sizes": (1, 4, 16, 64, 256, 1024, 4096, 16384),
     "forward_s": 0.3,  # per batch size and pass
     "score_s": 1.0,  # Scorer.score on one batch, per precision
-    "n_loop": 10_000,  # alerts through the in-process loop
+    "n_loop": 20_000,  # alerts through the in-process loop, per batch size
+    "loop_batch_sizes": (4000, 20_000),  # beside scoring.batch_size
     "n_backlog": 5000, "rate": 1000.0, "duration_s": 10.0, "n_burst": 10_000,  # pipeline phases
 }
 QUICK = SETTINGS | {"pool": 12, "forward_sizes": (1, 16), "forward_s": 0.02, "score_s": 0.02, "n_loop": 40,
+                    "loop_batch_sizes": (40,),
                     "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100}
 # fp32 first: the reference. CPU int8 is `stream.bench.limits.int8_twin` of the fp32 scorer, never served.
 PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}
@@ -213,8 +215,10 @@ def run(args: argparse.Namespace) -> dict:
         report["gpu_bench"]["served"] = {"checkpoint": str(checkpoint), "random_weights": random_weights,
                                          "version": scorer.version, "device": str(scorer.device),
                                          "precision": scorer.precision, "chunk_curves": scorer.chunk_curves}
-        log.info("gpu bench: loop without broker, %d alerts", settings["n_loop"])
-        report["loop"] = loop_without_broker(scorer, pool, settings["n_loop"], scoring.batch_size)
+        report["loop"] = []
+        for batch_size in dict.fromkeys((scoring.batch_size, *settings["loop_batch_sizes"])):
+            log.info("gpu bench: loop without broker, %d alerts in batches of %d", settings["n_loop"], batch_size)
+            report["loop"].append(loop_without_broker(scorer, pool, settings["n_loop"], batch_size))
         if args.bootstrap:
             log.info("gpu bench: pipeline on %s", args.bootstrap)
             settings |= {"checkpoint": str(checkpoint), "device": scoring.device}
@@ -236,9 +240,9 @@ def summary(report: dict) -> str:
                      f"{r['forward_best_over_fp32']}x fp32), "
                      f"score {r['score_batch']['lc_per_s']:,.0f} lc/s, max |dp| vs fp32 "
                      f"{r['max_abs_prob_diff_vs_fp32']:.4f}")
-    loop = report["loop"]
-    lines.append(f"  loop without broker: {loop['alerts_per_s']:,.0f} alerts/s, batch p50/p99 "
-                 f"{loop['batch_ms']['p50']}/{loop['batch_ms']['p99']} ms")
+    for loop in report["loop"]:
+        lines.append(f"  loop without broker, batches of {loop['batch_size']}: {loop['alerts_per_s']:,.0f} alerts/s, "
+                     f"batch p50/p99 {loop['batch_ms']['p50']}/{loop['batch_ms']['p99']} ms")
     pipeline = report["pipeline"]
     if "sustained" in pipeline:
         lines.append(f"  pipeline: {pipeline['sustained'].get('alerts_per_s')} alerts/s sustained, burst "

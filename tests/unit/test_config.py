@@ -75,12 +75,12 @@ def test_performance_settings_defaults_and_overrides(monkeypatch):
     config = load_config()
     assert (config.kafka.consumer_queue_kbytes, config.kafka.consumer_fetch_backoff_ms) == (262_144, 50)
     assert (config.scoring.torch_threads, config.scoring.precision, config.scoring.forward_chunk_curves) == \
-        (1, "auto", None)
+        (1, "fp32", None)
     monkeypatch.setenv("ALERTFORMER_SCORING__TORCH_THREADS", "0")
-    monkeypatch.setenv("ALERTFORMER_SCORING__PRECISION", "fp32")
+    monkeypatch.setenv("ALERTFORMER_SCORING__PRECISION", "bf16")
     monkeypatch.setenv("ALERTFORMER_SCORING__FORWARD_CHUNK_CURVES", "128")
     scoring = load_config().scoring
-    assert (scoring.torch_threads, scoring.precision, scoring.forward_chunk_curves) == (0, "fp32", 128)
+    assert (scoring.torch_threads, scoring.precision, scoring.forward_chunk_curves) == (0, "bf16", 128)
 
 
 def test_int8_precision_in_a_file_is_one_line_naming_the_field(tmp_path):

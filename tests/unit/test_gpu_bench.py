@@ -35,9 +35,11 @@ def check_report(report: dict, precisions: tuple[str, ...]) -> None:
     assert model["fp32"]["forward_best_over_fp32"] == 1.0
     assert model["fp32"]["max_abs_prob_diff_vs_fp32"] == 0.0
     assert 0.0 < model[precisions[1]]["max_abs_prob_diff_vs_fp32"] < 0.05
-    loop = report["loop"]
-    assert loop["alerts"] == gpu.QUICK["n_loop"] and loop["dead_letters"] == 0 and loop["alerts_per_s"] > 0
-    assert set(loop["ms_per_alert"]) == {"decode", "windows", "score", "records"}
+    served_batch_size = report["gpu_bench"]["settings"]["batch_size"]
+    assert [loop["batch_size"] for loop in report["loop"]] == [served_batch_size, *gpu.QUICK["loop_batch_sizes"]]
+    for loop in report["loop"]:
+        assert loop["alerts"] == gpu.QUICK["n_loop"] and loop["dead_letters"] == 0 and loop["alerts_per_s"] > 0
+        assert set(loop["ms_per_alert"]) == {"decode", "windows", "score", "records"}
 
 
 def test_quick_run_on_cpu_writes_the_report_to_out(tmp_path, monkeypatch, tiny_checkpoint):
@@ -53,7 +55,7 @@ def test_quick_run_on_cpu_writes_the_report_to_out(tmp_path, monkeypatch, tiny_c
 def test_quick_run_on_cuda_compares_bf16_with_fp32(tmp_path, monkeypatch, tiny_checkpoint):
     report = run_quick(tmp_path, monkeypatch, tiny_checkpoint, "--device", "cuda")
     check_report(report, ("fp32", "bf16"))
-    assert report["gpu_bench"]["served"]["precision"] == "bf16"
+    assert report["gpu_bench"]["served"]["precision"] == "fp32"
     assert report["model"]["precisions"]["bf16"]["peak_gpu_memory_mb"] > 0
 
 
