@@ -65,9 +65,17 @@ class LightCurve:
             raise ValueError("flux_err_njy: non-positive error(s)")
         if n and (cols[2].min() < 0 or cols[2].max() >= len(BAND_NAMES)):
             raise ValueError(f"band: code outside 0..{len(BAND_NAMES) - 1}")
+        return cls._first_ids_by_time(cols)
+
+    @classmethod
+    def _first_ids_by_time(cls, cols: list[np.ndarray]) -> "LightCurve":
+        """The curve of checked columns: the first point of each source id, sorted by time (stable)."""
         _, first = np.unique(cols[0], return_index=True)
-        keep = np.sort(first)
-        order = keep[np.argsort(cols[1][keep], kind="stable")]
+        if len(first) == len(cols[0]):
+            order = np.argsort(cols[1], kind="stable")
+        else:
+            keep = np.sort(first)
+            order = keep[np.argsort(cols[1][keep], kind="stable")]
         return cls(*(col[order] for col in cols))
 
     @classmethod
@@ -76,8 +84,12 @@ class LightCurve:
 
     @classmethod
     def concatenate(cls, curves) -> "LightCurve":
-        """Merge curves of one object; repeated source ids keep their first occurrence."""
+        """Merge curves of one object; repeated source ids keep their first occurrence.
+
+        The curves' values are not checked again (`from_arrays` checks them once,
+        where they enter): this runs once or twice per alert in the scoring loop.
+        """
         curves = list(curves)
         if not curves:
             return cls.empty()
-        return cls.from_arrays(*(np.concatenate([getattr(c, f) for c in curves]) for f in cls.FIELDS))
+        return cls._first_ids_by_time([np.concatenate([getattr(c, f) for c in curves]) for f in cls.FIELDS])

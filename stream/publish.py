@@ -4,6 +4,7 @@ All outputs are keyed by object id, so an object's records stay in one partition
 """
 import json
 import time
+from functools import cache
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from alertformer import __version__
 from models.bands import BAND_NAMES
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
+from stream.avro_batch import BatchRecordWriter
 from stream.ingest import Ingested
 from stream.loop import Output
 from stream.scored import ScoredBatch
@@ -18,7 +20,10 @@ from stream.score import Scores
 from stream.window import trigger_index
 
 BROKER_NAME = "alertformer"
+SCORED_SCHEMA = "alertformer.scored_alert"
 CLASSIFICATION_SCHEMA = "elasticc.v0_9_1.brokerClassification"
+CLASS_IDS_ARRAY = np.asarray(CLASS_IDS, dtype=np.int64)  # (C,)
+BAND_NAMES_ARRAY = np.asarray(BAND_NAMES, dtype=object)  # indexed by band code
 
 
 def scored_batch(items: list[Ingested], scores: Scores) -> ScoredBatch:
@@ -41,39 +46,43 @@ def scored_batch(items: list[Ingested], scores: Scores) -> ScoredBatch:
     )
 
 
-def _class_probabilities(row: np.ndarray) -> list[dict]:
-    return [{"classId": int(c), "probability": float(p)} for c, p in zip(CLASS_IDS, row)]
+@cache
+def _writers() -> tuple[BatchRecordWriter, BatchRecordWriter]:
+    """The scored-alert (single-object encoding) and classification (schemaless) writers."""
+    return (BatchRecordWriter(avro_io.load_schema(SCORED_SCHEMA),
+                              avro_io.SINGLE_OBJECT_MAGIC + avro_io.schema_fingerprint(SCORED_SCHEMA)),
+            BatchRecordWriter(avro_io.load_schema(CLASSIFICATION_SCHEMA)))
 
 
 def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, scored_topic: str,
                    classification_topic: str) -> list[Output]:
     """One scored-alert and one classification record per input alert, in input order."""
+    n = len(items)
     published_ms = time.time_ns() // 1_000_000
-    classifier = f"alertformer-transformer {batch.model_version}"
-    params = json.dumps({"modelVersion": batch.model_version})
+    classes = (CLASS_IDS_ARRAY, batch.probs)
+    publish_ms = np.fromiter((i.kafka_timestamp_ms for i in items), dtype=np.int64, count=n)
+    scored_writer, classification_writer = _writers()
+    scored = scored_writer.write({
+        "alertId": batch.alert_id, "sourceId": batch.source_id, "objectId": batch.object_id,
+        "survey": batch.survey.tolist(), "topic": [i.topic for i in items],
+        "partition": np.fromiter((i.partition for i in items), dtype=np.int64, count=n),
+        "offset": np.fromiter((i.offset for i in items), dtype=np.int64, count=n),
+        "surveyPublishMs": publish_ms, "ingestMs": ingest_ms, "scoredMs": batch.scored_ms,
+        "publishedMs": published_ms, "modelVersion": batch.model_version, "classProbabilities": classes,
+        "snLikelihood": batch.sn_likelihood, "flareLikelihood": batch.flare_likelihood,
+        "nVisits": batch.n_visits, "nDetections": batch.n_detections, "raDeg": batch.ra_deg, "decDeg": batch.dec_deg,
+        "latestMjdTai": batch.latest_mjd_tai, "latestFluxNjy": batch.latest_flux_njy,
+        "latestBand": BAND_NAMES_ARRAY[batch.latest_band].tolist(),
+    }, n)
+    classifications = classification_writer.write({
+        "alertId": batch.alert_id, "diaSourceId": batch.source_id, "elasticcPublishTimestamp": publish_ms,
+        "brokerIngestTimestamp": ingest_ms, "brokerName": BROKER_NAME, "brokerVersion": __version__,
+        "classifierName": f"alertformer-transformer {batch.model_version}",
+        "classifierParams": json.dumps({"modelVersion": batch.model_version}), "classifications": classes,
+    }, n)
     outputs = []
-    for i, item in enumerate(items):
-        key = batch.object_id[i].encode()
-        classes = _class_probabilities(batch.probs[i])
-        scored = {
-            "alertId": int(batch.alert_id[i]), "sourceId": int(batch.source_id[i]),
-            "objectId": batch.object_id[i], "survey": str(batch.survey[i]),
-            "topic": item.topic, "partition": item.partition, "offset": item.offset,
-            "surveyPublishMs": item.kafka_timestamp_ms, "ingestMs": ingest_ms,
-            "scoredMs": batch.scored_ms, "publishedMs": published_ms,
-            "modelVersion": batch.model_version, "classProbabilities": classes,
-            "snLikelihood": float(batch.sn_likelihood[i]), "flareLikelihood": float(batch.flare_likelihood[i]),
-            "nVisits": int(batch.n_visits[i]), "nDetections": int(batch.n_detections[i]),
-            "raDeg": float(batch.ra_deg[i]), "decDeg": float(batch.dec_deg[i]),
-            "latestMjdTai": float(batch.latest_mjd_tai[i]), "latestFluxNjy": float(batch.latest_flux_njy[i]),
-            "latestBand": BAND_NAMES[batch.latest_band[i]],
-        }
-        classification = {
-            "alertId": int(batch.alert_id[i]), "diaSourceId": int(batch.source_id[i]),
-            "elasticcPublishTimestamp": item.kafka_timestamp_ms, "brokerIngestTimestamp": ingest_ms,
-            "brokerName": BROKER_NAME, "brokerVersion": __version__,
-            "classifierName": classifier, "classifierParams": params, "classifications": classes,
-        }
-        outputs.append(Output(scored_topic, avro_io.encode("alertformer.scored_alert", scored), key))
-        outputs.append(Output(classification_topic, avro_io.encode_schemaless(CLASSIFICATION_SCHEMA, classification), key))
+    for object_id, scored_value, classification_value in zip(batch.object_id, scored, classifications):
+        key = object_id.encode()
+        outputs.append(Output(scored_topic, scored_value, key))
+        outputs.append(Output(classification_topic, classification_value, key))
     return outputs

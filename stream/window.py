@@ -24,6 +24,7 @@ class Windows:
 
 
 def _until(curve: LightCurve, mjd_tai: float) -> LightCurve:
+    """The points of `curve` up to `mjd_tai` (MJD TAI); `curve` itself when that is all of them."""
     keep = curve.mjd_tai <= mjd_tai + TIME_SLACK_DAYS
     if keep.all():
         return curve
@@ -50,7 +51,9 @@ def build_windows(alerts: list[DecodedAlert], history: dict[str, LightCurve]) ->
             curve = alert.light_curve
             merged[alert.object_id] = curve
         else:
-            curve = LightCurve.concatenate([_until(stored, trigger_mjd_tai(alert)), alert.light_curve])
             merged[alert.object_id] = LightCurve.concatenate([stored, alert.light_curve])
+            earlier = _until(stored, trigger_mjd_tai(alert))
+            curve = merged[alert.object_id] if earlier is stored else LightCurve.concatenate(
+                [earlier, alert.light_curve])
         curves.append(curve)
     return Windows(curves, {a.object_id: merged[a.object_id] for a in alerts})
