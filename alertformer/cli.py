@@ -32,7 +32,7 @@ def cmd_decode(args) -> int:
     from stream.config import load_config
     from stream.ingest import Ingest
     from stream.kafka_io import make_consumer, make_producer
-    from stream.loop import TransactionalLoop
+    from stream.loop import TransactionalLoop, sequential
 
     config = load_config(args.config)
     ingest = Ingest(config.topics.inputs, config.topics.deadletter)
@@ -54,7 +54,7 @@ def cmd_decode(args) -> int:
 
     group = args.group or f"alertformer-decode-{uuid.uuid4().hex[:8]}"
     loop = TransactionalLoop(make_consumer(config.kafka, group), make_producer(config.kafka, f"{group}-{uuid.uuid4()}"),
-                             list(config.topics.inputs), process)
+                             list(config.topics.inputs), sequential(process))
     loop.install_signal_handlers()
     stats = loop.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
     print(json.dumps({"messages_in": stats.messages_in, "dead_lettered": stats.messages_out,

@@ -98,6 +98,10 @@ class Batch:
         """Move every tensor to ``device``."""
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in (self.features, self.dt_days, self.mask)))
 
+    def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(features, dt_days, mask)``."""
+        return self.features, self.dt_days, self.mask
+
     def pin_memory(self) -> "Batch":
         """Page-locked copy; `torch.utils.data.DataLoader(pin_memory=True)` calls this."""
         return Batch(*(t.pin_memory() for t in (self.features, self.dt_days, self.mask)))

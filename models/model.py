@@ -60,7 +60,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
+        q, k, v = self.qkv(x).chunk(3, dim=2)  # 3 x (B, L, D)
         q = q.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, nh, L, hs)
         k = k.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, nh, L, hs)
         v = v.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, nh, L, hs)

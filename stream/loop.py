@@ -3,17 +3,26 @@
 Per batch (after librdkafka's transactions.c):
 
 1. ``consume`` up to `batch_size` messages or `batch_timeout_s`;
-2. ``begin_transaction``;
-3. ``process(messages)`` returns the output messages (outputs, dead letters);
-4. produce them, ``send_offsets_to_transaction`` with the consumer's positions;
-5. ``commit_transaction``: retriable errors retry the commit; ``txn_requires_abort``
-   aborts and rewinds the consumer to the committed offsets (the batch is read
-   again); fatal errors raise `Fatal` for a supervisor to restart the process;
-6. ``on_committed(messages)``: side effects that must follow the commit (Redis state).
+2. ``prepare(messages)`` starts the batch's work and returns its ``finish``;
+3. the batch before it is finished: ``finish()`` returns its output messages
+   (outputs, dead letters), then ``begin_transaction``, produce them,
+   ``send_offsets_to_transaction`` with the offsets after its own messages;
+4. ``commit_transaction``: retriable errors retry the commit; ``txn_requires_abort``
+   aborts and rewinds the consumer to the committed offsets (the batch and the one
+   prepared after it are read again; ``on_discard()`` drops what was prepared);
+   fatal errors raise `Fatal` for a supervisor to restart the process;
+5. ``on_committed(messages)``: side effects that must follow the commit (Redis state).
 
-No transaction is open while ``consume`` runs, so a rebalance (which fires inside
-``consume``) never finds uncommitted work: revoked partitions need no commit and a
-lost assignment nothing to abort.
+So one batch is prepared while the one before it finishes: the scoring service
+runs a batch's forward pass on a worker thread while this thread consumes,
+decodes and windows the next one. While a batch waits to be finished, the next
+``consume`` only takes what is already fetched (no wait), so a quiet stream does
+not hold it back.
+
+No transaction is open while ``consume`` runs. A rebalance fires inside
+``consume``: when partitions are revoked, the waiting batch is finished and
+committed first, in the callback, while they are still ours; when they are lost,
+it is dropped (its offsets were not committed, so their new owner reads it again).
 """
 import logging
 import signal
@@ -54,23 +63,44 @@ class LoopStats:
 
 
 Process = Callable[[list[Message]], list[Output]]
+Finish = Callable[[], list[Output]]
+Prepare = Callable[[list[Message]], Finish]
+
+
+def sequential(process: Process) -> Prepare:
+    """A `Prepare` that runs `process` when the batch is finished: for work with nothing to overlap."""
+    return lambda messages: lambda: process(messages)
+
+
+def batch_offsets(messages: list[Message], owned: set[tuple[str, int]]) -> list[TopicPartition]:
+    """Offsets to commit after `messages`: per partition in `owned`, its last offset + 1."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        key = (msg.topic(), msg.partition())
+        last[key] = max(last.get(key, -1), msg.offset())
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()
+            if (topic, partition) in owned]
 
 
 class TransactionalLoop:
-    """Run `process` over batches of `consumer`'s messages, producing its outputs with `producer`
-    (transactional, ``init_transactions`` done here) in one transaction per batch."""
+    """Run `prepare` and its ``finish`` over batches of `consumer`'s messages, producing the outputs with
+    `producer` (transactional, ``init_transactions`` done here) in one transaction per batch.
 
-    def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], process: Process,
+    A plain function of the messages goes in as ``sequential(process)``.
+    """
+
+    def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], prepare: Prepare,
                  batch_size: int = 500, batch_timeout_s: float = 0.2,
                  on_committed: Callable[[list[Message]], None] | None = None,
-                 on_idle: Callable[[], None] | None = None):
-        self.consumer, self.producer, self.process = consumer, producer, process
-        self.on_committed, self.on_idle = on_committed, on_idle
+                 on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None):
+        self.consumer, self.producer, self.prepare = consumer, producer, prepare
+        self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
         self._stopping = False
+        self._waiting: tuple[list[Message], Finish] | None = None  # prepared, not yet finished
         self.producer.init_transactions(TXN_TIMEOUT_S)
-        self.consumer.subscribe(list(topics))
+        self.consumer.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     def stop(self, *_signal_args) -> None:
         """Finish the batch in hand, commit it and leave the group (safe from a signal handler)."""
@@ -88,26 +118,30 @@ class TransactionalLoop:
         try:
             while not self._stopping:
                 now = time.monotonic()
-                if max_messages is not None and self.stats.messages_in >= max_messages:
+                waiting = len(self._waiting[0]) if self._waiting else 0
+                if max_messages is not None and self.stats.messages_in + waiting >= max_messages:
                     break
                 if timeout_s is not None and now - start > timeout_s:
                     break
                 if idle_timeout_s is not None and now - last_message > idle_timeout_s:
                     break
-                messages = self._consume()
+                messages = self._consume(0.0 if self._waiting else self.batch_timeout_s)
                 if messages or not self.consumer.assignment():
                     last_message = time.monotonic()
-                if messages:
-                    self._run_batch(messages)
-                elif self.on_idle:
+                prepared = (messages, self.prepare(messages)) if messages else None
+                if not self._finish_waiting():
+                    prepared = None  # the rewind reads it again
+                self._waiting = prepared
+                if prepared is None and self.on_idle:
                     self.on_idle()
+            self._finish_waiting()
         finally:
             self.consumer.close()
         return self.stats
 
-    def _consume(self) -> list[Message]:
+    def _consume(self, timeout_s: float) -> list[Message]:
         messages = []
-        for msg in self.consumer.consume(self.batch_size, self.batch_timeout_s):
+        for msg in self.consumer.consume(self.batch_size, timeout_s):
             if msg.error():
                 self.stats.consumer_errors += 1
                 log.warning("consumer error=%s", msg.error())
@@ -115,22 +149,47 @@ class TransactionalLoop:
                 messages.append(msg)
         return messages
 
-    def _run_batch(self, messages: list[Message]) -> None:
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._waiting:
+            log.info("partitions revoked: committing the waiting batch first partitions=%d", len(partitions))
+            self._finish_waiting()
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._waiting:
+            log.warning("partitions lost: dropping the waiting batch (not committed) messages=%d partitions=%d",
+                        len(self._waiting[0]), len(partitions))
+            self._waiting = None
+            self._discard()
+
+    def _discard(self) -> None:
+        """Tell the owner that every prepared batch was dropped."""
+        if self.on_discard:
+            self.on_discard()
+
+    def _finish_waiting(self) -> bool:
+        """Finish and commit the waiting batch, if any; False if its transaction was aborted (and rewound)."""
+        if self._waiting is None:
+            return True
+        (messages, finish), self._waiting = self._waiting, None
+        return self._run_batch(messages, finish)
+
+    def _run_batch(self, messages: list[Message], finish: Finish) -> bool:
         t0 = time.perf_counter()
+        outputs = finish()
+        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         try:
             self.producer.begin_transaction()
-            outputs = self.process(messages)
             for out in outputs:
                 self._produce(out)
             self.producer.send_offsets_to_transaction(
-                self.consumer.position(self.consumer.assignment()),
-                self.consumer.consumer_group_metadata(), TXN_TIMEOUT_S)
+                batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), TXN_TIMEOUT_S)
             self._commit()
         except KafkaException as err:
             failure = classify(err)
             if isinstance(failure, AbortTxn | Retriable):
                 self.abort_and_rewind(failure)
-                return
+                self._discard()
+                return False
             raise failure from err
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
@@ -138,6 +197,7 @@ class TransactionalLoop:
         self.stats.last_batch_ms = (time.perf_counter() - t0) * 1e3
         if self.on_committed:
             self.on_committed(messages)
+        return True
 
     def _produce(self, out: Output) -> None:
         while True:
@@ -159,7 +219,10 @@ class TransactionalLoop:
                 log.warning("commit retry attempt=%d error=%s", attempt + 1, failure)
 
     def abort_and_rewind(self, reason: Exception) -> None:
-        """Abort the open transaction and seek every assigned partition back to its committed offset."""
+        """Abort the open transaction and seek every assigned partition back to its committed offset.
+
+        The caller drops the batch prepared after the aborted one: the rewind reads it again.
+        """
         log.warning("aborting transaction reason=%s", reason)
         self.stats.aborts += 1
         try:

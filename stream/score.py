@@ -8,10 +8,19 @@ section). This departs from "one forward pass per batch" for speed only. On CUDA
 batch is one chunk by default, copied from pinned host memory without blocking (and
 run under bf16 autocast if ``scoring.precision`` says so); the probabilities come
 back in one copy, the one host sync per batch.
+
+`score` is three steps the scoring service runs on two threads: `encode_batch`
+(Python and numpy: the service's thread), `probabilities` (the forward passes: a
+worker thread, overlapping the service's other work) and `scores`. On the CPU the
+forward pass runs a TorchScript trace of the model, which executes without holding
+Python's GIL (the eager model takes the GIL back after every operator and would
+stall behind the service's thread); the trace is checked against the eager model
+when it is made, and a model that cannot be traced runs eagerly.
 """
 import hashlib
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +40,7 @@ DET_FEATURE = FEATURE_NAMES.index("det")
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "shipped" / "alertformer.pt"
 CPU_CHUNK_CURVES = 64  # default curves per forward call on the CPU (scoring.forward_chunk_curves)
 PRECISIONS = ("fp32", "bf16")
+TRACE_TOLERANCE = 1e-5  # largest probability difference allowed between the trace and the eager model
 
 
 def pick_device(name: str) -> torch.device:
@@ -65,6 +75,58 @@ def checkpoint_version(path: Path, meta: dict) -> str:
     if meta.get("version"):
         return str(meta["version"])
     return "sha-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+class _Probabilities(torch.nn.Module):
+    """`AlertTransformer.predict_proba` over plain tensors, the form `torch.jit.trace` takes."""
+
+    def __init__(self, model: AlertTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, dt_days: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_proba(Batch(features, dt_days, mask))
+
+
+def _example_batch(n_features: int) -> Batch:
+    """Two curves of 5 and 3 points (random values): what the trace records and is checked on."""
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    features = torch.randn(2, 5, n_features, generator=generator) * mask[..., None]
+    dt_days = torch.rand(2, 5, generator=generator).cumsum(dim=1) * mask
+    return Batch(features, dt_days, mask)
+
+
+def trace_model(model: AlertTransformer) -> torch.jit.ScriptModule | None:
+    """A frozen TorchScript trace of ``model.predict_proba`` on the CPU, or None if it does not match the model.
+
+    TorchScript is deprecated in favour of torch.compile and torch.export, which need a
+    compiler at run time; its FutureWarning is silenced here.
+    """
+    example = _example_batch(len(FEATURE_NAMES))
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)
+            traced = torch.jit.freeze(torch.jit.trace(_Probabilities(model).eval(), example.as_tuple(),
+                                                      check_trace=False))
+            difference = (traced(*example.as_tuple()) - model.predict_proba(example)).abs().max().item()
+    except (RuntimeError, TypeError, ValueError) as err:
+        log.warning("model not traced, the forward pass runs eagerly (holding the GIL): %s", err)
+        return None
+    if not difference <= TRACE_TOLERANCE:
+        log.warning("model trace differs from the model by %.2g: the forward pass runs eagerly", difference)
+        return None
+    return traced
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """`Scorer.encode_batch`'s output: the chunks to run, and what `Scorer.scores` needs back."""
+
+    order: np.ndarray  # (B,) int64: chunk position -> input index
+    chunks: list[Batch]  # host tensors, in `order`
+    n_visits: np.ndarray  # (B,) int32, input order
+    n_detections: np.ndarray  # (B,) int32, input order
 
 
 @dataclass(frozen=True)
@@ -102,6 +164,7 @@ class Scorer:
         self.n_params = self.model.get_num_params()
         self.version, self.device, self.max_visits = version, device, max_visits
         self.precision, self.chunk_curves = precision, chunk_curves
+        self.traced = trace_model(self.model) if device.type == "cpu" else None
 
     @classmethod
     def from_file(cls, path: Path, version: str | None, scoring: ScoringSettings) -> "Scorer":
@@ -135,18 +198,16 @@ class Scorer:
 
         On CUDA the batch is copied from pinned memory without blocking the host.
         """
+        if self.traced is not None:
+            with torch.inference_mode():
+                return self.traced(*batch.as_tuple())  # (B, C)
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self.model.predict_proba(batch)  # (B, C)
 
-    def score(self, curves: list[LightCurve]) -> Scores:
-        """Scores of `curves` (B >= 1), in their order.
-
-        The curves are sorted by window length and encoded and scored in chunks
-        of `chunk_curves` (see the module docstring); the results are put back in
-        input order.
-        """
+    def encode_batch(self, curves: list[LightCurve]) -> EncodedBatch:
+        """Sort `curves` (B >= 1) by window length and encode them in chunks of `chunk_curves`."""
         n = len(curves)
         if n == 0:
             raise ValueError("score: no light curves")
@@ -160,10 +221,28 @@ class Scorer:
             batch = encode([curves[i] for i in idx], max_visits=self.max_visits)
             n_visits[idx] = batch.mask.sum(dim=1).numpy()
             n_detections[idx] = (batch.mask & (batch.features[..., DET_FEATURE] > 0.5)).sum(dim=1).numpy()
-            chunks.append(self.forward(batch))  # (b, C) on the device
-        sorted_probs = torch.cat(chunks).float().cpu().numpy()  # (B, C); the one host sync per batch
+            chunks.append(batch)
+        return EncodedBatch(order, chunks, n_visits, n_detections)
+
+    def probabilities(self, encoded: EncodedBatch) -> np.ndarray:
+        """(B, C) float32 probabilities of an encoded batch, in input order: the forward passes.
+
+        Safe to run on another thread than `encode_batch` (the service does).
+        """
+        sorted_probs = torch.cat([self.forward(batch) for batch in encoded.chunks])  # (B, C) on the device
+        sorted_probs = sorted_probs.float().cpu().numpy()  # the one host sync per batch
         probs = np.empty_like(sorted_probs)  # (B, C) in input order
-        probs[order] = sorted_probs
+        probs[encoded.order] = sorted_probs
+        return probs
+
+    def score(self, curves: list[LightCurve]) -> Scores:
+        """Scores of `curves` (B >= 1), in their order (see the module docstring)."""
+        encoded = self.encode_batch(curves)
+        return self.scores(encoded, self.probabilities(encoded))
+
+    def scores(self, encoded: EncodedBatch, probs: np.ndarray) -> Scores:
+        """`Scores` of a batch from its `encode_batch` output and its `probabilities`."""
+        n_visits, n_detections = encoded.n_visits, encoded.n_detections
         return Scores(
             probs=probs,
             sn_likelihood=np.asarray(sn_likelihood(probs), dtype=np.float32),

@@ -5,10 +5,19 @@ Per batch: decode (bad → dead letter) → window with the stored history → s
 journal → scored-alert, classification and follow-up records, produced in the
 batch's Kafka transaction with the consumer offsets → after the commit, Redis
 state and the optional webhook.
+
+The loop (`stream.loop`) prepares a batch while the one before it finishes:
+`prepare` decodes, windows and encodes, and hands the forward pass to a worker
+thread; `finish` takes the probabilities and builds the records. A batch's windows
+are built before the batch ahead of it has written its curves to Redis, so
+`prepare` lays the curves of batches still in flight over what Redis returns.
 """
 import logging
 import socket
+import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import redis
@@ -27,7 +36,7 @@ from stream.history import HistoryStore
 from stream.ingest import Ingest
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
-from stream.loop import Output, TransactionalLoop
+from stream.loop import Finish, Output, TransactionalLoop
 from stream.publish import scored_batch, scored_outputs
 from stream.score import Scorer, set_torch_threads
 from stream.state import StateWriter
@@ -38,6 +47,9 @@ REDIS_TIMEOUT_S = 2.0  # a slow Redis must not hold a batch (and its transaction
 HISTORY_POINTS_FACTOR = 2  # stored points per object = this × max_visits (room for dedupe)
 FOLLOWUP_SCHEMA = "alertformer.followup"
 TRANSACTION_TIMEOUT_MS = 30_000  # a crashed scorer's open transaction is aborted after this at worst
+# Python's default 5 ms GIL switch interval makes the forward thread wait up to 5 ms for the GIL after each
+# chunk while this thread decodes; 0.5 ms let the two threads overlap fully on 2 cores (README, Performance).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class ScoringService:
@@ -68,10 +80,13 @@ class ScoringService:
         self.loop = TransactionalLoop(
             make_consumer(config.kafka, scoring.group_id),
             make_producer(config.kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
-            list(config.topics.inputs), self.process,
+            list(config.topics.inputs), self.prepare,
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
-            on_committed=self.committed, on_idle=self.idle)
-        self._pending = None
+            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard)
+        self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
+        self._finished = None
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
                  self.instance_id, transactional_id, self.scorer.version, config.masked())
 
@@ -86,26 +101,50 @@ class ScoringService:
         except (RegistryError, CheckpointMismatch) as err:
             raise ConfigError(f"registry.path: champion {champion} cannot be served: {err}") from None
 
-    def process(self, messages: list[Message]) -> list[Output]:
+    def prepare(self, messages: list[Message]) -> Finish:
+        """Decode, window and encode the batch, start its forward pass; return the function that finishes it."""
         swapped = self.watcher.take() if self.watcher else None
         if swapped is not None:
             log.info("model swapped from=%s to=%s", self.scorer.version, swapped.version)
             self.scorer = swapped
         ingest_ms = time.time_ns() // 1_000_000
         good, dead = self.ingest(messages)
-        outputs, batch, merged, requests = list(dead), None, {}, []
-        if good:
-            alerts = [g.alert for g in good]
-            windows = build_windows(alerts, self.history.get([a.object_id for a in alerts]))
-            batch = scored_batch(good, self.scorer.score(windows.curves))
-            outputs += scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
-                                      self.config.topics.classifications)
+        if not good:
+            self._in_flight.append({})
+            return lambda: self._finish(list(dead), None, {}, 0, len(dead), [])
+        alerts = [g.alert for g in good]
+        windows = build_windows(alerts, self._history([a.object_id for a in alerts]))
+        self._in_flight.append(windows.merged)
+        scorer = self.scorer
+        encoded = scorer.encode_batch(windows.curves)
+        probabilities = self._forward.submit(scorer.probabilities, encoded)
+
+        def finish() -> list[Output]:
+            batch = scored_batch(good, scorer.scores(encoded, probabilities.result()))
+            outputs = list(dead) + scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
+                                                  self.config.topics.classifications)
             requests = self.followups(batch)
             outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode())
                         for r in requests]
-            merged = windows.merged
-        self._pending = (batch, merged, len(good), len(dead), requests)
+            return self._finish(outputs, batch, windows.merged, len(good), len(dead), requests)
+
+        return finish
+
+    def _finish(self, outputs: list[Output], batch, merged: dict, n_good: int, n_dead: int,
+                requests: list[dict]) -> list[Output]:
+        self._finished = (batch, merged, n_good, n_dead, requests)
         return outputs
+
+    def _history(self, object_ids: list[str]) -> dict:
+        """Stored curves of `object_ids`, with those of batches in flight laid over them (newest wins)."""
+        history = self.history.get(object_ids)
+        for merged in self._in_flight:
+            history.update((o, merged[o]) for o in object_ids if o in merged)
+        return history
+
+    def discard(self) -> None:
+        """The loop dropped every prepared batch (an abort rewound the consumer, or partitions were lost)."""
+        self._in_flight.clear()
 
     def followups(self, batch) -> list[dict]:
         """Follow-up requests of the batch: rules, then the journal (one per object and rule).
@@ -125,7 +164,7 @@ class ScoringService:
         return [followup_record(batch, t.index, t.rule, created_ms) for t in triggers]
 
     def committed(self, messages: list[Message]) -> None:
-        batch, merged, n_good, n_dead, requests = self._pending
+        batch, merged, n_good, n_dead, requests = self._finished
         if self.webhook:
             for request in requests:
                 self.webhook.submit(request)
@@ -134,6 +173,8 @@ class ScoringService:
         self.state.metrics.record_batch(n_good, n_dead, latencies_ms)
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
         self.state.write_batch(batch, merged, self.lag(), self.scorer.version)
+        if self._in_flight:
+            self._in_flight.popleft()  # this batch's curves: in Redis now
 
     def idle(self) -> None:
         self.state.heartbeat(self.scorer.version, self.lag())
@@ -156,6 +197,7 @@ class ScoringService:
         try:
             return self.loop.run(**limits)
         finally:
+            self._forward.shutdown(wait=False, cancel_futures=True)
             if self.watcher:
                 self.watcher.stop()
             if self.webhook:

@@ -485,11 +485,14 @@ def table(report: dict) -> str:
     lines += ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, width)))
               for r in rows]
     for survey in surveys:
-        stages = get(report, "pipeline", survey, "sustained", "breakdown", "stages") or {}
-        top = sorted(stages.items(), key=lambda kv: -(kv[1]["share"] or 0))[:5]
+        breakdown = get(report, "pipeline", survey, "sustained", "breakdown") or {}
+        top = sorted(breakdown.get("stages", {}).items(), key=lambda kv: -(kv[1]["share"] or 0))[:5]
         if top:
-            lines.append(f"{survey} pipeline time (sustained): " + ", ".join(
-                f"{name} {v['share']:.0%} ({v['ms_per_1000_alerts'] / 1e3:.2f} ms/alert)" for name, v in top))
+            forward = breakdown["forward_thread"]
+            lines.append(f"{survey} pipeline time (sustained), service thread: " + ", ".join(
+                f"{name} {v['share']:.0%} ({v['ms_per_1000_alerts'] / 1e3:.2f} ms/alert)" for name, v in top)
+                + f"; forward thread {forward['ms_per_1000_alerts'] / 1e3:.2f} ms/alert, "
+                  f"{forward['overlapped_share']:.0%} of it overlapped")
     snn = report.get("supernnova", {})
     lines.append("model / SuperNNova: " + (f"{snn['alertformer_over_supernnova']}x ({snn['alertformer_lc_per_s']:,.0f}"
                                          f" vs {snn['supernnova_lc_per_s']:,.0f} lc/s)" if snn.get("measured")

@@ -30,7 +30,7 @@ from stream.config import KafkaSettings
 from stream.decode import decode_rubin, decode_ztf, rubin_schema
 from stream.decode._avro import WIRE_HEADER
 from stream.kafka_io import make_consumer
-from stream.score import Scorer
+from stream.score import Scorer, trace_model
 
 log = logging.getLogger(__name__)
 CONSUME_POLL_S = 0.5  # one consume() call's wait
@@ -151,6 +151,7 @@ def int8_twin(scorer: Scorer) -> Scorer:
         raise ValueError(f"int8_twin: needs an fp32 scorer on the CPU, got {scorer.precision} on {scorer.device}")
     twin = copy.copy(scorer)
     twin.model = quantize_int8(scorer.model)
+    twin.traced = trace_model(twin.model)
     return twin
 
 

@@ -59,13 +59,15 @@ class BenchError(AlertformerError):
 
 
 class StageClock:
-    """Seconds per named stage, accumulated until `take`."""
+    """Seconds per named stage, accumulated until `take`; stages may run on several threads."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] += seconds
+        with self._lock:
+            self.seconds[name] += seconds
 
     def wrap(self, name: str, fn: Callable) -> Callable:
         def timed(*args, **kwargs):
@@ -73,12 +75,13 @@ class StageClock:
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[name] += time.perf_counter() - t0
+                self.add(name, time.perf_counter() - t0)
         return timed
 
     def take(self) -> dict[str, float]:
-        out = dict(self.seconds)
-        self.seconds.clear()
+        with self._lock:
+            out = dict(self.seconds)
+            self.seconds.clear()
         return out
 
 
@@ -115,23 +118,39 @@ def _now_ms() -> float:
 
 
 def _instrument(service, clock: StageClock, reports) -> None:
-    """Wrap the service's stages with `clock`; report each batch (sizes, timestamps, commit time, stages)."""
-    import stream.score as score_module
+    """Wrap the service's stages with `clock`; report each batch (sizes, timestamps, commit time, stages).
+
+    A batch's report carries the time of the stages run while it was finished: its
+    own finish and transaction, the next batch's consume and prepare, and the
+    forward thread's passes (`breakdown` sums them over the run).
+    """
     import stream.service as service_module
 
     loop = service.loop
     service.ingest = clock.wrap("decode", service.ingest)
     service.history.get = clock.wrap("redis_read", service.history.get)
     service_module.build_windows = clock.wrap("windows", service_module.build_windows)
-    service.scorer.score = clock.wrap("score", service.scorer.score)
-    score_module.encode = clock.wrap("encode", score_module.encode)
-    service.scorer.forward = clock.wrap("forward", service.scorer.forward)
+    service.scorer.encode_batch = clock.wrap("encode", service.scorer.encode_batch)
+    service.scorer.forward = clock.wrap("forward", service.scorer.forward)  # on the forward thread
     service_module.scored_batch = clock.wrap("scored_batch", service_module.scored_batch)
     service_module.scored_outputs = clock.wrap("avro_encode", service_module.scored_outputs)
     service.followups = clock.wrap("rules", service.followups)
-    loop.process = clock.wrap("process", loop.process)
     loop._produce = clock.wrap("produce", loop._produce)
     loop._commit = clock.wrap("commit", loop._commit)
+
+    submit = service._forward.submit
+
+    def timed_submit(fn, *args):
+        future = submit(fn, *args)
+        future.result = clock.wrap("forward_wait", future.result)  # this thread waiting for the forward thread
+        return future
+
+    prepare = loop.prepare
+
+    def timed_prepare(messages):
+        return clock.wrap("finish", clock.wrap("prepare", prepare)(messages))
+
+    service._forward.submit, loop.prepare = timed_submit, timed_prepare
 
     consume = loop._consume
 
@@ -456,19 +475,21 @@ def sustained_rate(batches: list[dict], warmup_messages: int = 0) -> dict:
             "mean_batch": round(len(commit) / max(len(batches), 1), 1)}
 
 
-# Stages as the service runs them; "…_other" are what the wrapped calls do not cover.
-STAGE_ORDER = ("consume", "decode", "redis_read", "windows", "encode", "forward", "score_other", "scored_batch",
-               "rules", "avro_encode", "process_other", "produce", "commit", "txn_other", "redis_write")
+# Stages of the service's thread as it runs them; "…_other" are what the wrapped calls do not cover.
+STAGE_ORDER = ("consume", "decode", "redis_read", "windows", "encode", "prepare_other", "forward_wait",
+               "scored_batch", "rules", "avro_encode", "finish_other", "produce", "commit", "txn_other", "redis_write")
 NAIVE_STAGES = ("decode", "forward", "produce_flush", "commit")
 
 
 def breakdown(batches: list[dict], naive: bool = False) -> dict:
     """Where the time went: per stage, ms per 1,000 alerts and share of the busy time (idle waits excluded).
 
-    ``consume`` is the consume() call that returned the batch (with any wait to
-    fill it); ``txn_other`` is begin_transaction, send_offsets_to_transaction
-    and bookkeeping; ``redis_write`` is the post-commit state write (Redis
-    pipeline: light curves, scores, top sets, metrics).
+    The service's thread: ``consume`` is the consume() call that returned a batch
+    (with any wait to fill it); ``forward_wait`` its wait for the forward thread;
+    ``txn_other`` is begin_transaction, send_offsets_to_transaction and bookkeeping;
+    ``redis_write`` is the post-commit state write (Redis pipeline: light curves,
+    scores, top sets, metrics). ``forward_thread``: the forward passes, on their
+    own thread, overlapping those stages.
     """
     total = defaultdict(float)
     n = 0
@@ -481,19 +502,25 @@ def breakdown(batches: list[dict], naive: bool = False) -> dict:
     if naive:
         stages = {name: total[name] for name in NAIVE_STAGES}
     else:
-        inner = ("decode", "redis_read", "windows", "score", "scored_batch", "avro_encode", "rules")
         stages = {name: total[name] for name in STAGE_ORDER if name in total}
-        stages["score_other"] = total["score"] - total["encode"] - total["forward"]
-        stages["process_other"] = total["process"] - sum(total[k] for k in inner)
-        stages["txn_other"] = (total["batch"] - total["process"] - total["produce"] - total["commit"]
+        stages["prepare_other"] = total["prepare"] - sum(total[k] for k in ("decode", "redis_read", "windows",
+                                                                            "encode"))
+        stages["finish_other"] = total["finish"] - sum(total[k] for k in ("forward_wait", "scored_batch",
+                                                                          "avro_encode", "rules"))
+        stages["txn_other"] = (total["batch"] - total["finish"] - total["produce"] - total["commit"]
                                - total["redis_write"])
         stages = {name: stages[name] for name in STAGE_ORDER if name in stages}
     busy = sum(stages.values())
-    return {"alerts": n, "busy_s": round(busy, 3),
-            "busy_alerts_per_s": round(n / busy, 1) if busy > 0 else None,
-            "stages": {name: {"ms_per_1000_alerts": round(seconds / n * 1e6, 1),
-                              "share": round(seconds / busy, 3) if busy > 0 else None}
-                       for name, seconds in stages.items()}}
+    report = {"alerts": n, "busy_s": round(busy, 3),
+              "busy_alerts_per_s": round(n / busy, 1) if busy > 0 else None,
+              "stages": {name: {"ms_per_1000_alerts": round(seconds / n * 1e6, 1),
+                                "share": round(seconds / busy, 3) if busy > 0 else None}
+                         for name, seconds in stages.items()}}
+    if not naive:
+        report["forward_thread"] = {"ms_per_1000_alerts": round(total["forward"] / n * 1e6, 1),
+                                    "overlapped_share": round(1 - total["forward_wait"] / total["forward"], 3)
+                                    if total["forward"] > 0 else None}
+    return report
 
 
 # ----------------------------------------------------------------------------- runs

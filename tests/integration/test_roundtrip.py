@@ -6,7 +6,7 @@ import pytest
 from stream import avro_io
 from stream.ingest import Ingest
 from stream.kafka_io import make_consumer, make_producer
-from stream.loop import TransactionalLoop
+from stream.loop import TransactionalLoop, sequential
 from stream.replay import load_packets, replay
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_replay_decode_and_dead_letter(kafka_settings, topic_factory, shared_dat
 
     group = f"test-{uuid.uuid4()}"
     loop = TransactionalLoop(make_consumer(kafka_settings, group), make_producer(kafka_settings, f"{group}-txn"),
-                             [alerts_topic], process, batch_size=10)
+                             [alerts_topic], sequential(process), batch_size=10)
     stats = loop.run(max_messages=len(packets) + 1, timeout_s=60)
 
     assert stats.messages_in == len(packets) + 1

@@ -76,8 +76,17 @@ def test_each_input_scored_once_with_state(stream_config, read_committed):
     assert float(consumer[b"latencyP99Ms"]) >= float(consumer[b"latencyP50Ms"]) > 0
 
 
-def test_history_from_redis_when_alerts_carry_none(stream_config, read_committed):
-    """Alerts without prvDiaSources still get their object's earlier points from Redis."""
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_history_from_redis_when_alerts_carry_none(stream_config, read_committed, batch_size):
+    """Alerts without prvDiaSources still get their object's earlier points from Redis.
+
+    In batches of one, each alert is windowed before the one ahead of it has written its
+    curve to Redis (the loop prepares a batch while the previous one finishes): the
+    service's in-flight curves must fill that gap.
+    """
+    if batch_size:
+        stream_config = stream_config.model_copy(
+            update={"scoring": stream_config.scoring.updated(batch_size=batch_size)})
     alerts = rubin_alerts(n_objects=3, alerts_per_object=4, seed=1, with_history=False)
     produce(stream_config, alerts)
     ScoringService(stream_config).run(max_messages=len(alerts), timeout_s=60)

@@ -97,9 +97,9 @@ def _batch(ts_ms, commit_ms, **stages):
 
 
 def test_latency_rate_and_breakdown_bookkeeping():
-    stages = {"consume": 0.1, "decode": 0.2, "redis_read": 0.0, "windows": 0.0, "score": 0.5, "encode": 0.1,
-              "forward": 0.3, "scored_batch": 0.0, "avro_encode": 0.1, "rules": 0.0, "process": 0.9,
-              "produce": 0.05, "commit": 0.05, "redis_write": 0.0, "batch": 1.1}
+    stages = {"consume": 0.1, "decode": 0.2, "redis_read": 0.0, "windows": 0.0, "encode": 0.1, "prepare": 0.4,
+              "forward": 0.4, "forward_wait": 0.1, "scored_batch": 0.0, "avro_encode": 0.1, "rules": 0.0,
+              "finish": 0.3, "produce": 0.05, "commit": 0.05, "redis_write": 0.0, "batch": 0.5}
     batches = [_batch([1000, 1000], 1500.0, **stages), _batch([1200, 1300], 2500.0, **stages),
                _batch([2000], 3500.0, **stages)]
     lat = latency(batches)
@@ -109,9 +109,13 @@ def test_latency_rate_and_breakdown_bookkeeping():
     assert (rate["timed_alerts"], rate["seconds"], rate["alerts_per_s"]) == (3, 2.0, 1.5)
     out = breakdown(batches)
     assert out["alerts"] == 5
-    assert out["stages"]["score_other"]["ms_per_1000_alerts"] == pytest.approx(3 * 0.1 / 5 * 1e6)
+    assert out["stages"]["prepare_other"]["ms_per_1000_alerts"] == pytest.approx(3 * 0.1 / 5 * 1e6)
+    assert out["stages"]["finish_other"]["ms_per_1000_alerts"] == pytest.approx(3 * 0.1 / 5 * 1e6)
     assert out["stages"]["txn_other"]["ms_per_1000_alerts"] == pytest.approx(3 * 0.1 / 5 * 1e6)
     assert sum(s["share"] for s in out["stages"].values()) == pytest.approx(1.0, abs=0.01)
+    assert "forward" not in out["stages"]  # on its own thread
+    assert out["forward_thread"] == {"ms_per_1000_alerts": pytest.approx(3 * 0.4 / 5 * 1e6),
+                                     "overlapped_share": pytest.approx(0.75)}
     assert latency([_batch([1], None, **stages)]) == {"alerts": 0}  # aborted: nothing committed
 
 

@@ -6,6 +6,7 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.encode import encode
 from stream.config import ScoringSettings
+from stream import score as score_module
 from stream.errors import ConfigError
 from stream.score import CPU_CHUNK_CURVES, Scorer, pick_precision, set_torch_threads
 
@@ -17,7 +18,9 @@ def test_chunked_scores_equal_one_forward_pass_in_input_order(tiny_model, random
     batch = encode(curves, max_visits=MAX_VISITS)
     expected = tiny_model.predict_proba(batch).numpy()
     assert expected.max(axis=1).mean() > 0.3  # far from uniform (1/11): a reordering would show
-    whole = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS).score(curves)
+    scorer = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS)
+    assert scorer.traced is not None  # the CPU forward pass runs the TorchScript trace
+    whole = scorer.score(curves)
     chunked = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS, chunk_curves=7).score(curves)
     for scores in (whole, chunked):
         np.testing.assert_allclose(scores.probs, expected, atol=1e-5)
@@ -29,6 +32,14 @@ def test_chunked_scores_equal_one_forward_pass_in_input_order(tiny_model, random
 def test_score_rejects_an_empty_batch(tiny_model):
     with pytest.raises(ValueError, match="no light curves"):
         Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS).score([])
+
+
+def test_a_trace_that_differs_from_the_model_is_not_used(tiny_model, random_curves, monkeypatch, caplog):
+    monkeypatch.setattr(score_module, "TRACE_TOLERANCE", -1.0)
+    scorer = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS)
+    assert scorer.traced is None and "runs eagerly" in caplog.text
+    expected = tiny_model.predict_proba(encode(random_curves, max_visits=MAX_VISITS)).numpy()
+    np.testing.assert_allclose(scorer.score(random_curves).probs, expected, atol=1e-6)
 
 
 def test_precision_follows_the_device():
