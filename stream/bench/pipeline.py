@@ -154,9 +154,9 @@ def _instrument(service, clock: StageClock, reports) -> None:
 
     consume = loop._consume
 
-    def timed_consume():
+    def timed_consume(timeout_s):
         t0 = time.perf_counter()
-        messages = consume()
+        messages = consume(timeout_s)
         clock.add("consume" if messages else "idle", time.perf_counter() - t0)
         return messages
 
@@ -171,13 +171,14 @@ def _instrument(service, clock: StageClock, reports) -> None:
 
     run_batch = loop._run_batch
 
-    def timed_run_batch(messages):
+    def timed_run_batch(messages, finish):
         t0 = time.perf_counter()
-        run_batch(messages)
+        committed = run_batch(messages, finish)
         stages = clock.take() | {"batch": time.perf_counter() - t0}
         reports.put({"kind": "batch", "n": len(messages), "commit_ms": marks.pop("commit_ms", None),
                      "ts_ms": np.fromiter((m.timestamp()[1] for m in messages), np.int64, len(messages)),
                      "stages": stages})
+        return committed
 
     loop._consume, loop.on_committed, loop._run_batch = timed_consume, timed_committed, timed_run_batch
 

@@ -151,7 +151,7 @@ def test_quick_bench_report(stack, tmp_path):
         assert pipeline["verified"]["exactly_once"], pipeline["verified"]
         for phase in ("steady", "burst"):
             assert set(pipeline[phase]["latency_ms"]) == {"p50", "p95", "p99", "max"}
-            assert pipeline[phase]["breakdown"]["stages"]["forward"]["ms_per_1000_alerts"] > 0
+            assert pipeline[phase]["breakdown"]["forward_thread"]["ms_per_1000_alerts"] > 0
         assert pipeline["burst"]["all_published_s"] > 0 and pipeline["scorer"]["peak_rss_mb"] > 0
         alternative = report["alternative"][survey]
         assert alternative["sustained"]["alerts"] == 25 and alternative["process"]["peak_rss_mb"] > 0
