@@ -10,10 +10,12 @@
    curves as served (sorting, encoding and chunks included), and the largest
    probability difference from fp32 on the same curves;
 2. ``loop``: the scoring service's per-batch work in this process, without broker
-   or Redis: batch decoding (`stream.ingest.Ingest`), windows, `Scorer.score`,
-   the scored and classification records (`stream.publish`), on simulated Rubin
-   alerts, one row per batch size (``scoring.batch_size`` first, then larger
-   ones): alerts/s, ms per batch, ms per alert and stage;
+   or Redis, pipelined as the service runs it: batch decoding
+   (`stream.ingest.Ingest`), windows and encoding of a batch while the forward
+   pass of the one before runs on a worker thread, then its scored and
+   classification records (`stream.publish`), on simulated Rubin alerts, one row
+   per batch size (``scoring.batch_size`` first, then larger ones): alerts/s, ms
+   per batch, ms per alert and stage;
 3. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
    Kafka and Redis (`stream.bench.pipeline.run_pipeline`): sustained, steady and
    burst phases, each input scored exactly once.
@@ -33,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -125,51 +128,83 @@ def _messages(packets, first_offset: int) -> list:
 
 
 def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int) -> dict:
-    """The service's per-batch work on `n_alerts` of `pool`, in process: decode, windows, score, records.
+    """The service's per-batch work on `n_alerts` of `pool`, in process, pipelined as the service runs it.
 
-    One untimed batch first (decoder compilation, device warm-up). Windows have no
-    stored history (each alert's own photometry), as for a first sighting.
+    Each batch is decoded, windowed and encoded here while the forward pass of
+    the batch before it runs on a worker thread; then that batch's records are
+    built (`stream.service.ScoringService.prepare` and its finish, without broker
+    or Redis). One untimed batch first (decoder compilation, device warm-up).
+    Windows have no stored history (each alert's own photometry), as for a first
+    sighting.
 
     Returns
     -------
     dict
-        ``alerts``, ``dead_letters``, ``alerts_per_s``, ``batch_ms`` (p50, p99, max)
-        and ``ms_per_alert`` per stage (decode, windows, score, records).
+        ``alerts``, ``dead_letters``, ``alerts_per_s``, ``batch_ms`` (p50, p99, max:
+        wall time per batch in the steady pipeline), ``ms_per_alert`` per stage of
+        this thread (decode, windows, encode, forward_wait, records) and
+        ``forward_thread_ms_per_alert``.
     """
     from stream.ingest import Ingest
     from stream.publish import scored_batch, scored_outputs
     from stream.window import build_windows
 
     ingest = Ingest({LOOP_TOPIC: "auto"}, "gpu-bench.deadletter")
-    stages, batch_s, dead = defaultdict(float), [], 0
+    stages, batch_s, dead = defaultdict(float), [], [0]
+    forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
 
-    def one_batch(messages) -> int:
+    def timed(name, fn, *args):
         t0 = time.perf_counter()
-        good, dead_letters = ingest(messages)
-        t1 = time.perf_counter()
-        windows = build_windows([g.alert for g in good], {})
-        t2 = time.perf_counter()
-        scores = scorer.score(windows.curves)
-        t3 = time.perf_counter()
-        scored_outputs(good, scored_batch(good, scores), time.time_ns() // 1_000_000, "scored", "classifications")
-        t4 = time.perf_counter()
-        for name, seconds in (("decode", t1 - t0), ("windows", t2 - t1), ("score", t3 - t2), ("records", t4 - t3)):
-            stages[name] += seconds
-        batch_s.append(t4 - t0)
-        return len(dead_letters)
+        try:
+            return fn(*args)
+        finally:
+            stages[name] += time.perf_counter() - t0
 
-    one_batch(_messages(pool.cycle(0, min(batch_size, n_alerts)), 0))  # warm-up
-    stages.clear()
-    batch_s.clear()
-    for start in range(0, n_alerts, batch_size):
-        dead += one_batch(_messages(pool.cycle(start, min(batch_size, n_alerts - start)), start))
+    def forward_pass(encoded):
+        return timed("forward_thread", scorer.probabilities, encoded)
+
+    def prepare(messages):
+        good, dead_letters = timed("decode", ingest, messages)
+        dead[0] += len(dead_letters)
+        windows = timed("windows", build_windows, [g.alert for g in good], {})
+        encoded = timed("encode", scorer.encode_batch, windows.curves)
+        return good, encoded, forward.submit(forward_pass, encoded)
+
+    def finish(good, encoded, probabilities):
+        probs = timed("forward_wait", probabilities.result)
+        timed("records", lambda: scored_outputs(good, scored_batch(good, scorer.scores(encoded, probs)),
+                                                time.time_ns() // 1_000_000, "scored", "classifications"))
+
+    def run(n: int) -> None:
+        waiting = None
+        for start in range(0, n, batch_size):
+            t0 = time.perf_counter()
+            prepared = prepare(_messages(pool.cycle(start, min(batch_size, n - start)), start))
+            if waiting:
+                finish(*waiting)
+            waiting = prepared
+            batch_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        finish(*waiting)
+        batch_s.append(time.perf_counter() - t0)
+
+    try:
+        run(min(batch_size, n_alerts))  # warm-up
+        stages.clear()
+        batch_s.clear()
+        dead[0] = 0
+        run(n_alerts)
+    finally:
+        forward.shutdown()
     total_s = sum(batch_s)
-    ms = np.array(batch_s) * 1e3
-    return {"alerts": n_alerts, "batch_size": batch_size, "dead_letters": dead,
+    ms = np.array(batch_s[1:] or batch_s) * 1e3  # the first batch only fills the pipeline
+    forward_s = stages.pop("forward_thread")
+    return {"alerts": n_alerts, "batch_size": batch_size, "dead_letters": dead[0],
             "alerts_per_s": round(n_alerts / total_s, 1),
             "batch_ms": {"p50": round(float(np.percentile(ms, 50)), 1), "p99": round(float(np.percentile(ms, 99)), 1),
                          "max": round(float(ms.max()), 1)},
-            "ms_per_alert": {name: round(seconds / n_alerts * 1e3, 4) for name, seconds in stages.items()}}
+            "ms_per_alert": {name: round(seconds / n_alerts * 1e3, 4) for name, seconds in stages.items()},
+            "forward_thread_ms_per_alert": round(forward_s / n_alerts * 1e3, 4)}
 
 
 def pipeline_on_stack(config, pool, settings: dict) -> dict:

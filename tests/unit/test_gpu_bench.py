@@ -39,7 +39,8 @@ def check_report(report: dict, precisions: tuple[str, ...]) -> None:
     assert [loop["batch_size"] for loop in report["loop"]] == [served_batch_size, *gpu.QUICK["loop_batch_sizes"]]
     for loop in report["loop"]:
         assert loop["alerts"] == gpu.QUICK["n_loop"] and loop["dead_letters"] == 0 and loop["alerts_per_s"] > 0
-        assert set(loop["ms_per_alert"]) == {"decode", "windows", "score", "records"}
+        assert set(loop["ms_per_alert"]) == {"decode", "windows", "encode", "forward_wait", "records"}
+        assert loop["forward_thread_ms_per_alert"] > 0
 
 
 def test_quick_run_on_cpu_writes_the_report_to_out(tmp_path, monkeypatch, tiny_checkpoint):
