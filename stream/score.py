@@ -101,12 +101,13 @@ def trace_model(model: AlertTransformer) -> torch.jit.ScriptModule | None:
     """A frozen TorchScript trace of ``model.predict_proba`` on the CPU, or None if it does not match the model.
 
     TorchScript is deprecated in favour of torch.compile and torch.export, which need a
-    compiler at run time; its FutureWarning is silenced here.
+    compiler at run time; its deprecation warnings (FutureWarning or DeprecationWarning,
+    by torch version) are silenced here.
     """
     example = _example_batch(len(FEATURE_NAMES))
     try:
         with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
             traced = torch.jit.freeze(torch.jit.trace(_Probabilities(model).eval(), example.as_tuple(),
                                                       check_trace=False))
             difference = (traced(*example.as_tuple()) - model.predict_proba(example)).abs().max().item()
