@@ -72,13 +72,13 @@ class BatchRecordWriter:
             value = columns[name]
             if op in (OP_LONG, OP_NULL_OR_LONG):
                 slots.append(len(longs))
-                longs.append(np.broadcast_to(np.asarray(value, dtype=np.int64), (n,)))
+                longs.append(_column(name, value, np.int64, n))
             elif op == OP_FLOAT:
                 slots.append(len(floats))
-                floats.append(np.broadcast_to(np.asarray(value, dtype=np.float32), (n,)))
+                floats.append(_column(name, value, np.float32, n))
             elif op == OP_DOUBLE:
                 slots.append(len(doubles))
-                doubles.append(np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)))
+                doubles.append(_column(name, value, np.float64, n))
             elif op == OP_STRING:
                 slots.append(len(texts))
                 texts.append(value)
@@ -99,6 +99,14 @@ class BatchRecordWriter:
         data = out.tobytes()
         starts = np.concatenate(([0], ends[:-1]))
         return [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+
+
+def _column(name: str, value, dtype, n: int) -> np.ndarray:
+    """(n,) view of a scalar or (n,) column; ValueError naming the field otherwise."""
+    array = np.asarray(value, dtype=dtype)
+    if array.shape not in ((), (n,)):
+        raise ValueError(f"column {name!r}: shape {array.shape} for {n} records")
+    return np.broadcast_to(array, (n,))
 
 
 def _stack(columns: list[np.ndarray], n: int, dtype) -> np.ndarray:

@@ -128,11 +128,12 @@ class TransactionalLoop:
                 messages = self._consume(0.0 if self._waiting else self.batch_timeout_s)
                 if messages or not self.consumer.assignment():
                     last_message = time.monotonic()
+                idle = not messages and self._waiting is None
                 prepared = (messages, self.prepare(messages)) if messages else None
                 if not self._finish_waiting():
                     prepared = None  # the rewind reads it again
                 self._waiting = prepared
-                if prepared is None and self.on_idle:
+                if idle and self.on_idle:
                     self.on_idle()
             self._finish_waiting()
         finally:

@@ -91,6 +91,8 @@ def test_scalar_columns_broadcast_and_short_columns_are_refused():
     assert [d["classifierName"] for d in decoded] == ["x", "y", "z"]
     with pytest.raises(ValueError, match="2 values for 3 records"):
         writer.write(columns | {"classifierName": ["x", "y"]}, 3)
+    with pytest.raises(ValueError, match=r"column 'diaSourceId': shape \(2,\) for 3 records"):
+        writer.write(columns | {"diaSourceId": np.arange(2)}, 3)
     with pytest.raises(KeyError, match="brokerName"):
         writer.write({k: v for k, v in columns.items() if k != "brokerName"}, 3)
 
