@@ -16,7 +16,10 @@
    classification records (`stream.publish`), on simulated Rubin alerts, one row
    per batch size (``scoring.batch_size`` first, then larger ones): alerts/s, ms
    per batch, ms per alert and stage;
-3. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
+3. ``loop_processes``: the same loop in several processes at once, each with its
+   own model on the same device, as several scorers of one group would share a
+   GPU host: alerts/s of all together, per number of processes;
+4. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
    Kafka and Redis (`stream.bench.pipeline.run_pipeline`): sustained, steady and
    burst phases, each input scored exactly once.
 
@@ -51,14 +54,16 @@ SETTINGS = {
     "score_s": 1.0,  # Scorer.score on one batch, per precision
     "n_loop": 20_000,  # alerts through the in-process loop, per batch size
     "loop_batch_sizes": (4000, 20_000),  # beside scoring.batch_size
+    "loop_processes": (1, 4, 8),  # scorer processes sharing the device, each running n_loop alerts
     "n_backlog": 5000, "rate": 1000.0, "duration_s": 10.0, "n_burst": 10_000,  # pipeline phases
 }
 QUICK = SETTINGS | {"pool": 12, "forward_sizes": (1, 16), "forward_s": 0.02, "score_s": 0.02, "n_loop": 40,
-                    "loop_batch_sizes": (40,),
+                    "loop_batch_sizes": (40,), "loop_processes": (2,),
                     "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100}
 # fp32 first: the reference. CPU int8 is `stream.bench.limits.int8_twin` of the fp32 scorer, never served.
 PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}
 LOOP_TOPIC = "gpu-bench.alerts"
+CHILD_TIMEOUT_S = 300.0  # a loop process starts (torch, model, decoder), warms up and runs within this
 REPORT_NAME = "gpu_bench.json"
 
 
@@ -127,13 +132,14 @@ def _messages(packets, first_offset: int) -> list:
                     timestamp=(TIMESTAMP_CREATE_TIME, now_ms)) for i, p in enumerate(packets)]
 
 
-def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int) -> dict:
+def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int, warm_up: bool = True) -> dict:
     """The service's per-batch work on `n_alerts` of `pool`, in process, pipelined as the service runs it.
 
     Each batch is decoded, windowed and encoded here while the forward pass of
     the batch before it runs on a worker thread; then that batch's records are
     built (`stream.service.ScoringService.prepare` and its finish, without broker
-    or Redis). One untimed batch first (decoder compilation, device warm-up).
+    or Redis). One untimed batch first (decoder compilation, device warm-up)
+    unless `warm_up` is False.
     Windows have no stored history (each alert's own photometry), as for a first
     sighting.
 
@@ -189,10 +195,11 @@ def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int) -> dict:
         batch_s.append(time.perf_counter() - t0)
 
     try:
-        run(min(batch_size, n_alerts))  # warm-up
-        stages.clear()
-        batch_s.clear()
-        dead[0] = 0
+        if warm_up:
+            run(min(batch_size, n_alerts))
+            stages.clear()
+            batch_s.clear()
+            dead[0] = 0
         run(n_alerts)
     finally:
         forward.shutdown()
@@ -205,6 +212,59 @@ def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int) -> dict:
                          "max": round(float(ms.max()), 1)},
             "ms_per_alert": {name: round(seconds / n_alerts * 1e3, 4) for name, seconds in stages.items()},
             "forward_thread_ms_per_alert": round(forward_s / n_alerts * 1e3, 4)}
+
+
+def _loop_child(checkpoint: str, scoring: dict, pool, n_alerts: int, batch_size: int, ready, go, results) -> None:
+    """One process of `loop_in_processes`: load the model, warm up, wait for `go`, run the loop."""
+    from stream.config import ScoringSettings
+    from stream.score import Scorer, set_torch_threads
+
+    try:
+        settings = ScoringSettings.model_validate(scoring)
+        set_torch_threads(settings.torch_threads)
+        scorer = Scorer.from_file(Path(checkpoint), None, settings)
+        loop_without_broker(scorer, pool, batch_size, batch_size)
+        ready.put(os.getpid())
+        go.wait()
+        start_s = time.time()
+        row = loop_without_broker(scorer, pool, n_alerts, batch_size, warm_up=False)
+        results.put(row | {"start_s": start_s, "end_s": time.time()})
+    except Exception as err:  # reported to the parent, which raises it
+        results.put({"error": f"{type(err).__name__}: {err}"})
+        ready.put(os.getpid())
+
+
+def loop_in_processes(checkpoint: Path, scoring, pool, n_processes: int, n_alerts: int, batch_size: int) -> dict:
+    """`loop_without_broker` in `n_processes` processes at once on `scoring`'s device.
+
+    Each process loads its own model and warms up; all start together; the rate
+    is all their alerts over the time from the first start to the last end.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    children = [ctx.Process(target=_loop_child, args=(str(checkpoint), scoring.model_dump(), pool, n_alerts,
+                                                       batch_size, ready, go, results)) for _ in range(n_processes)]
+    for child in children:
+        child.start()
+    try:
+        for _ in children:
+            ready.get(timeout=CHILD_TIMEOUT_S)
+        go.set()
+        rows = [results.get(timeout=CHILD_TIMEOUT_S) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=CHILD_TIMEOUT_S)
+            if child.is_alive():
+                child.kill()
+    errors = [r["error"] for r in rows if "error" in r]
+    if errors:
+        raise AlertformerError(f"gpu bench: a loop process failed: {errors[0]}")
+    seconds = max(r["end_s"] for r in rows) - min(r["start_s"] for r in rows)
+    return {"processes": n_processes, "batch_size": batch_size, "alerts": n_processes * n_alerts,
+            "alerts_per_s": round(n_processes * n_alerts / seconds, 1),
+            "per_process_alerts_per_s": [r["alerts_per_s"] for r in rows]}
 
 
 def pipeline_on_stack(config, pool, settings: dict) -> dict:
@@ -254,6 +314,11 @@ def run(args: argparse.Namespace) -> dict:
         for batch_size in dict.fromkeys((scoring.batch_size, *settings["loop_batch_sizes"])):
             log.info("gpu bench: loop without broker, %d alerts in batches of %d", settings["n_loop"], batch_size)
             report["loop"].append(loop_without_broker(scorer, pool, settings["n_loop"], batch_size))
+        report["loop_processes"] = []
+        for n_processes in settings["loop_processes"]:
+            log.info("gpu bench: loop without broker in %d processes", n_processes)
+            report["loop_processes"].append(loop_in_processes(checkpoint, scoring, pool, n_processes,
+                                                              settings["n_loop"], scoring.batch_size))
         if args.bootstrap:
             log.info("gpu bench: pipeline on %s", args.bootstrap)
             settings |= {"checkpoint": str(checkpoint), "device": scoring.device}
@@ -278,6 +343,9 @@ def summary(report: dict) -> str:
     for loop in report["loop"]:
         lines.append(f"  loop without broker, batches of {loop['batch_size']}: {loop['alerts_per_s']:,.0f} alerts/s, "
                      f"batch p50/p99 {loop['batch_ms']['p50']}/{loop['batch_ms']['p99']} ms")
+    for row in report["loop_processes"]:
+        lines.append(f"  loop without broker, {row['processes']} processes: {row['alerts_per_s']:,.0f} alerts/s "
+                     f"together")
     pipeline = report["pipeline"]
     if "sustained" in pipeline:
         lines.append(f"  pipeline: {pipeline['sustained'].get('alerts_per_s')} alerts/s sustained, burst "

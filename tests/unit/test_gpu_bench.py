@@ -41,6 +41,9 @@ def check_report(report: dict, precisions: tuple[str, ...]) -> None:
         assert loop["alerts"] == gpu.QUICK["n_loop"] and loop["dead_letters"] == 0 and loop["alerts_per_s"] > 0
         assert set(loop["ms_per_alert"]) == {"decode", "windows", "encode", "forward_wait", "records"}
         assert loop["forward_thread_ms_per_alert"] > 0
+    [together] = report["loop_processes"]
+    assert together["processes"] == 2 and together["alerts"] == 2 * gpu.QUICK["n_loop"]
+    assert together["alerts_per_s"] > 0 and len(together["per_process_alerts_per_s"]) == 2
 
 
 def test_quick_run_on_cpu_writes_the_report_to_out(tmp_path, monkeypatch, tiny_checkpoint):
