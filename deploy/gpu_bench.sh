@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU device check, ~1 minute on an H200: model throughput (batch sizes 1-16,384, fp32 and bf16), the
+# The GPU device check, ~2 minutes on an H200: model throughput (batch sizes 1-16,384, fp32 and bf16), the
 # scoring loop in process (pipelined), and, when Kafka and Redis can be started here, the service end to end.
 #
 #   deploy/gpu_bench.sh [--quick] [options of python -m stream.bench.gpu]

@@ -1,4 +1,4 @@
-"""A short device check (~1 minute on an H200): the model's throughput in each precision, and the scoring loop.
+"""A short device check (~2 minutes on an H200): the model's throughput in each precision, and the scoring loop.
 
     python -m stream.bench.gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
     deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
