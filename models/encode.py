@@ -96,7 +96,7 @@ class Batch:
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
         """Move every tensor to ``device``."""
-        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (self.features, self.dt_days, self.mask)))
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in self.as_tuple()))
 
     def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(features, dt_days, mask)``."""
@@ -104,7 +104,7 @@ class Batch:
 
     def pin_memory(self) -> "Batch":
         """Page-locked copy; `torch.utils.data.DataLoader(pin_memory=True)` calls this."""
-        return Batch(*(t.pin_memory() for t in (self.features, self.dt_days, self.mask)))
+        return Batch(*(t.pin_memory() for t in self.as_tuple()))
 
 
 def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_tai=None) -> Batch:

@@ -220,7 +220,7 @@ class Scorer:
         for start in range(0, n, step):
             idx = order[start:start + step]  # (b,)
             batch = encode([curves[i] for i in idx], max_visits=self.max_visits)
-            n_visits[idx] = batch.mask.sum(dim=1).numpy()
+            n_visits[idx] = batch.n_visits.numpy()
             n_detections[idx] = (batch.mask & (batch.features[..., DET_FEATURE] > 0.5)).sum(dim=1).numpy()
             chunks.append(batch)
         return EncodedBatch(order, chunks, n_visits, n_detections)
@@ -243,13 +243,12 @@ class Scorer:
 
     def scores(self, encoded: EncodedBatch, probs: np.ndarray) -> Scores:
         """`Scores` of a batch from its `encode_batch` output and its `probabilities`."""
-        n_visits, n_detections = encoded.n_visits, encoded.n_detections
         return Scores(
             probs=probs,
             sn_likelihood=np.asarray(sn_likelihood(probs), dtype=np.float32),
             flare_likelihood=np.asarray(flare_likelihood(probs), dtype=np.float32),
-            n_visits=n_visits,
-            n_detections=n_detections,
+            n_visits=encoded.n_visits,
+            n_detections=encoded.n_detections,
             model_version=self.version,
             scored_ms=time.time_ns() // 1_000_000,
         )

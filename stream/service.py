@@ -86,7 +86,7 @@ class ScoringService:
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
-        self._finished = None
+        self._finished = None  # (batch, merged curves, n_good, n_dead, requests) of the batch just finished
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
                  self.instance_id, transactional_id, self.scorer.version, config.masked())
 
@@ -111,7 +111,12 @@ class ScoringService:
         good, dead = self.ingest(messages)
         if not good:
             self._in_flight.append({})
-            return lambda: self._finish(list(dead), None, {}, 0, len(dead), [])
+
+            def finish_dead_letters() -> list[Output]:
+                self._finished = (None, {}, 0, len(dead), [])
+                return list(dead)
+
+            return finish_dead_letters
         alerts = [g.alert for g in good]
         windows = build_windows(alerts, self._history([a.object_id for a in alerts]))
         self._in_flight.append(windows.merged)
@@ -126,14 +131,10 @@ class ScoringService:
             requests = self.followups(batch)
             outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode())
                         for r in requests]
-            return self._finish(outputs, batch, windows.merged, len(good), len(dead), requests)
+            self._finished = (batch, windows.merged, len(good), len(dead), requests)
+            return outputs
 
         return finish
-
-    def _finish(self, outputs: list[Output], batch, merged: dict, n_good: int, n_dead: int,
-                requests: list[dict]) -> list[Output]:
-        self._finished = (batch, merged, n_good, n_dead, requests)
-        return outputs
 
     def _history(self, object_ids: list[str]) -> dict:
         """Stored curves of `object_ids`, with those of batches in flight laid over them (newest wins)."""
