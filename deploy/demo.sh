@@ -9,7 +9,7 @@
 # The stack stays up afterwards (make down stops it).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-data=${ALERTFORMER_SAMPLE_DATA:-$repo/../shared/data}
+data=${ALERTFORMER_DATA:-$repo/data}
 cd "$repo"
 section() { printf '\n=== %s\n' "$*"; }
 

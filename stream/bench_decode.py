@@ -8,7 +8,7 @@ prints one JSON report with alerts/s of both decoders and their ratio on
     ``--forced`` previous forced sources, every schema field holding a value
     (real alerts fill most of the ~100 fields of a diaSource; nulls would
     flatter neither decoder much, but make the packet smaller), no cutouts;
-(b) the 25 real LSSTCam alerts of ``../shared/data/rubin`` (schema 10.0, with
+(b) the 25 real LSSTCam alerts of ``data/rubin`` (schema 10.0, with
     their cutouts, 1-23 points each), re-encoded, cycled to fill a batch.
 
 The fast decoder is timed twice: ``columns`` (the `RubinBatch`) and
@@ -22,14 +22,14 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
+from models.paths import data_dir
+
 from stream.decode import decode_rubin, encode_rubin, rubin_records_from_parquet, rubin_schema
 
-REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rubin" / \
-    "lsstcam_alerts_v10_sample.parquet"
+REAL_SAMPLE = data_dir() / "rubin" / "lsstcam_alerts_v10_sample.parquet"
 SIM_VERSION = "11.1"
 N_SIM_ALERTS = 256  # distinct packets, cycled
 SEED = 20260301

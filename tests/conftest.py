@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"
 
 
 def _free_port() -> int:
@@ -24,9 +24,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """The repository's data folder (sample alerts and labelled data, see data/README.md)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,12 @@ disjoint:
   "train", "val" and "test" are independent draws, and object ids come from
   disjoint blocks (`sim_first_object_id`).
 - `ztf_bts(split, seed)`: the real ZTF Bright Transient Survey objects of
-  ``../shared/data/labeled``, split 60/20/20 stratified by class. The test fifth
+  ``data/labeled``, split 60/20/20 stratified by class. The test fifth
   is drawn with a constant seed (`BTS_TEST_SEED`), whatever ``seed`` is, so it
   stays one fixed holdout that no training run sees; ``seed`` only reshuffles
   the remaining objects between train and val.
 """
 import csv
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from models.bands import band_codes
 from models.lightcurve import LightCurve
+from models import paths
 from models.taxonomy import CLASS_IDS, class_indices
 from training.simulate import REALISTIC_MIX, simulate
 
@@ -162,18 +162,12 @@ def simulated(split: str, n: int, seed: int = 0, survey: str = "lsst", mix: str 
                       f"sim-{survey}-{mix}-{split}-seed{seed}")
 
 
-def shared_data_dir() -> Path:
-    """``$ALERTFORMER_SHARED_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("ALERTFORMER_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 @lru_cache(maxsize=4)
 def _load_bts(labeled_dir: str) -> LabeledSet:
     """Every BTS object of the model's classes, sorted by object id (cached per directory)."""
     path = Path(labeled_dir) / "ztf_bts_lightcurves.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"ZTF BTS light curves not found at {path}; set ALERTFORMER_SHARED_DATA "
+        raise FileNotFoundError(f"ZTF BTS light curves not found at {path}; set ALERTFORMER_DATA "
                                 "or pass data_dir")
     columns: dict[str, list] = {}
     with open(path, newline="") as f:
@@ -251,8 +245,8 @@ def ztf_bts(split: str, seed: int = 0, data_dir=None) -> LabeledSet:
     seed : int
         Reshuffles train vs val only.
     data_dir : str or Path, optional
-        The shared data directory (holding ``labeled/``); default
-        `shared_data_dir()`.
+        The data directory (holding ``labeled/``); default
+        `models.paths.data_dir()`.
 
     Returns
     -------
@@ -261,7 +255,7 @@ def ztf_bts(split: str, seed: int = 0, data_dir=None) -> LabeledSet:
     """
     if split != "all":
         _check_choice("split", split, SPLITS)
-    labeled_dir = (Path(data_dir) if data_dir is not None else shared_data_dir()) / "labeled"
+    labeled_dir = (Path(data_dir) if data_dir is not None else paths.data_dir()) / "labeled"
     full = _load_bts(str(labeled_dir.resolve()))
     out = full if split == "all" else full.subset(bts_split_indices(full.class_ids, seed)[split])
     return LabeledSet(list(out.curves), out.class_ids.copy(), list(out.object_ids), f"ztf-bts-{split}-seed{seed}")

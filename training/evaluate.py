@@ -296,7 +296,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     device : str
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``, for the transformer.
     data_dir : str or Path, optional
-        Shared data directory holding ``labeled/`` (default: `training.datasets.shared_data_dir`).
+        Shared data directory holding ``labeled/`` (default: `models.paths.data_dir`).
     peer_cache : str or Path, optional
         Keep trained peers here and reuse them when the training settings
         match (`trained_peer`); default: train them afresh.
@@ -656,7 +656,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads of every model, so light curves/s compare per core (default: %(default)s)")
     p.add_argument("--data-dir", help="shared data directory holding labeled/ (default: "
-                   "$ALERTFORMER_SHARED_DATA, then ../shared/data)")
+                   "$ALERTFORMER_DATA, then the repository's data/)")
     p.add_argument("--peer-cache", help="directory to keep trained peers in and reuse them from when their "
                    "training settings match (default: retrain every run)")
     p.add_argument("--quick", action="store_true", help="tiny sizes everywhere, for tests (minutes -> seconds)")

@@ -52,7 +52,7 @@ n_sim_val = 2200  # simulated val curves per survey (200 per class)
 sim_mix = "balanced"  # or "realistic"
 use_bts = True  # stage 3 on the real ZTF BTS train split
 bts_val_draws = 4  # random prefixes per BTS val object (270 objects: more draws, less noise)
-data_dir = ""  # shared data directory holding labeled/; "" = $ALERTFORMER_SHARED_DATA or ../shared/data
+data_dir = ""  # data directory holding labeled/; "" = $ALERTFORMER_DATA or the repository's data/
 # model (models.model.ModelConfig)
 d_model = 64
 n_heads = 4

@@ -4,13 +4,13 @@ Rubin (`rubin_pool`): alerts of the project's simulator (`training.sim_alerts`)
 with at least `MIN_PRV_SOURCES` previous diaSources (12 months of history, so
 also ~30-140 previous forced sources). The simulator leaves every nullable field
 null; real LSSTCam diaSources have ~85 % of their ~100 fields set (the sample in
-``../shared/data/rubin``), and null fields are cheaper to decode and to ship, so
+``data/rubin``), and null fields are cheaper to decode and to ship, so
 each packet is decoded, every nullable field of its diaSources, forced sources
 and diaObject is given a value of its type (`stream.bench_decode.filled_value`;
 solar-system records stay null, as most alerts have none), and three synthetic
 cutouts of the real sample's size are added (`synthetic_cutout`).
 
-ZTF (`ztf_pool`): the two real packets of ``../shared/data/ztf/alerts``, cycled,
+ZTF (`ztf_pool`): the two real packets of ``data/ztf/alerts``, cycled,
 each copy rewritten by fastavro (same writer schema and codec) with its own
 ``candid`` and ``objectId``, so every message is a distinct alert of a distinct
 object. Their photometry (28 and 11 previous candidates) and real cutouts stay.
@@ -26,6 +26,8 @@ from pathlib import Path
 import fastavro
 import numpy as np
 
+from models.paths import data_dir
+
 from stream.bench_decode import filled_value
 from stream.decode import encode_rubin, rubin_schema
 from stream.decode._avro import read_record, WIRE_HEADER
@@ -38,7 +40,6 @@ MIN_SIMULATED_OBJECTS = 200  # ~35 % of simulated objects reach 30 previous dete
 SOLAR_SYSTEM_FIELDS = ("ssSource", "ssObject", "mpc_orbits", "MPCORB")
 KEEP_SIMULATED = {"ssObjectId"}  # null: the alert is not of a solar-system object
 ZTF_FIRST_CANDID = 3_000_000_000_000_000_000  # above every real candid (they count from 2017 in ~1e18)
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def ztf_object_id(i: int) -> str:
     return "ZTF26" + "".join(reversed(letters))
 
 
-def ztf_pool(n: int, alert_dir: Path = SHARED_DATA / "ztf" / "alerts") -> Pool:
+def ztf_pool(n: int, alert_dir: Path | None = None) -> Pool:
     """`n` ZTF packets: the real packets of `alert_dir`, cycled, each with a new ``candid`` and ``objectId``.
 
     Raises
@@ -227,7 +228,8 @@ def ztf_pool(n: int, alert_dir: Path = SHARED_DATA / "ztf" / "alerts") -> Pool:
         When `alert_dir` holds no ``*.avro`` packet.
     """
     bases = []
-    for path in sorted(Path(alert_dir).glob("*.avro")):
+    alert_dir = Path(alert_dir) if alert_dir is not None else data_dir() / "ztf" / "alerts"
+    for path in sorted(alert_dir.glob("*.avro")):
         with open(path, "rb") as f:
             reader = fastavro.reader(f)
             schema, codec, records = reader.writer_schema, reader.codec, list(reader)

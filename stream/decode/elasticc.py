@@ -2,7 +2,7 @@
 
 The schema files in ``schemas/`` are copies of ``elasticc.v0_9_1.{alert,
 diaSource,diaForcedSource,diaObject}.avsc`` from the LSSTDESC/elasticc
-repository (commit 818ae71e), as kept in ``shared/data/elasticc/schema``.
+repository (commit 818ae71e), as kept in ``data/elasticc/schema``.
 """
 import functools
 from pathlib import Path

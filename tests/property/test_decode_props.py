@@ -13,7 +13,7 @@ from models.bands import BAND_CODE
 from stream.decode import decode_auto, decode_rubin, decode_ztf, encode_rubin, rubin_schema, rubin_versions
 from stream.errors import BadPacket
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 ZTF_PACKETS = [path.read_bytes() for path in sorted((DATA / "ztf" / "alerts").glob("*.avro"))]
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,7 +1,7 @@
 """Rubin decoder: 25 real LSSTCam alerts (lsst.v10_0) re-encoded in the Confluent wire format.
 
-The alerts come from ``shared/data/rubin/lsstcam_alerts_v10_sample.parquet``
-(astrolabsoftware/fink-science, Apache-2.0); see shared/data/README.md.
+The alerts come from ``data/rubin/lsstcam_alerts_v10_sample.parquet``
+(astrolabsoftware/fink-science, Apache-2.0); see data/README.md.
 """
 import math
 from pathlib import Path
@@ -17,7 +17,7 @@ from stream.decode import (
 )
 from stream.errors import BadPacket, ConfigError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 PARQUET = DATA / "rubin" / "lsstcam_alerts_v10_sample.parquet"
 
 

@@ -1,4 +1,4 @@
-"""ZTF decoder: the two real alert packets in shared/data/ztf/alerts (public ZTF alert stream)."""
+"""ZTF decoder: the two real alert packets in data/ztf/alerts (public ZTF alert stream)."""
 import io
 import math
 from pathlib import Path
@@ -12,7 +12,7 @@ from models.lightcurve import LightCurve
 from stream.decode import decode_auto, decode_ztf, get_decoder
 from stream.errors import BadPacket
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 ALERTS = DATA / "ztf" / "alerts"
 PACKETS = sorted(ALERTS.glob("*.avro"))
 ZTF17AAACXXF = ALERTS / "2019_01_10_739260766315010006.avro"  # schema 3.2, 28 prv_candidates

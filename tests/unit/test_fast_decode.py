@@ -1,6 +1,6 @@
 """FastRubinDecoder against decode_rubin (fastavro): the same alerts, field for field, or the same BadPacket.
 
-Real alerts: the 25 LSSTCam alerts of ``shared/data/rubin`` re-encoded (schema
+Real alerts: the 25 LSSTCam alerts of ``data/rubin`` re-encoded (schema
 10.0). Simulated: one full alert per schema version (`stream.bench_decode.full_record`).
 """
 import io
@@ -18,7 +18,7 @@ from stream.decode.fast import plan as plans
 from stream.decode.fast import rubin as fast_rubin
 from stream.errors import BadPacket, ConfigError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 PARQUET = DATA / "rubin" / "lsstcam_alerts_v10_sample.parquet"
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 

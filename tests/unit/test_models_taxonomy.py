@@ -9,7 +9,7 @@ import torch
 from models.taxonomy import (CLASS_IDS, CLASS_NAMES, FLARE_ID, ID_TO_INDEX, N_CLASSES, NOT_CLASSIFIED_ID,
                              RESIDUAL_ID, SN_LIKE_IDS, class_indices, flare_likelihood, sn_likelihood)
 
-ELASTICC_CSV = Path("/work/shared/data/elasticc/taxonomy_classIds.csv")
+ELASTICC_CSV = Path(__file__).resolve().parents[2] / "data" / "elasticc" / "taxonomy_classIds.csv"
 
 
 @pytest.mark.skipif(not ELASTICC_CSV.exists(), reason="ELAsTiCC2 taxonomy file not present")

@@ -118,7 +118,7 @@ def test_bts_data_dir_from_environment(tmp_path, monkeypatch):
         "object_id,mjd,band,flux,flux_err,mag,mag_err,label\n"
         "ZTFa,60000.1,ztfg,2.0,0.5,23,0.2,SNIa\nZTFa,60001.2,ztfr,3.0,0.5,22,0.2,SNIa\n"
         "ZTFb,60000.0,ztfr,4.0,1.0,22,0.2,Nova\n")
-    monkeypatch.setenv("ALERTFORMER_SHARED_DATA", str(tmp_path))
+    monkeypatch.setenv("ALERTFORMER_DATA", str(tmp_path))
     full = ztf_bts("all")
     assert full.object_ids == ["ZTFa"] and full.class_ids.tolist() == [2222]
     np.testing.assert_allclose(full.curves[0].flux_njy, [2000.0, 3000.0])

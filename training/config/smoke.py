@@ -1,7 +1,7 @@
 # Smoke recipe: every stage of training/train.py in ~5 s on one CPU thread, for tests.
 # Data: 11 classes x 60 = 660 simulated train curves per survey (lsst, ztf), 20 x 11 val;
 # with 64 curves per step, 120 fine-tuning steps are ~6 passes over the 1,320 curves.
-# The BTS stage is off (tests must not depend on ../shared/data); test it separately.
+# The BTS stage is off (it needs the BTS file); test it separately.
 out_path = "out/smoke/alertformer.pt"
 work_dir = "out/smoke"
 seed = 0
