@@ -1,6 +1,9 @@
 """`DecodedAlert`: what every decoder returns, whatever the survey."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from models.context import missing_context
 from models.lightcurve import LightCurve
 
 
@@ -25,6 +28,9 @@ class DecodedAlert:
     light_curve : LightCurve
         Triggering source plus all previous sources, forced photometry and
         upper limits carried by the packet, deduplicated by source id.
+    context : (N_CONTEXT,) float64 ndarray
+        What the packet says beyond photometry (`models.context`: real/bogus, nearest star,
+        detection history, known solar-system object, ...); NaN where it does not say.
     """
 
     survey: str
@@ -35,3 +41,4 @@ class DecodedAlert:
     ra_deg: float
     dec_deg: float
     light_curve: LightCurve
+    context: np.ndarray = field(default_factory=missing_context)

@@ -12,12 +12,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
+from models.priors import prior_weights
+from models.taxonomy import CLASS_IDS, CLASS_NAMES, ID_TO_INDEX
 from stream.errors import ConfigError
 
 _SECRET_WORDS = ("password", "secret", "key", "token")
 
 AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
 # KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
+# The default young_sn rule (README, Follow-up rules): "young" is a rise of a few weeks at most.
+YOUNG_SN_MIN_LIKELIHOOD = 0.8
+YOUNG_SN_MAX_AGE_DAYS = 30.0
+YOUNG_SN_MIN_REAL_BOGUS = 0.5
+YOUNG_SN_MAX_STAR_SCORE = 0.5
 _CONSUMER_SETTINGS = {"consumer_queue_kbytes": "queued.max.messages.kbytes",
                       "consumer_fetch_backoff_ms": "fetch.queue.backoff.ms"}
 
@@ -110,20 +117,63 @@ class SkyRegion(_Section):
 
 
 class FollowupRule(_Section):
-    """A follow-up rule: every condition that is set must hold. One trigger per object and rule."""
+    """A follow-up rule: every condition that is set must hold. One trigger per object and rule.
+
+    Conditions on the alert context (real/bogus, star-likeness) are not applied to an alert
+    whose packet does not carry the field (e.g. Rubin alerts have no star score). A known
+    solar-system object never triggers any rule (`stream.rules.SOLAR_SYSTEM_MATCH_ARCSEC`).
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     min_sn_likelihood: float | None = Field(None, ge=0, le=1)
     min_flare_likelihood: float | None = Field(None, ge=0, le=1)
+    min_prob: dict[str, float] | None = Field(
+        None, description="per-class probability thresholds, by class name or ELAsTiCC2 id, e.g. {KN = 0.5}")
     min_visits: int = Field(1, ge=1)
     min_detections: int = Field(1, ge=1)
+    max_age_days: float | None = Field(None, gt=0, description="days since the source's first detection, at most")
+    min_real_bogus: float | None = Field(None, ge=0, le=1, description="real/bogus score (ZTF drb or rb), at least")
+    max_star_score: float | None = Field(
+        None, ge=0, le=1, description="no catalogued source within star_match_arcsec with a star score above this")
+    star_match_arcsec: float = Field(1.5, gt=0, description="radius for max_star_score (arcsec)")
     max_mag_ab: float | None = Field(None, description="latest |flux| at least this bright (AB mag)")
     region: SkyRegion | None = None
     surveys: list[Literal["rubin", "ztf", "elasticc"]] | None = None
 
+    @model_validator(mode="after")
+    def _known_classes(self):
+        for name, threshold in (self.min_prob or {}).items():
+            class_index(name)  # raises ValueError naming the class
+            if not 0 <= threshold <= 1:
+                raise ValueError(f"min_prob[{name}] = {threshold}: a probability must be in [0, 1]")
+        return self
+
+
+def class_index(name: str) -> int:
+    """Model output index of a class given by ELAsTiCC2 id or name (case, spaces and hyphens ignored).
+
+    >>> class_index("2232"), class_index("m-dwarf flare"), class_index("Ia")
+    (3, 4, 0)
+    """
+    key = str(name).strip()
+    if key.isdigit() and int(key) in ID_TO_INDEX:
+        return ID_TO_INDEX[int(key)]
+    wanted = _class_key(key)
+    for index, class_name in enumerate(CLASS_NAMES):
+        if _class_key(class_name) == wanted:
+            return index
+    raise ValueError(f"unknown class {name!r}; classes: {', '.join(CLASS_NAMES)} (or their ELAsTiCC2 ids)")
+
+
+def _class_key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "/")
+
 
 def _default_rules() -> list[FollowupRule]:
-    return [FollowupRule(name="young_sn", min_sn_likelihood=0.8, min_visits=3),
+    """Young supernovae: likely SN, detected for at most 30 days, real, not on a star; bright flares."""
+    return [FollowupRule(name="young_sn", min_sn_likelihood=YOUNG_SN_MIN_LIKELIHOOD, min_visits=3,
+                         max_age_days=YOUNG_SN_MAX_AGE_DAYS, min_real_bogus=YOUNG_SN_MIN_REAL_BOGUS,
+                         max_star_score=YOUNG_SN_MAX_STAR_SCORE),
             FollowupRule(name="flare", min_flare_likelihood=0.9)]
 
 
@@ -170,6 +220,20 @@ class ScoringSettings(_Section):
                             "nearest them (models.encode.window_indices)")
     history_ttl_s: int = Field(400 * 86400, ge=1, description="Redis light curves and scores expire after this")
     top_n: int = Field(1000, ge=1, description="length of the top-candidate sorted sets")
+    class_prior: Literal["balanced", "lsst-plasticc"] | dict[str, float] = Field(
+        "balanced", description="class rates the published probabilities assume: balanced (as trained), "
+                                "lsst-plasticc (the PLAsTiCC Rubin mix) or a table of rates by class name or id")
+
+    @model_validator(mode="after")
+    def _known_prior(self):
+        prior_weights(self.prior_by_id())  # raises ValueError naming the problem
+        return self
+
+    def prior_by_id(self) -> str | dict[int, float]:
+        """``class_prior`` with a table's class names turned into ELAsTiCC2 ids (`models.priors`)."""
+        if isinstance(self.class_prior, str):
+            return self.class_prior
+        return {CLASS_IDS[class_index(name)]: rate for name, rate in self.class_prior.items()}
 
 
 class RegistrySettings(_Section):

@@ -28,6 +28,13 @@ def pack(curve: LightCurve) -> bytes:
     return rows.tobytes()
 
 
+def last_points(curve: LightCurve, max_points: int) -> LightCurve:
+    """The last `max_points` points of `curve`: what the store keeps of an object."""
+    if len(curve) <= max_points:
+        return curve
+    return LightCurve(*(getattr(curve, f)[-max_points:] for f in LightCurve.FIELDS))
+
+
 def unpack(blob: bytes) -> LightCurve:
     rows = np.frombuffer(blob, dtype=PACKED_DTYPE)
     return LightCurve(*(np.ascontiguousarray(rows[name]) for name in LightCurve.FIELDS))
@@ -56,9 +63,7 @@ class HistoryStore:
         """Store the last `max_points` of each curve; on a pipeline if given (the caller executes it)."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         for object_id, curve in curves.items():
-            kept = curve if len(curve) <= self.max_points else LightCurve(
-                *(getattr(curve, f)[-self.max_points:] for f in LightCurve.FIELDS))
-            target.set(self.keys.light_curve(object_id), pack(kept), ex=self.ttl_s)
+            target.set(self.keys.light_curve(object_id), pack(last_points(curve, self.max_points)), ex=self.ttl_s)
         if pipe is None:
             try:
                 target.execute()

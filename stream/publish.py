@@ -10,6 +10,8 @@ import numpy as np
 
 from alertformer import __version__
 from models.bands import BAND_NAMES
+from models.context import N_CONTEXT
+from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
 from stream.avro_batch import BatchRecordWriter
@@ -17,7 +19,7 @@ from stream.ingest import Ingested
 from stream.loop import Output
 from stream.scored import ScoredBatch
 from stream.score import Scores
-from stream.window import trigger_index
+from stream.window import first_detection_mjd_tai, trigger_index
 
 BROKER_NAME = "alertformer"
 SCORED_SCHEMA = "alertformer.scored_alert"
@@ -26,8 +28,8 @@ CLASS_IDS_ARRAY = np.asarray(CLASS_IDS, dtype=np.int64)  # (C,)
 BAND_NAMES_ARRAY = np.asarray(BAND_NAMES, dtype=object)  # indexed by band code
 
 
-def scored_batch(items: list[Ingested], scores: Scores) -> ScoredBatch:
-    """Gather the per-alert context of `items` into arrays next to their `scores`."""
+def scored_batch(items: list[Ingested], scores: Scores, windows: list[LightCurve]) -> ScoredBatch:
+    """Gather the per-alert context of `items` into arrays next to their `scores` and scored `windows`."""
     alerts = [i.alert for i in items]
     latest = [trigger_index(a) for a in alerts]
     return ScoredBatch(
@@ -43,6 +45,8 @@ def scored_batch(items: list[Ingested], scores: Scores) -> ScoredBatch:
         n_visits=scores.n_visits, n_detections=scores.n_detections,
         probs=scores.probs, sn_likelihood=scores.sn_likelihood, flare_likelihood=scores.flare_likelihood,
         model_version=scores.model_version, scored_ms=scores.scored_ms,
+        context=np.stack([a.context for a in alerts]) if alerts else np.empty((0, N_CONTEXT)),
+        window_first_detection_mjd_tai=first_detection_mjd_tai(windows),
     )
 
 

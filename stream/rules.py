@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.bands import BAND_NAMES
-from stream.config import FollowupRule, SkyRegion
+from stream.config import FollowupRule, SkyRegion, class_index
 from stream.scored import ScoredBatch
+
+# A known asteroid this close (arcsec) is the source (Fink's solar-system match radius is 5").
+SOLAR_SYSTEM_MATCH_ARCSEC = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ def in_region(ra_deg, dec_deg, region: SkyRegion) -> np.ndarray:
     return angular_distance_deg(ra_deg, dec_deg, region.ra_deg, region.dec_deg) <= region.radius_deg
 
 
+def known_solar_system(batch: ScoredBatch) -> np.ndarray:
+    """(B,) bool: alerts within `SOLAR_SYSTEM_MATCH_ARCSEC` of a known solar-system object."""
+    return batch.context_field("ss_distance_arcsec") <= SOLAR_SYSTEM_MATCH_ARCSEC
+
+
 def rule_mask(rule: FollowupRule, batch: ScoredBatch) -> np.ndarray:
     """Where `rule` fires in `batch`.
 
@@ -69,13 +77,24 @@ def rule_mask(rule: FollowupRule, batch: ScoredBatch) -> np.ndarray:
     (B,) bool ndarray
         True where every condition holds. A NaN score or magnitude never passes
         (comparisons with NaN are False): a zero flux has no magnitude, so no
-        ``max_mag_ab`` rule fires on it.
+        ``max_mag_ab`` rule fires on it. A context condition on a field the packet
+        lacks (NaN) is not applied. A known solar-system object never passes.
     """
     mask = (batch.n_visits >= rule.min_visits) & (batch.n_detections >= rule.min_detections)
+    mask &= ~known_solar_system(batch)
     if rule.min_sn_likelihood is not None:
         mask &= batch.sn_likelihood >= rule.min_sn_likelihood
     if rule.min_flare_likelihood is not None:
         mask &= batch.flare_likelihood >= rule.min_flare_likelihood
+    for name, threshold in (rule.min_prob or {}).items():
+        mask &= batch.probs[:, class_index(name)] >= threshold
+    if rule.max_age_days is not None:
+        mask &= ~(batch.age_days > rule.max_age_days)
+    if rule.min_real_bogus is not None:
+        mask &= ~(batch.context_field("real_bogus") < rule.min_real_bogus)
+    if rule.max_star_score is not None:
+        near = batch.context_field("star_distance_arcsec") <= rule.star_match_arcsec
+        mask &= ~(near & (batch.context_field("star_score") > rule.max_star_score))
     if rule.max_mag_ab is not None:
         mask &= batch.latest_mag_ab <= rule.max_mag_ab
     if rule.region is not None:

@@ -31,6 +31,7 @@ from models.checkpoint import CheckpointMismatch, load_checkpoint
 from models.encode import FEATURE_NAMES, Batch, encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer
+from models.priors import apply_prior, prior_weights
 from models.taxonomy import flare_likelihood, sn_likelihood
 from stream.config import ScoringSettings
 from stream.errors import ConfigError
@@ -155,16 +156,18 @@ class Scorer:
         bf16: autocast on CUDA.
     chunk_curves : int or None
         Curves per forward call; None: the whole batch in one call.
+    prior_weights : (C,) ndarray, optional
+        Class shares the published probabilities assume (`models.priors`); None: balanced, as trained.
     """
 
     def __init__(self, model: AlertTransformer, version: str, device: torch.device, max_visits: int,
-                 precision: str = "fp32", chunk_curves: int | None = None):
+                 precision: str = "fp32", chunk_curves: int | None = None, prior_weights: np.ndarray | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: expected one of {PRECISIONS}")
         self.model = model.to(device).eval()
         self.n_params = self.model.get_num_params()
         self.version, self.device, self.max_visits = version, device, max_visits
-        self.precision, self.chunk_curves = precision, chunk_curves
+        self.precision, self.chunk_curves, self.prior_weights = precision, chunk_curves, prior_weights
         self.traced = trace_model(self.model) if device.type == "cpu" else None
 
     @classmethod
@@ -181,7 +184,9 @@ class Scorer:
         chunk = scoring.forward_chunk_curves or (CPU_CHUNK_CURVES if dev.type == "cpu" else None)
         log.info("model loaded version=%s device=%s precision=%s chunk_curves=%s torch_threads=%d params=%d",
                  version, dev, precision, chunk, torch.get_num_threads(), model.get_num_params())
-        return cls(model, version, dev, scoring.max_visits, precision, chunk)
+        prior = scoring.prior_by_id()
+        return cls(model, version, dev, scoring.max_visits, precision, chunk,
+                   None if prior == "balanced" else prior_weights(prior))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None, scoring: ScoringSettings) -> "Scorer":
@@ -242,7 +247,9 @@ class Scorer:
         return self.scores(encoded, self.probabilities(encoded))
 
     def scores(self, encoded: EncodedBatch, probs: np.ndarray) -> Scores:
-        """`Scores` of a batch from its `encode_batch` output and its `probabilities`."""
+        """`Scores` of a batch from its `encode_batch` output and its `probabilities`, under the class prior."""
+        if self.prior_weights is not None:
+            probs = apply_prior(probs, self.prior_weights)
         return Scores(
             probs=probs,
             sn_likelihood=np.asarray(sn_likelihood(probs), dtype=np.float32),

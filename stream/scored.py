@@ -3,6 +3,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.context import CONTEXT_INDEX, valid_context
+
 
 @dataclass(frozen=True)
 class ScoredBatch:
@@ -27,6 +29,10 @@ class ScoredBatch:
     model_version : str
     scored_ms : int
         When the forward pass finished (ms since the Unix epoch, UTC).
+    context : (B, N_CONTEXT) float64
+        Each alert's context (`models.context`), NaN where its packet does not say.
+    window_first_detection_mjd_tai : (B,) float64
+        First detection in the scored window (MJD TAI); NaN for a window without one.
     """
 
     object_id: list[str]
@@ -45,9 +51,27 @@ class ScoredBatch:
     flare_likelihood: np.ndarray
     model_version: str
     scored_ms: int
+    context: np.ndarray
+    window_first_detection_mjd_tai: np.ndarray
 
     def __len__(self) -> int:
         return len(self.object_id)
+
+    def context_field(self, name: str) -> np.ndarray:
+        """(B,) float64: one context field (`models.context.CONTEXT_FIELDS`), NaN where missing or absurd."""
+        usable, _ = valid_context(self.context)
+        column = CONTEXT_INDEX[name]
+        return np.where(usable[:, column], self.context[:, column], np.nan)
+
+    @property
+    def age_days(self) -> np.ndarray:
+        """(B,) float64: days from the source's first detection to this alert.
+
+        The first detection is the earlier of the window's and the packet's own history
+        (ZTF ``jdstarthist``), which reaches further back than the 30 days a ZTF packet carries.
+        """
+        first = np.fmin(self.window_first_detection_mjd_tai, self.context_field("first_detection_mjd_tai"))
+        return self.latest_mjd_tai - first
 
     @property
     def latest_mag_ab(self) -> np.ndarray:

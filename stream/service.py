@@ -125,7 +125,7 @@ class ScoringService:
         probabilities = self._forward.submit(scorer.probabilities, encoded)
 
         def finish() -> list[Output]:
-            batch = scored_batch(good, scorer.scores(encoded, probabilities.result()))
+            batch = scored_batch(good, scorer.scores(encoded, probabilities.result()), windows.curves)
             outputs = list(dead) + scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
                                                   self.config.topics.classifications)
             requests = self.followups(batch)

@@ -57,3 +57,9 @@ def build_windows(alerts: list[DecodedAlert], history: dict[str, LightCurve]) ->
                 [earlier, alert.light_curve])
         curves.append(curve)
     return Windows(curves, {a.object_id: merged[a.object_id] for a in alerts})
+
+
+def first_detection_mjd_tai(curves: list[LightCurve]) -> np.ndarray:
+    """(B,) float64: time of each window's first detection (MJD TAI); NaN for a window without one."""
+    return np.array([c.mjd_tai[c.is_detection][0] if c.is_detection.any() else np.nan for c in curves],
+                    dtype=np.float64)

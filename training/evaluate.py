@@ -53,6 +53,7 @@ import numpy as np
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.metrics import ECE_BINS, classification_report
+from training.packet_eval import evaluate_packets, format_packet_report
 
 log = logging.getLogger(__name__)
 
@@ -429,6 +430,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
         "models": models_info,
         "results": results,
         "throughput": _throughput(results),
+        "real_packets": evaluate_packets(checkpoint, "test", data_dir=data_dir),
         "headline": _headline(results),
     }
     report["wall_seconds"] = time.perf_counter() - started
@@ -659,6 +661,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "$ALERTFORMER_DATA, then the repository's data/)")
     p.add_argument("--peer-cache", help="directory to keep trained peers in and reuse them from when their "
                    "training settings match (default: retrain every run)")
+    p.add_argument("--packets-only", action="store_true",
+                   help="only the real ZTF alert packets of data/labeled/ztf_packets (held-out test part), scored "
+                        "through the service's own decode -> window -> score -> rules path: SN-vs-non-SN ROC/PR-AUC "
+                        "and ECE by N_det, and each follow-up rule's firing rate per real class")
     p.add_argument("--quick", action="store_true", help="tiny sizes everywhere, for tests (minutes -> seconds)")
     p.add_argument("--no-figures", action="store_true", help="write report.json only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -690,12 +696,21 @@ def cmd_evaluate(args) -> int:
     if not Path(args.checkpoint).is_file():
         print(f"alertformer evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
         return 2
+    if args.packets_only:
+        report = evaluate_packets(args.checkpoint, "test", data_dir=args.data_dir)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "packets.json").write_text(json.dumps(_json_safe(report), indent=1, allow_nan=False))
+        print(format_packet_report(report))
+        print(f"report: {out / 'packets.json'}")
+        return 0
     report = evaluate(args.checkpoint, args.out, n_test=args.n_test, n_train_peers=args.n_train_peers,
                       peers=args.peers, seed=args.seed, quick=args.quick, test_sets=args.test_sets,
                       device=args.device, data_dir=args.data_dir, peer_cache=args.peer_cache, threads=args.threads,
                       progress=not args.quiet,
                       figures=not args.no_figures, quantize=args.quantize)
     print(format_headline(report))
+    print(format_packet_report(report["real_packets"]))
     print(f"report: {Path(args.out) / 'report.json'}; figures: {', '.join(report.get('figures', []))}")
     return 0
 

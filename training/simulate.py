@@ -21,6 +21,7 @@ import numpy as np
 
 from models.bands import BAND_NAMES
 from models.lightcurve import LightCurve
+from models.priors import PLASTICC_SHARES
 from training.sim_physics import mag_to_njy, noise_sigma_njy
 from training.sim_survey import (
     SURVEY_SPAN_DAYS, SURVEY_START_MJD_TAI, SURVEYS, Cadence, Population, Survey, draw_cadence, sample_sky,
@@ -47,15 +48,8 @@ _DRAWERS = {
     CLASS_IDS["EB"]: draw_eclipsing_binaries,
 }
 
-# Class mix of a realistic Rubin stream (PLAsTiCC test set, SCIENCE.md section 3).
-# PLAsTiCC had no dwarf novae; they get 1 %, like SLSNe (an assumption).
-_PLASTICC_SHARES = {
-    "SN Ia": 0.47, "SN II": 0.29, "SN Ib/c": 0.05, "RR Lyrae": 0.06, "AGN": 0.03, "EB": 0.03,
-    "M-dwarf flare": 0.03, "SLSN": 0.01, "TDE": 0.004, "KN": 0.0001, "dwarf nova": 0.01,
-}
-REALISTIC_MIX: dict[int, float] = {
-    CLASS_IDS[name]: share / sum(_PLASTICC_SHARES.values()) for name, share in _PLASTICC_SHARES.items()
-}
+# Class mix of a realistic Rubin stream (PLAsTiCC test set; `models.priors.PLASTICC_SHARES`).
+REALISTIC_MIX: dict[int, float] = {cid: share / sum(PLASTICC_SHARES.values()) for cid, share in PLASTICC_SHARES.items()}
 
 DETECTION_SNR = 5.0
 # Source ids are object_id * POINT_ID_STRIDE + the point's index in its light curve.

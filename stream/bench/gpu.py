@@ -174,11 +174,11 @@ def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int, warm_up: b
         dead[0] += len(dead_letters)
         windows = timed("windows", build_windows, [g.alert for g in good], {})
         encoded = timed("encode", scorer.encode_batch, windows.curves)
-        return good, encoded, forward.submit(forward_pass, encoded)
+        return good, windows.curves, encoded, forward.submit(forward_pass, encoded)
 
-    def finish(good, encoded, probabilities):
+    def finish(good, curves, encoded, probabilities):
         probs = timed("forward_wait", probabilities.result)
-        timed("records", lambda: scored_outputs(good, scored_batch(good, scorer.scores(encoded, probs)),
+        timed("records", lambda: scored_outputs(good, scored_batch(good, scorer.scores(encoded, probs), curves),
                                                 time.time_ns() // 1_000_000, "scored", "classifications"))
 
     def run(n: int) -> None:

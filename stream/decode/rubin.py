@@ -15,6 +15,7 @@ from fastavro.schema import load_schema
 from lsst.alert.packet.schema import get_schema_root
 
 from models.bands import BAND_CODE
+from models.context import context_vector
 from stream.alert import DecodedAlert
 from stream.decode._avro import (
     WIRE_HEADER, coerced, fill_defaults as _fill_defaults, raising_bad_packet, read_record, split_wire_format,
@@ -210,7 +211,22 @@ def _decoded(record: dict, schema_name: str) -> DecodedAlert:
         dec_deg=finite_float(source, "dec", "diaSource"),
         light_curve=light_curve(_columns(detections, "diaSourceId", True),
                                 _columns(forced, "diaForcedSourceId", False)),
+        context=rubin_context(not source.get("diaObjectId")),
     )
+
+
+def rubin_context(is_solar_system: bool) -> np.ndarray:
+    """The alert context (`models.context`) of a Rubin alert: its solar-system association.
+
+    A source with an ``ssObjectId`` and no diaObject is a known solar-system object (distance 0);
+    any other is not (inf). The diaSource/diaObject fields (reliability, first detection,
+    detection count) are not read yet: the batch decoder does not extract them.
+    """
+    return (_SOLAR_SYSTEM_CONTEXT if is_solar_system else _OTHER_CONTEXT).copy()
+
+
+_SOLAR_SYSTEM_CONTEXT = context_vector(ss_distance_arcsec=0.0)
+_OTHER_CONTEXT = context_vector(ss_distance_arcsec=np.inf)
 
 
 def _columns(points: Points, id_field: str, is_detection: bool) -> tuple:

@@ -14,6 +14,7 @@ from astropy.time import Time
 from erfa import ErfaWarning
 
 from models.bands import BAND_CODE
+from models.context import context_vector
 from stream.alert import DecodedAlert
 from stream.decode._avro import DECODE_ERRORS, raising_bad_packet
 from stream.decode._points import Points, finite_float, light_curve, required
@@ -29,6 +30,7 @@ DIFF_SIGN = {"t": 1.0, "1": 1.0, "f": -1.0, "0": -1.0}
 JD_RANGE = (2451544.5, 2488069.5)
 JD_MINUS_MJD = 2400000.5
 SECONDS_PER_DAY = 86400.0
+NONE_NEARBY = -999.0  # ZTF's value of a cross-match field when no source was found
 
 
 @raising_bad_packet
@@ -86,9 +88,13 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
     limits = previous.select(is_limit)
 
     det_jd, lim_jd = _jd(detections), _jd(limits)
+    start_jd = _optional_number(candidate, "jdstarthist")  # first detection ever, for the context
+    known_start = bool(JD_RANGE[0] <= start_jd <= JD_RANGE[1])  # False for NaN
     with warnings.catch_warnings():  # "dubious year" for dates past the leap-second table
         warnings.simplefilter("ignore", ErfaWarning)
-        mjd_tai = Time(np.concatenate([det_jd, lim_jd]), format="jd", scale="utc").tai.mjd
+        mjd_tai = Time(np.concatenate([det_jd, lim_jd, [start_jd if known_start else det_jd[0]]]),
+                       format="jd", scale="utc").tai.mjd
+    start_mjd_tai, mjd_tai = (mjd_tai[-1] if known_start else np.nan), mjd_tai[:-1]
     lim_fid = limits.integers("fid")
     return DecodedAlert(
         survey="ztf",
@@ -105,6 +111,38 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
              np.zeros(len(limits)), _flux_njy(limits.numbers("diffmaglim")) / UPPER_LIMIT_SNR,
              np.zeros(len(limits), dtype=bool)),
         ),
+        context=_context(candidate, start_mjd_tai),
+    )
+
+
+def _optional_number(record: dict, field: str) -> float:
+    """``record[field]`` as a float; NaN when absent, null or not a number."""
+    value = record.get(field)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+
+
+def _distance_arcsec(record: dict, field: str) -> float:
+    """A ZTF cross-match distance (arcsec): ZTF writes -999 when nothing was found nearby, which is inf here."""
+    value = _optional_number(record, field)
+    return np.inf if value == NONE_NEARBY else value
+
+
+def _context(candidate: dict, first_detection_mjd_tai: float) -> np.ndarray:
+    """The alert context (`models.context`) of a ZTF candidate; absurd values pass through, to be masked."""
+    real_bogus = _optional_number(candidate, "drb")
+    if real_bogus != real_bogus:  # drb is null before schema 3.3
+        real_bogus = _optional_number(candidate, "rb")
+    star_score, ref_mag = _optional_number(candidate, "sgscore1"), _optional_number(candidate, "magnr")
+    return context_vector(
+        real_bogus=real_bogus,
+        star_score=np.nan if star_score == NONE_NEARBY else star_score,
+        star_distance_arcsec=_distance_arcsec(candidate, "distpsnr1"),
+        first_detection_mjd_tai=first_detection_mjd_tai,
+        n_detections_history=_optional_number(candidate, "ndethist"),
+        ss_distance_arcsec=_distance_arcsec(candidate, "ssdistnr"),
+        gaia_distance_arcsec=_distance_arcsec(candidate, "neargaia"),
+        ref_distance_arcsec=_distance_arcsec(candidate, "distnr"),
+        ref_mag_ab=np.nan if ref_mag == NONE_NEARBY else ref_mag,
     )
 
 

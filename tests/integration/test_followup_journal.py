@@ -7,6 +7,7 @@ import redis
 
 from stream.journal import FollowupJournal
 from stream.keys import Keys
+from models.context import N_CONTEXT
 from models.taxonomy import N_CLASSES
 from stream.rules import Trigger
 from stream.scored import ScoredBatch
@@ -34,7 +35,8 @@ def batch_of(object_ids, alert_ids) -> ScoredBatch:
                        latest_band=np.zeros(n, dtype=np.int8), n_visits=np.ones(n, dtype=np.int32),
                        n_detections=np.ones(n, dtype=np.int32), probs=np.zeros((n, N_CLASSES), dtype=np.float32),
                        sn_likelihood=zeros.astype(np.float32), flare_likelihood=zeros.astype(np.float32),
-                       model_version="v1", scored_ms=0)
+                       model_version="v1", scored_ms=0, context=np.full((n, N_CONTEXT), np.nan),
+                       window_first_detection_mjd_tai=zeros)
 
 
 def test_same_object_twice_gives_one_trigger(journal):

@@ -50,6 +50,7 @@ def assert_same_alert(got, expected) -> None:
         a, b = getattr(got.light_curve, field), getattr(expected.light_curve, field)
         assert a.dtype == b.dtype, field
         np.testing.assert_array_equal(a, b, err_msg=field)
+    np.testing.assert_array_equal(got.context, expected.context, err_msg="context")
 
 
 def same_reason(a: Exception, b: Exception) -> bool:

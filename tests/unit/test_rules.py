@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from models.bands import BAND_CODE
+from models.context import N_CONTEXT, context_vector
 from models.taxonomy import N_CLASSES
 from stream import avro_io
-from stream.config import FollowupRule, SkyRegion
+from stream.config import FollowupRule, FollowupSettings, SkyRegion
 from stream.rules import Trigger, angular_distance_deg, evaluate, followup_record, rule_mask
 from stream.scored import ScoredBatch
 
@@ -33,11 +34,19 @@ def make_batch(n: int, **columns) -> ScoredBatch:
         "flare_likelihood": np.zeros(n, dtype=np.float32),
         "model_version": "v1",
         "scored_ms": 1_700_000_000_000,
+        "context": np.full((n, N_CONTEXT), np.nan),
+        "window_first_detection_mjd_tai": np.full(n, 60000.0),
     }
     for name, values in columns.items():
-        base[name] = values if name in ("object_id", "model_version", "scored_ms") else np.asarray(
+        base[name] = values if name in ("object_id", "model_version", "scored_ms", "context") else np.asarray(
             values, dtype=base[name].dtype)
     return ScoredBatch(**base)
+
+
+def context_rows(**fields) -> np.ndarray:
+    """(n, N_CONTEXT) contexts with the given fields (lists of n values), the rest missing."""
+    n = len(next(iter(fields.values())))
+    return np.stack([context_vector(**{k: v[i] for k, v in fields.items()}) for i in range(n)])
 
 
 # (case, rule, batch columns, expected mask). Each condition alone, at and around its threshold.
@@ -59,6 +68,24 @@ CONDITIONS = [
      {"survey": ["rubin", "ztf", "elasticc"]}, [False, True, True]),
     ("cone", FollowupRule(name="r", region=SkyRegion(ra_deg=10.0, dec_deg=10.0, radius_deg=1.0)),
      {"ra_deg": [10.0, 10.0, 10.0], "dec_deg": [10.0, 10.9, 11.1]}, [True, True, False]),
+    ("class probability by name", FollowupRule(name="r", min_prob={"KN": 0.5}),
+     {"probs": [np.eye(N_CLASSES)[3] * 0.5, np.eye(N_CLASSES)[3] * 0.49, np.eye(N_CLASSES)[0]]}, [True, False, False]),
+    ("class probability by id", FollowupRule(name="r", min_prob={"2232": 0.5}),
+     {"probs": [np.eye(N_CLASSES)[3], np.eye(N_CLASSES)[0]]}, [True, False]),
+    ("age: window's first detection", FollowupRule(name="r", max_age_days=30.0),
+     {"latest_mjd_tai": [60030.0, 60030.1, 60010.0]}, [True, False, True]),
+    ("age: the packet's history reaches further back", FollowupRule(name="r", max_age_days=30.0),
+     {"latest_mjd_tai": [60010.0, 60010.0, 60010.0],
+      "context": context_rows(first_detection_mjd_tai=[59000.0, 59990.0, None])}, [False, True, True]),
+    ("real/bogus; missing is not applied", FollowupRule(name="r", min_real_bogus=0.5),
+     {"context": context_rows(real_bogus=[0.5, 0.49, None])}, [True, False, True]),
+    ("absurd real/bogus is missing", FollowupRule(name="r", min_real_bogus=0.5),
+     {"context": context_rows(real_bogus=[7.0, -1.0])}, [True, True]),
+    ("star-like counterpart within the match radius", FollowupRule(name="r", max_star_score=0.5),
+     {"context": context_rows(star_score=[0.99, 0.99, 0.2, None], star_distance_arcsec=[0.3, 3.0, 0.3, 0.3])},
+     [False, True, True, True]),
+    ("a known asteroid never fires", FollowupRule(name="r"),
+     {"context": context_rows(ss_distance_arcsec=[0.4, 5.0, 5.1, np.inf, None])}, [False, False, True, True, True]),
 ]
 
 
@@ -138,3 +165,20 @@ def test_followup_record_matches_schema():
         assert name == "alertformer.followup"
         assert decoded.keys() == rec.keys()
         assert decoded["objectId"] == rec["objectId"] and decoded["latestMagAb"] == pytest.approx(rec["latestMagAb"])
+
+
+def test_unknown_class_or_bad_probability_in_a_rule_is_a_config_error():
+    with pytest.raises(ValueError, match="unknown class 'Kilonovae'"):
+        FollowupRule(name="r", min_prob={"Kilonovae": 0.5})
+    with pytest.raises(ValueError, match=r"min_prob\[KN\] = 1.5"):
+        FollowupRule(name="r", min_prob={"KN": 1.5})
+
+
+def test_default_young_sn_rule_needs_a_young_real_source_not_on_a_star():
+    (young_sn,) = [r for r in FollowupSettings().rules if r.name == "young_sn"]
+    # Row 0 passes; row 1 was first detected 400 days ago (jdstarthist); row 2 is bogus; row 3 sits on a star.
+    batch = make_batch(4, sn_likelihood=[0.9] * 4, latest_mjd_tai=[60005.0] * 4,
+                       context=context_rows(first_detection_mjd_tai=[60000.0, 59605.0, 60000.0, 60000.0],
+                                            real_bogus=[0.9, 0.9, 0.1, 0.9], star_score=[0.1, 0.1, 0.1, 0.98],
+                                            star_distance_arcsec=[0.5, 0.5, 0.5, 0.2]))
+    assert rule_mask(young_sn, batch).tolist() == [True, False, False, False]

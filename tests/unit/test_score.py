@@ -5,6 +5,7 @@ import torch
 
 from models.checkpoint import save_checkpoint
 from models.encode import encode
+from models.taxonomy import CLASS_NAMES
 from stream.config import ScoringSettings
 from stream import score as score_module
 from stream.errors import ConfigError
@@ -77,3 +78,25 @@ def test_set_torch_threads_zero_keeps_the_default():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_class_prior_reweights_the_balanced_probabilities(tiny_model, random_curves, tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, tiny_model)
+    balanced = Scorer.from_file(path, "v", ScoringSettings(device="cpu", max_visits=MAX_VISITS)).score(random_curves)
+    table = {name: 1.0 for name in CLASS_NAMES} | {"Ia": 9.0}  # SN Ia nine times as common as each other class
+    prior = Scorer.from_file(path, "v", ScoringSettings(device="cpu", max_visits=MAX_VISITS, class_prior=table))
+    scores = prior.score(random_curves)
+    np.testing.assert_allclose(scores.probs.sum(axis=1), 1.0, atol=1e-5)
+    odds = scores.probs / balanced.probs  # each row: Ia gains 9x against every other class
+    np.testing.assert_allclose(odds[:, 0] / odds[:, 1:].mean(axis=1), 9.0, rtol=1e-3)
+    assert np.all(scores.sn_likelihood >= balanced.sn_likelihood - 1e-6)
+
+
+@pytest.mark.parametrize("prior, message", [
+    ({"Ia": 1.0}, "missing class id"), ({name: 1.0 for name in CLASS_NAMES} | {"Ia": 0.0}, "> 0"),
+    ("plasticc", "class_prior"), ({"SN Iax": 1.0}, "unknown class"),
+])
+def test_a_bad_class_prior_is_a_config_error(prior, message):
+    with pytest.raises(ValueError, match=message):
+        ScoringSettings(class_prior=prior)

@@ -27,7 +27,7 @@ from stream.decode.fast.plan import (
     OK, OP_ARRAY, OP_ARRAY_END, OP_FIELDS, OP_JUMP, OP_UNION, Plan, Unsupported, compile_plan,
 )
 from stream.decode.rubin import (
-    BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_schema, rubin_versions, schema_id,
+    BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_context, rubin_schema, rubin_versions, schema_id,
 )
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class RubinBatch:
             survey="rubin", schema=self.schema_names[self.schema_index[i]], alert_id=int(self.alert_id[i]),
             source_id=int(self.source_id[i]), object_id=object_key(int(self.object_id[i]), bool(self.object_is_ss[i])),
             ra_deg=float(self.ra_deg[i]),
-            dec_deg=float(self.dec_deg[i]), light_curve=self.light_curve(i))
+            dec_deg=float(self.dec_deg[i]), light_curve=self.light_curve(i),
+            context=rubin_context(bool(self.object_is_ss[i])))
 
     def alerts(self) -> list[DecodedAlert | None]:
         """One `DecodedAlert` per message, in order; None where it did not decode (see `errors`).
@@ -138,7 +139,7 @@ class RubinBatch:
             a, b = offsets[i], offsets[i + 1]
             alerts.append(DecodedAlert("rubin", names[schema], alert_id, source_id, object_key(object_id, is_ss),
                                        ra_deg, dec_deg,
-                                       LightCurve(*(column[a:b] for column in columns))))
+                                       LightCurve(*(column[a:b] for column in columns)), rubin_context(is_ss)))
         return alerts
 
 

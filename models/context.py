@@ -1,0 +1,91 @@
+"""Alert context: what a packet says about a source beyond its photometry.
+
+A context is a float64 vector in `CONTEXT_FIELDS` order, one per alert, in physical
+units and survey-neutral names; NaN means the packet does not say. Each decoder
+fills what its survey carries (`stream.decode`), the follow-up rules test it, and
+`valid_context` decides which values are usable: an absurd value (a negative
+distance, a real/bogus score outside [0, 1]) is treated as missing and counted,
+never passed on.
+
+==============================  =====================================================================
+field                           meaning (ZTF source; Rubin source)
+==============================  =====================================================================
+``real_bogus``                  probability the detection is real, 0..1 (``drb``, else ``rb``;
+                                ``diaSource.reliability``)
+``star_score``                  star-likeness of the nearest catalogued source, 0..1 (``sgscore1``)
+``star_distance_arcsec``        distance to that source (``distpsnr1``); inf: none catalogued nearby
+``first_detection_mjd_tai``     first detection of the source at this position, ever (``jdstarthist``;
+                                ``diaObject.firstDiaSourceMjdTai``)
+``n_detections_history``        detections at this position, ever (``ndethist``; ``diaObject.nDiaSources``)
+``ss_distance_arcsec``          distance to the nearest known solar-system object (``ssdistnr``);
+                                inf: none known; 0 for a Rubin source associated with an ``ssObjectId``
+``gaia_distance_arcsec``        distance to the nearest Gaia source (``neargaia``); inf: none
+``ref_distance_arcsec``         distance to the nearest source in the reference image (``distnr``)
+``ref_mag_ab``                  that source's magnitude (``magnr``, AB)
+==============================  =====================================================================
+"""
+import numpy as np
+
+CONTEXT_FIELDS: tuple[str, ...] = (
+    "real_bogus", "star_score", "star_distance_arcsec", "first_detection_mjd_tai", "n_detections_history",
+    "ss_distance_arcsec", "gaia_distance_arcsec", "ref_distance_arcsec", "ref_mag_ab",
+)
+N_CONTEXT = len(CONTEXT_FIELDS)
+CONTEXT_INDEX: dict[str, int] = {name: i for i, name in enumerate(CONTEXT_FIELDS)}
+
+# Usable ranges, inclusive; anything else (NaN included) is missing. Distances may be inf (none nearby).
+_VALID_RANGE: dict[str, tuple[float, float]] = {
+    "real_bogus": (0.0, 1.0),
+    "star_score": (0.0, 1.0),
+    "star_distance_arcsec": (0.0, np.inf),
+    "first_detection_mjd_tai": (40000.0, 80000.0),  # 1968-2078
+    "n_detections_history": (0.0, 1e7),
+    "ss_distance_arcsec": (0.0, np.inf),
+    "gaia_distance_arcsec": (0.0, np.inf),
+    "ref_distance_arcsec": (0.0, np.inf),
+    "ref_mag_ab": (0.0, 40.0),
+}
+_LOW, _HIGH = (np.array([_VALID_RANGE[f][k] for f in CONTEXT_FIELDS]) for k in (0, 1))
+
+
+def missing_context() -> np.ndarray:
+    """(N_CONTEXT,) float64, all NaN: a packet that says nothing beyond its photometry."""
+    return np.full(N_CONTEXT, np.nan)
+
+
+def context_vector(**values) -> np.ndarray:
+    """(N_CONTEXT,) float64 from keyword values by field name (None or absent = NaN).
+
+    >>> v = context_vector(real_bogus=0.9, ss_distance_arcsec=None)
+    >>> float(v[CONTEXT_INDEX["real_bogus"]]), bool(np.isnan(v[CONTEXT_INDEX["ss_distance_arcsec"]]))
+    (0.9, True)
+    """
+    unknown = set(values) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown context field(s) {sorted(unknown)}; known: {', '.join(CONTEXT_FIELDS)}")
+    vector = missing_context()
+    for name, value in values.items():
+        if value is not None:
+            vector[CONTEXT_INDEX[name]] = float(value)
+    return vector
+
+
+def valid_context(context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which values of a (B, N_CONTEXT) context array are usable, and which were absurd.
+
+    Returns
+    -------
+    usable : (B, N_CONTEXT) bool
+        Not NaN and within the field's range.
+    absurd : (B, N_CONTEXT) bool
+        Present (not NaN) but out of range: to be masked and counted.
+
+    >>> usable, absurd = valid_context(np.array([[0.5, 2.0] + [np.nan] * (N_CONTEXT - 2)]))
+    >>> usable[0, :2].tolist(), absurd[0, :2].tolist()
+    ([True, False], [False, True])
+    """
+    context = np.asarray(context, dtype=np.float64)
+    present = ~np.isnan(context)
+    with np.errstate(invalid="ignore"):
+        usable = present & (context >= _LOW) & (context <= _HIGH)
+    return usable, present & ~usable

@@ -1,0 +1,161 @@
+"""Evaluation on real ZTF alert packets, through the scoring service's own path.
+
+The labelled packets (`training.real_packets`) are replayed in time order through
+`stream.offline.OfflineScoring`: the service's decoder, windows over each object's
+stored curve, the `Scorer` and the follow-up rules. So a score here is the score
+`alertformer run` publishes for that packet (a test checks it against the service).
+
+Per alert we keep the window's number of detections. "At N_det = k" takes, for each
+object, its first alert whose window has between k and the next cut - 1 detections
+(`NDET_BINS`): real packets arrive when the survey sends them, so not every object has an
+alert at exactly k detections. "all" is each object's last alert. Reported per bin:
+SN-vs-non-SN ROC-AUC and PR-AUC of ``sn_likelihood`` and its calibration (binary ECE);
+for each rule, the share of objects of each label for which it fired at any alert, and by
+the 5th detection (at an alert whose window has at most 5), as purity and completeness.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.config import FollowupRule, ScoringSettings
+from stream.offline import OfflineScoring, RecordedMessage
+from stream.score import Scorer
+from stream.service import HISTORY_POINTS_FACTOR
+from training.metrics import average_precision, binary_ece, roc_auc
+from training.real_packets import NON_SN_LABELS, SN_LABELS, ztf_packets
+
+NDET_BINS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))  # (first, last) detections in the window; None: no end
+EARLY_DETECTIONS = 5  # "by the 5th detection"
+TOPIC = "ztf"
+
+
+@dataclass(frozen=True)
+class PacketScores:
+    """One row per scored alert, in time order."""
+
+    object_id: np.ndarray  # (N,) str
+    label: np.ndarray  # (N,) str
+    n_detections: np.ndarray  # (N,) int
+    sn_likelihood: np.ndarray  # (N,) float
+    probs: np.ndarray  # (N, C) float
+    fired: dict  # rule name -> (N,) bool
+
+
+def score_packets(scorer: Scorer, rules, split: str = "test", batch_size: int = 256,
+                  data_dir=None) -> PacketScores:
+    """Score the labelled packets of `split` through `OfflineScoring`, in batches of `batch_size`."""
+    packets = ztf_packets(split, data_dir)
+    label_of = dict(zip(packets.object_id, packets.label))
+    messages = [RecordedMessage(TOPIC, payload, object_id.encode(), 0, offset)
+                for offset, (payload, object_id) in enumerate(zip(packets.payload, packets.object_id))]
+    offline = OfflineScoring(scorer, {TOPIC: "ztf"}, rules, HISTORY_POINTS_FACTOR * scorer.max_visits)
+    rows, fired = [], {rule.name: [] for rule in rules}
+    for batch in offline.run(messages, batch_size):
+        scored = batch.scored
+        rows.append((scored.object_id, scored.n_detections, scored.sn_likelihood, scored.probs))
+        for rule in rules:
+            hits = np.zeros(len(scored), dtype=bool)
+            hits[[t.index for t in batch.triggers if t.rule == rule.name]] = True
+            fired[rule.name].append(hits)
+    object_id = np.concatenate([np.asarray(r[0], dtype=object) for r in rows])
+    return PacketScores(object_id, np.array([label_of[o] for o in object_id], dtype=object),
+                        np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows]),
+                        np.concatenate([r[3] for r in rows]), {k: np.concatenate(v) for k, v in fired.items()})
+
+
+def _first_in_bin(scores: PacketScores, first: int, last: int | None) -> np.ndarray:
+    """Row index of each object's first alert with first..last detections in its window."""
+    n = scores.n_detections
+    inside = (n >= first) & (n <= (last if last is not None else np.iinfo(n.dtype).max))
+    rows = np.flatnonzero(inside)
+    _, first_rows = np.unique(scores.object_id[rows].astype(str), return_index=True)
+    return rows[first_rows]
+
+
+def _last_alert(scores: PacketScores) -> np.ndarray:
+    reversed_ids = scores.object_id[::-1].astype(str)
+    _, first_rows = np.unique(reversed_ids, return_index=True)
+    return len(scores.object_id) - 1 - first_rows
+
+
+def _sn_metrics(scores: PacketScores, rows: np.ndarray) -> dict:
+    labels = scores.label[rows]
+    judged = np.isin(labels, SN_LABELS) | np.isin(labels, NON_SN_LABELS)
+    truth, score = np.isin(labels[judged], SN_LABELS), scores.sn_likelihood[rows][judged].astype(np.float64)
+    return {"n_sn": int(truth.sum()), "n_non_sn": int((~truth).sum()),
+            "roc_auc": roc_auc(truth, score) if truth.any() and (~truth).any() else None,
+            "pr_auc": average_precision(truth, score) if truth.any() else None,
+            "ece": binary_ece(truth, score) if truth.size else None}
+
+
+def _rule_rates(scores: PacketScores, rule: str) -> dict:
+    """Per label: objects, share fired at any alert, share fired by the 5th detection (of those seen by then)."""
+    fired = scores.fired[rule]
+    early = scores.n_detections <= EARLY_DETECTIONS
+    out = {}
+    for label in sorted(set(scores.label.tolist())):
+        of_label = scores.label == label
+        objects = set(scores.object_id[of_label].tolist())
+        seen_early = set(scores.object_id[of_label & early].tolist())
+        ever = set(scores.object_id[of_label & fired].tolist())
+        by_early = set(scores.object_id[of_label & fired & early].tolist())
+        out[label] = {"objects": len(objects), "fired": len(ever) / len(objects),
+                      "objects_seen_by_5": len(seen_early),
+                      "fired_by_5": len(by_early) / len(seen_early) if seen_early else None}
+    groups = {"SN": SN_LABELS, "non-SN": NON_SN_LABELS}
+    for group, members in groups.items():
+        objects = set(scores.object_id[np.isin(scores.label, members)].tolist())
+        ever = set(scores.object_id[np.isin(scores.label, members) & fired].tolist())
+        seen_early = set(scores.object_id[np.isin(scores.label, members) & early].tolist())
+        by_early = set(scores.object_id[np.isin(scores.label, members) & fired & early].tolist())
+        out[group] = {"objects": len(objects), "fired": len(ever) / len(objects) if objects else None,
+                      "objects_seen_by_5": len(seen_early),
+                      "fired_by_5": len(by_early) / len(seen_early) if seen_early else None}
+    sn_fired = out["SN"]["fired"] * out["SN"]["objects"] if out["SN"]["objects"] else 0
+    non_sn_fired = (out["non-SN"]["fired"] or 0) * out["non-SN"]["objects"]
+    out["purity"] = sn_fired / (sn_fired + non_sn_fired) if sn_fired + non_sn_fired else None
+    return out
+
+
+def packet_report(scores: PacketScores) -> dict:
+    """SN-vs-non-SN metrics per N_det bin and rule firing rates (see the module docstring)."""
+    bins = {(f"{a}" if a == b else f"{a}+" if b is None else f"{a}-{b}"): _first_in_bin(scores, a, b)
+            for a, b in NDET_BINS}
+    bins["all"] = _last_alert(scores)
+    return {"n_alerts": len(scores.object_id), "n_objects": len(set(scores.object_id.tolist())),
+            "sn_vs_non_sn": {name: _sn_metrics(scores, rows) for name, rows in bins.items()},
+            "rules": {rule: _rule_rates(scores, rule) for rule in scores.fired}}
+
+
+def evaluate_packets(checkpoint=None, split: str = "test", rules=None, data_dir=None) -> dict:
+    """The packet report of a checkpoint (default: the shipped model) with `rules` (default: the service's)."""
+    scoring = ScoringSettings(checkpoint=str(checkpoint) if checkpoint else None, device="cpu")
+    scorer = Scorer.from_checkpoint(scoring.checkpoint, scoring)
+    rules = list(rules) if rules is not None else _service_rules()
+    report = packet_report(score_packets(scorer, rules, split, data_dir=data_dir))
+    return {"split": split, "model_version": scorer.version, **report}
+
+
+def _service_rules() -> list[FollowupRule]:
+    from stream.config import FollowupSettings
+
+    return list(FollowupSettings().rules)
+
+
+def format_packet_report(report: dict) -> str:
+    """Plain-text tables: SN-vs-non-SN by N_det bin, then each rule's firing rate per label."""
+    def num(x):
+        return "    -" if x is None else f"{x:5.3f}"
+
+    lines = [f"real ZTF packets, split {report['split']}: {report['n_alerts']} alerts of {report['n_objects']} objects, "
+             f"model {report['model_version']}",
+             f"{'N_det':6s} {'SN':>4s} {'nonSN':>5s} {'ROC':>5s} {'PR':>5s} {'ECE':>5s}"]
+    for name, m in report["sn_vs_non_sn"].items():
+        lines.append(f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {num(m['pr_auc'])} {num(m['ece'])}")
+    for rule, rates in report["rules"].items():
+        lines.append(f"rule {rule}: purity {num(rates['purity'])}")
+        lines.append(f"  {'label':16s} {'objects':>7s} {'fired':>6s} {'by5':>6s}")
+        for label, r in rates.items():
+            if label != "purity":
+                lines.append(f"  {label:16s} {r['objects']:7d} {num(r['fired'])}  {num(r['fired_by_5'])}")
+    return "\n".join(lines)
