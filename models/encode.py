@@ -45,6 +45,29 @@ dt ~ 1000 d, plenty for visit pairs 30 minutes apart. The continuous
 (sinusoidal) time encoding is done by the model (`models.model.TimeEncoding`),
 which keeps the batch small and puts the periods in the checkpoint.
 
+**Alert context** (`models.context`) travels as its own per-curve vector,
+``context`` (B, `N_CONTEXT_FEATURES`) with ``context_mask`` (True = known), which the
+model turns into one extra token. Missing and absurd values (`models.context.valid_context`)
+are masked and set to 0; a batch without contexts is all masked.
+
+========  ======================================  =====================================
+index     feature                                 from context field
+========  ======================================  =====================================
+0         ``2 rb - 1``                            ``real_bogus``
+1         ``2 s - 1``                             ``star_score``
+2         ``log10(1 + min(d, 100)) / 2``          ``star_distance_arcsec`` (inf -> 1.0)
+3         ``log10(1 + days) / 3``: days the       ``first_detection_mjd_tai``, against the
+          source was detected before the          window's first detection (``dt_days`` = 0);
+          window's first detection                0 days when it is later
+4         ``log10(1 + min(d, 100)) / 2``          ``ss_distance_arcsec``
+5         ``log10(1 + min(d, 100)) / 2``          ``gaia_distance_arcsec``
+6         ``log10(1 + min(d, 100)) / 2``          ``ref_distance_arcsec``
+7         ``(m - 18) / 4``                        ``ref_mag_ab``
+========  ======================================  =====================================
+
+``n_detections_history`` is not a model input: the simulated training curves are cut at
+random detections, and a count fixed at the full curve would not match the cut.
+
 Change any of this and bump `ENCODING_VERSION`: checkpoints record it and
 refuse to load under another.
 """
@@ -55,9 +78,10 @@ import numpy as np
 import torch
 
 from models.bands import BAND_WAVELENGTH_NM
+from models.context import CONTEXT_INDEX, N_CONTEXT, valid_context
 from models.lightcurve import LightCurve
 
-ENCODING_VERSION = "tokens-asinh-mederr-wavelength-eventwindow-2"
+ENCODING_VERSION = "tokens-asinh-mederr-wavelength-eventwindow-context-3"
 MAX_VISITS = 64  # default window L; the checkpoint's ModelConfig.max_visits is what serving uses
 FEATURE_NAMES: tuple[str, ...] = ("flux", "err", "det", "wl", "scale")
 N_FEATURES = len(FEATURE_NAMES)
@@ -66,6 +90,15 @@ FLUX_FEATURE = FEATURE_NAMES.index("flux")  # the target of masked-flux pretrain
 _WAVELENGTH_CENTER_NM = 650.0
 _WAVELENGTH_SPAN_NM = 300.0
 _LOG10_SCALE_CENTER = 3.0  # 1000 nJy: between typical LSST (~100 nJy) and ZTF (~5000 nJy) errors
+# Model context features: (name, context field); see the module docstring for the transforms.
+CONTEXT_FEATURES: tuple[tuple[str, str], ...] = (
+    ("real_bogus", "real_bogus"), ("star_score", "star_score"), ("star_distance", "star_distance_arcsec"),
+    ("prior_history", "first_detection_mjd_tai"), ("ss_distance", "ss_distance_arcsec"),
+    ("gaia_distance", "gaia_distance_arcsec"), ("ref_distance", "ref_distance_arcsec"), ("ref_mag", "ref_mag_ab"),
+)
+N_CONTEXT_FEATURES = len(CONTEXT_FEATURES)
+_CONTEXT_COLUMNS = np.array([CONTEXT_INDEX[field] for _, field in CONTEXT_FEATURES])
+_DISTANCE_CAP_ARCSEC = 100.0
 
 
 @dataclass(frozen=True)
@@ -80,11 +113,17 @@ class Batch:
         Days since the first detection in the window; zero at padding.
     mask : (B, L) bool tensor
         True for a real token, False for padding. Real tokens come first.
+    context : (B, N_CONTEXT_FEATURES) float32 tensor
+        The alert context features (module docstring); 0 where masked.
+    context_mask : (B, N_CONTEXT_FEATURES) bool tensor
+        True where the context feature is known.
     """
 
     features: torch.Tensor
     dt_days: torch.Tensor
     mask: torch.Tensor
+    context: torch.Tensor
+    context_mask: torch.Tensor
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -98,16 +137,17 @@ class Batch:
         """Move every tensor to ``device``."""
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in self.as_tuple()))
 
-    def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(features, dt_days, mask)``."""
-        return self.features, self.dt_days, self.mask
+    def as_tuple(self) -> tuple[torch.Tensor, ...]:
+        """``(features, dt_days, mask, context, context_mask)``."""
+        return self.features, self.dt_days, self.mask, self.context, self.context_mask
 
     def pin_memory(self) -> "Batch":
         """Page-locked copy; `torch.utils.data.DataLoader(pin_memory=True)` calls this."""
         return Batch(*(t.pin_memory() for t in self.as_tuple()))
 
 
-def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_tai=None) -> Batch:
+def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_tai=None,
+           contexts: np.ndarray | None = None) -> Batch:
     """Encode light curves into one padded batch of tokens.
 
     Parameters
@@ -122,11 +162,14 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
         Encode each curve as it was known at this time (MJD TAI): points
         later than it are dropped before windowing. None keeps every point,
         which is what serving does.
+    contexts : (B, N_CONTEXT) float64 array, optional
+        Each curve's alert context (`models.context`), NaN where unknown; None: all unknown.
 
     Returns
     -------
     Batch
-        ``features`` (B, L, F), ``dt_days`` (B, L), ``mask`` (B, L).
+        ``features`` (B, L, F), ``dt_days`` (B, L), ``mask`` (B, L), ``context`` and
+        ``context_mask`` (B, N_CONTEXT_FEATURES).
 
     Raises
     ------
@@ -204,7 +247,40 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
     dt[row, col] = dt_days
     mask = np.zeros((n_curves, width), dtype=np.bool_)  # (B, L)
     mask[row, col] = True
-    return Batch(torch.from_numpy(features), torch.from_numpy(dt), torch.from_numpy(mask))
+    context, context_mask = context_features(contexts, t_ref, n_curves)
+    return Batch(torch.from_numpy(features), torch.from_numpy(dt), torch.from_numpy(mask),
+                 torch.from_numpy(context), torch.from_numpy(context_mask))
+
+
+def context_features(contexts: np.ndarray | None, t_ref_mjd_tai: np.ndarray,
+                     n_curves: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(context, context_mask)``, (B, N_CONTEXT_FEATURES) float32 and bool, of (B, N_CONTEXT) contexts.
+
+    `t_ref_mjd_tai` (B,) is each window's reference time (its first detection), against which
+    the first detection ever becomes days of earlier history.
+    """
+    if contexts is None:
+        return (np.zeros((n_curves, N_CONTEXT_FEATURES), dtype=np.float32),
+                np.zeros((n_curves, N_CONTEXT_FEATURES), dtype=np.bool_))
+    contexts = np.asarray(contexts, dtype=np.float64)
+    if contexts.shape != (n_curves, N_CONTEXT):
+        raise ValueError(f"encode: contexts of shape {contexts.shape}, expected ({n_curves}, {N_CONTEXT})")
+    usable, _ = valid_context(contexts)
+    raw = np.where(usable, contexts, 0.0)[:, _CONTEXT_COLUMNS]  # (B, K) in CONTEXT_FEATURES order
+    known = usable[:, _CONTEXT_COLUMNS]  # (B, K)
+    distance = np.log10(1.0 + np.minimum(raw, _DISTANCE_CAP_ARCSEC)) / 2.0  # (B, K), used for the distances
+    history_days = np.maximum(t_ref_mjd_tai - raw[:, 3], 0.0)  # (B,)
+    features = np.stack([
+        2.0 * raw[:, 0] - 1.0,
+        2.0 * raw[:, 1] - 1.0,
+        distance[:, 2],
+        np.log10(1.0 + history_days) / 3.0,
+        distance[:, 4],
+        distance[:, 5],
+        distance[:, 6],
+        (raw[:, 7] - 18.0) / 4.0,
+    ], axis=1)
+    return np.where(known, features, 0.0).astype(np.float32), known
 
 
 def window_indices(mjd_tai: np.ndarray, is_detection: np.ndarray, offsets: np.ndarray, counts: np.ndarray,

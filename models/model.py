@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.encode import FLUX_FEATURE, MAX_VISITS, N_FEATURES, Batch
+from models.encode import FLUX_FEATURE, MAX_VISITS, N_CONTEXT_FEATURES, N_FEATURES, Batch
 from models.taxonomy import N_CLASSES
 
 # Periods of the time encoding: 10 minutes resolves the two visits of a night
@@ -108,6 +108,7 @@ class ModelConfig:
     """
 
     n_features: int = N_FEATURES
+    n_context: int = N_CONTEXT_FEATURES
     n_classes: int = N_CLASSES
     d_model: int = 64
     n_heads: int = 4
@@ -120,6 +121,10 @@ class ModelConfig:
 class AlertTransformer(nn.Module):
     """Light-curve classifier: tokens -> transformer -> masked mean -> class logits.
 
+    The alert context is one more token, first in the sequence: its known features and
+    their mask (``[context * mask, mask]``) through a linear layer, plus a learned marker.
+    With nothing known it is a constant token, the model's "no context" state.
+
     Also holds a masked-flux reconstruction head for self-supervised
     pretraining (`reconstruction_loss`) and a calibration temperature applied
     by `predict_proba` only.
@@ -130,6 +135,8 @@ class AlertTransformer(nn.Module):
         self.config = config
         self.time_encoding = TimeEncoding(config.n_time_freqs)
         self.embed = nn.Linear(config.n_features + 2 * config.n_time_freqs, config.d_model)
+        self.context_embed = nn.Linear(2 * config.n_context, config.d_model)
+        self.context_marker = nn.Parameter(torch.zeros(config.d_model))  # tells the context token from the points
         self.flux_mask_embedding = nn.Parameter(torch.zeros(config.d_model))  # marks tokens whose flux is hidden
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layers)])
@@ -139,6 +146,7 @@ class AlertTransformer(nn.Module):
         self.register_buffer("temperature", torch.ones(()))  # () calibration temperature, > 0
         self.apply(self._init_weights)
         nn.init.normal_(self.flux_mask_embedding, std=0.02)
+        nn.init.normal_(self.context_marker, std=0.02)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
@@ -153,16 +161,22 @@ class AlertTransformer(nn.Module):
         """Number of trainable and frozen parameters (buffers excluded)."""
         return sum(p.numel() for p in self.parameters())
 
-    def _hidden(self, batch: Batch, flux_hidden: torch.Tensor | None = None) -> torch.Tensor:
-        """Final-layer token states (B, L, D); ``flux_hidden`` (B, L) bool marks masked-flux tokens."""
+    def _hidden(self, batch: Batch, flux_hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final-layer states (B, 1 + L, D) of the context token and the points, and their mask (B, 1 + L).
+
+        ``flux_hidden`` (B, L) bool marks masked-flux tokens.
+        """
         x = torch.cat([batch.features, self.time_encoding(batch.dt_days)], dim=-1)  # (B, L, F + 2 nf)
         x = self.embed(x)  # (B, L, D)
         if flux_hidden is not None:
             x = x + flux_hidden.unsqueeze(-1).to(x.dtype) * self.flux_mask_embedding  # (B, L, D)
-        x = self.drop(x)
+        known = batch.context_mask.to(x.dtype)  # (B, K)
+        context = self.context_embed(torch.cat([batch.context * known, known], dim=-1)) + self.context_marker  # (B, D)
+        x = self.drop(torch.cat([context.unsqueeze(1), x], dim=1))  # (B, 1 + L, D)
+        mask = torch.cat([torch.ones_like(batch.mask[:, :1]), batch.mask], dim=1)  # (B, 1 + L)
         for block in self.blocks:
-            x = block(x, batch.mask)  # (B, L, D)
-        return self.ln_f(x)  # (B, L, D)
+            x = block(x, mask)  # (B, 1 + L, D)
+        return self.ln_f(x), mask
 
     def forward(self, batch: Batch, targets: torch.Tensor | None = None,
                 class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -184,9 +198,9 @@ class AlertTransformer(nn.Module):
             Uncalibrated; `predict_proba` applies the temperature.
         loss : scalar tensor or None
         """
-        h = self._hidden(batch)  # (B, L, D)
-        real = batch.mask.unsqueeze(-1)  # (B, L, 1)
-        pooled = h.masked_fill(~real, 0.0).sum(dim=1) / real.sum(dim=1)  # (B, D) mean over real tokens
+        h, mask = self._hidden(batch)  # (B, 1 + L, D), (B, 1 + L)
+        real = mask.unsqueeze(-1)  # (B, 1 + L, 1)
+        pooled = h.masked_fill(~real, 0.0).sum(dim=1) / real.sum(dim=1)  # (B, D) mean over the real tokens
         logits = self.head(pooled)  # (B, C)
         loss = None if targets is None else F.cross_entropy(logits, targets, weight=class_weights)
         return logits, loss
@@ -225,8 +239,9 @@ class AlertTransformer(nn.Module):
         target = batch.features[..., FLUX_FEATURE]  # (B, L)
         features = batch.features.clone()  # (B, L, F)
         features[..., FLUX_FEATURE] = target.masked_fill(chosen, 0.0)
-        h = self._hidden(Batch(features, batch.dt_days, mask), flux_hidden=chosen)  # (B, L, D)
-        pred = self.flux_head(h).squeeze(-1)  # (B, L)
+        h, _ = self._hidden(Batch(features, batch.dt_days, mask, batch.context, batch.context_mask),
+                            flux_hidden=chosen)  # (B, 1 + L, D)
+        pred = self.flux_head(h[:, 1:]).squeeze(-1)  # (B, L): the points, not the context token
         return F.mse_loss(pred[chosen], target[chosen])
 
     def set_temperature(self, temperature: float) -> None:

@@ -8,7 +8,7 @@ the service publishes under.
 """
 import numpy as np
 
-from models.taxonomy import CLASS_IDS, ID_TO_INDEX, N_CLASSES
+from models.taxonomy import CLASS_IDS, ID_TO_INDEX, N_CLASSES, SOLAR_SYSTEM_ID
 
 # Class mix of a realistic Rubin stream (PLAsTiCC test set, SCIENCE.md section 3), by ELAsTiCC2 id.
 # PLAsTiCC had no dwarf novae; they get 1 %, like SLSNe (an assumption).
@@ -16,6 +16,8 @@ PLASTICC_SHARES: dict[int, float] = {
     2222: 0.47, 2224: 0.29, 2223: 0.05, 2323: 0.06, 2332: 0.03, 2325: 0.03,
     2233: 0.03, 2242: 0.01, 2243: 0.004, 2232: 0.0001, 2234: 0.01,
 }
+# PLAsTiCC had no asteroids; "lsst-plasticc" gives known and unknown asteroids 1 % (an assumption).
+LSST_PLASTICC_PRIOR: dict[int, float] = PLASTICC_SHARES | {SOLAR_SYSTEM_ID: 0.01}
 NAMED_PRIORS = ("balanced", "lsst-plasticc")
 
 
@@ -28,13 +30,13 @@ def prior_weights(prior: str | dict[int, float]) -> np.ndarray:
         A dict must give every class a rate > 0 (a class of rate 0 could never be published).
 
     >>> prior_weights("balanced").round(4).tolist()[:2]
-    [0.0909, 0.0909]
+    [0.0833, 0.0833]
     >>> round(float(prior_weights("lsst-plasticc")[0]), 3)
-    0.478
+    0.473
     """
     if prior == "balanced":
         return np.full(N_CLASSES, 1.0 / N_CLASSES)
-    rates = PLASTICC_SHARES if prior == "lsst-plasticc" else prior
+    rates = LSST_PLASTICC_PRIOR if prior == "lsst-plasticc" else prior
     if not isinstance(rates, dict):
         raise ValueError(f"class prior {prior!r}: expected one of {', '.join(NAMED_PRIORS)} or a table of rates")
     missing = [cid for cid in CLASS_IDS if cid not in rates]

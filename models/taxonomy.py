@@ -6,6 +6,11 @@ shared file at run time. The model's output index ``i`` is class
 ``CLASS_IDS[i]``; a checkpoint records ``CLASS_IDS`` and loading one made for
 another list is an error (`models.checkpoint`).
 
+One class is alertformer's own, not ELAsTiCC2's: ``Solar System`` (`SOLAR_SYSTEM_ID`,
+9000), the asteroids that fill a real stream's first detections. Its probability is
+published under ELAsTiCC2's Residual (200) in brokerClassification records
+(`ELASTICC_OUTPUT_IDS`), and under its own id in alertformer's scored records.
+
 SN-like, for ``sn_likelihood``, means "a supernova": Ia, Ib/c, II and SLSN.
 ELAsTiCC files SLSN under Non-Recurring/Long rather than SN-like, but a
 superluminous supernova is a young supernova worth follow-up, which is the
@@ -26,6 +31,7 @@ _CLASSES: tuple[tuple[int, str], ...] = (
     (2323, "RR Lyrae"),
     (2325, "EB"),
     (2332, "AGN"),
+    (9000, "Solar System"),
 )
 CLASS_IDS: tuple[int, ...] = tuple(cid for cid, _ in _CLASSES)
 CLASS_NAMES: tuple[str, ...] = tuple(name for _, name in _CLASSES)
@@ -36,6 +42,9 @@ ID_TO_NAME: dict[int, str] = dict(_CLASSES)
 # Meta classes of the brokerClassification schema, never model outputs.
 RESIDUAL_ID = 200  # the probability a partial classifier leaves unassigned
 NOT_CLASSIFIED_ID = 300  # declined, e.g. too few points
+SOLAR_SYSTEM_ID = 9000  # alertformer's own class: a (known or unknown) asteroid
+# Class ids in brokerClassification records: ELAsTiCC2's, with alertformer's own classes under Residual.
+ELASTICC_OUTPUT_IDS: tuple[int, ...] = tuple(RESIDUAL_ID if cid == SOLAR_SYSTEM_ID else cid for cid in CLASS_IDS)
 
 SN_LIKE_IDS: tuple[int, ...] = (2222, 2223, 2224, 2242)
 FLARE_ID = 2233
@@ -89,7 +98,7 @@ def sn_likelihood(probs):
 
     >>> p = np.full((1, N_CLASSES), 1 / N_CLASSES)
     >>> round(float(sn_likelihood(p)[0]), 4)
-    0.3636
+    0.3333
     """
     _check_probs(probs)
     return probs[:, list(SN_LIKE_INDICES)].sum(-1)  # (B,)

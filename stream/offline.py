@@ -85,6 +85,12 @@ class OfflineScoring:
 
     def run(self, messages: Iterable[RecordedMessage], batch_size: int) -> Iterable[OfflineBatch]:
         """Score `messages` in order, `batch_size` at a time; yields one `OfflineBatch` per batch with alerts."""
+        for good, n_dead, windows in self.windows(messages, batch_size):
+            scored = scored_batch(good, self.scorer.score(windows.curves, windows.contexts), windows.curves)
+            yield OfflineBatch(scored, evaluate_rules(self.rules, scored), n_dead)
+
+    def windows(self, messages: Iterable[RecordedMessage], batch_size: int) -> Iterable[tuple]:
+        """``(decoded alerts, dead letters, Windows)`` per batch with alerts: what the model is given."""
         messages = list(messages)
         for start in range(0, len(messages), batch_size):
             good, dead = self.ingest(messages[start:start + batch_size])
@@ -93,6 +99,5 @@ class OfflineScoring:
             alerts = [g.alert for g in good]
             history = {a.object_id: self.history[a.object_id] for a in alerts if a.object_id in self.history}
             windows = build_windows(alerts, history)
-            scored = scored_batch(good, self.scorer.score(windows.curves), windows.curves)
             self.history.update((o, last_points(c, self.max_points)) for o, c in windows.merged.items())
-            yield OfflineBatch(scored, evaluate_rules(self.rules, scored), len(dead))
+            yield good, len(dead), windows

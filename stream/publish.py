@@ -12,7 +12,7 @@ from alertformer import __version__
 from models.bands import BAND_NAMES
 from models.context import N_CONTEXT
 from models.lightcurve import LightCurve
-from models.taxonomy import CLASS_IDS
+from models.taxonomy import CLASS_IDS, ELASTICC_OUTPUT_IDS
 from stream import avro_io
 from stream.avro_batch import BatchRecordWriter
 from stream.ingest import Ingested
@@ -25,6 +25,7 @@ BROKER_NAME = "alertformer"
 SCORED_SCHEMA = "alertformer.scored_alert"
 CLASSIFICATION_SCHEMA = "elasticc.v0_9_1.brokerClassification"
 CLASS_IDS_ARRAY = np.asarray(CLASS_IDS, dtype=np.int64)  # (C,)
+ELASTICC_IDS_ARRAY = np.asarray(ELASTICC_OUTPUT_IDS, dtype=np.int64)  # (C,) alertformer's own classes as Residual
 BAND_NAMES_ARRAY = np.asarray(BAND_NAMES, dtype=object)  # indexed by band code
 
 
@@ -82,7 +83,8 @@ def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, sc
         "alertId": batch.alert_id, "diaSourceId": batch.source_id, "elasticcPublishTimestamp": publish_ms,
         "brokerIngestTimestamp": ingest_ms, "brokerName": BROKER_NAME, "brokerVersion": __version__,
         "classifierName": f"alertformer-transformer {batch.model_version}",
-        "classifierParams": json.dumps({"modelVersion": batch.model_version}), "classifications": classes,
+        "classifierParams": json.dumps({"modelVersion": batch.model_version}),
+        "classifications": (ELASTICC_IDS_ARRAY, batch.probs),
     }, n)
     outputs = []
     for object_id, scored_value, classification_value in zip(batch.object_id, scored, classifications):

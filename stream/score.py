@@ -85,17 +85,20 @@ class _Probabilities(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, features: torch.Tensor, dt_days: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model.predict_proba(Batch(features, dt_days, mask))
+    def forward(self, features: torch.Tensor, dt_days: torch.Tensor, mask: torch.Tensor, context: torch.Tensor,
+                context_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_proba(Batch(features, dt_days, mask, context, context_mask))
 
 
-def _example_batch(n_features: int) -> Batch:
-    """Two curves of 5 and 3 points (random values): what the trace records and is checked on."""
+def _example_batch(n_features: int, n_context: int) -> Batch:
+    """Two curves of 5 and 3 points, one with context (random values): what the trace records and is checked on."""
     generator = torch.Generator().manual_seed(0)
     mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
     features = torch.randn(2, 5, n_features, generator=generator) * mask[..., None]
     dt_days = torch.rand(2, 5, generator=generator).cumsum(dim=1) * mask
-    return Batch(features, dt_days, mask)
+    context_mask = torch.tensor([[True] * n_context, [False] * n_context])
+    context = torch.randn(2, n_context, generator=generator) * context_mask
+    return Batch(features, dt_days, mask, context, context_mask)
 
 
 def trace_model(model: AlertTransformer) -> torch.jit.ScriptModule | None:
@@ -105,7 +108,7 @@ def trace_model(model: AlertTransformer) -> torch.jit.ScriptModule | None:
     compiler at run time; its deprecation warnings (FutureWarning or DeprecationWarning,
     by torch version) are silenced here.
     """
-    example = _example_batch(len(FEATURE_NAMES))
+    example = _example_batch(model.config.n_features, model.config.n_context)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
@@ -212,8 +215,9 @@ class Scorer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self.model.predict_proba(batch)  # (B, C)
 
-    def encode_batch(self, curves: list[LightCurve]) -> EncodedBatch:
-        """Sort `curves` (B >= 1) by window length and encode them in chunks of `chunk_curves`."""
+    def encode_batch(self, curves: list[LightCurve], contexts: np.ndarray | None = None) -> EncodedBatch:
+        """Sort `curves` (B >= 1) by window length and encode them, with their (B, N_CONTEXT) `contexts`
+        (None: unknown), in chunks of `chunk_curves`."""
         n = len(curves)
         if n == 0:
             raise ValueError("score: no light curves")
@@ -224,7 +228,8 @@ class Scorer:
         chunks = []
         for start in range(0, n, step):
             idx = order[start:start + step]  # (b,)
-            batch = encode([curves[i] for i in idx], max_visits=self.max_visits)
+            batch = encode([curves[i] for i in idx], max_visits=self.max_visits,
+                           contexts=None if contexts is None else contexts[idx])
             n_visits[idx] = batch.n_visits.numpy()
             n_detections[idx] = (batch.mask & (batch.features[..., DET_FEATURE] > 0.5)).sum(dim=1).numpy()
             chunks.append(batch)
@@ -241,9 +246,9 @@ class Scorer:
         probs[encoded.order] = sorted_probs
         return probs
 
-    def score(self, curves: list[LightCurve]) -> Scores:
-        """Scores of `curves` (B >= 1), in their order (see the module docstring)."""
-        encoded = self.encode_batch(curves)
+    def score(self, curves: list[LightCurve], contexts: np.ndarray | None = None) -> Scores:
+        """Scores of `curves` (B >= 1) with their (B, N_CONTEXT) `contexts`, in their order (module docstring)."""
+        encoded = self.encode_batch(curves, contexts)
         return self.scores(encoded, self.probabilities(encoded))
 
     def scores(self, encoded: EncodedBatch, probs: np.ndarray) -> Scores:

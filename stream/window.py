@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.context import N_CONTEXT
 from models.lightcurve import LightCurve
 from stream.alert import DecodedAlert
 
@@ -17,9 +18,10 @@ TIME_SLACK_DAYS = 1e-6  # ~0.1 s: the triggering source itself must stay in its 
 
 @dataclass(frozen=True)
 class Windows:
-    """Per alert, the curve to score; per object, the merged curve to store."""
+    """Per alert, the curve and context (B, N_CONTEXT) to score; per object, the merged curve to store."""
 
     curves: list[LightCurve]
+    contexts: np.ndarray
     merged: dict[str, LightCurve]
 
 
@@ -56,7 +58,8 @@ def build_windows(alerts: list[DecodedAlert], history: dict[str, LightCurve]) ->
             curve = merged[alert.object_id] if earlier is stored else LightCurve.concatenate(
                 [earlier, alert.light_curve])
         curves.append(curve)
-    return Windows(curves, {a.object_id: merged[a.object_id] for a in alerts})
+    contexts = np.stack([a.context for a in alerts]) if alerts else np.empty((0, N_CONTEXT))
+    return Windows(curves, contexts, {a.object_id: merged[a.object_id] for a in alerts})
 
 
 def first_detection_mjd_tai(curves: list[LightCurve]) -> np.ndarray:

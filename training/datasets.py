@@ -22,9 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from models.bands import band_codes
+from models.context import N_CONTEXT
 from models.lightcurve import LightCurve
 from models import paths
 from models.taxonomy import CLASS_IDS, class_indices
+from stream.window import first_detection_mjd_tai
+from training.real_packets import LABEL_CLASS_IDS, packet_windows, ztf_packets
+from training.sim_context import draw_contexts
 from training.simulate import REALISTIC_MIX, simulate
 
 SPLITS = ("train", "val", "test")
@@ -47,6 +51,11 @@ BTS_EXCLUDED_LABELS = ("Nova", "other")
 BTS_TEST_SEED = 20240607  # fixed: the BTS test holdout must not move with the training seed
 BTS_FRACTIONS = {"val": 0.2, "test": 0.2}  # train gets the rest (60 %)
 BTS_POINT_ID_STRIDE = 10_000  # source_id = object index * this + point index
+BTS_LIMIT_ID_OFFSET = 5_000  # simulated upper limits: object index * stride + this + their index
+BTS_SERVICE_FORM_SEED = 20261204  # the simulated limits and drawn contexts of every BTS object (fixed)
+ZTF_HISTORY_DAYS = 30.0
+ZTF_VISIT_GAP_DAYS = (1.0, 4.0)  # uniform gap between ZTF visits of a field, days
+ZTF_LIMIT_MAG = (20.3, 0.4)  # mean and scatter of diffmaglim, AB
 
 
 @dataclass
@@ -62,18 +71,23 @@ class LabeledSet:
         Unique within the set.
     source : str
         Where the set came from, e.g. ``"sim-lsst-balanced-train-seed0"`` or ``"ztf-bts-val-seed0"``.
+    contexts : (N, N_CONTEXT) float64 ndarray, optional
+        Each curve's alert context (`models.context`); default all unknown (NaN).
     """
 
     curves: list
     class_ids: np.ndarray
     object_ids: list
     source: str
+    contexts: np.ndarray | None = None
 
     def __post_init__(self):
         self.class_ids = np.asarray(self.class_ids, dtype=np.int64)
-        if not (len(self.curves) == len(self.class_ids) == len(self.object_ids)):
+        if self.contexts is None:
+            self.contexts = np.full((len(self.curves), N_CONTEXT), np.nan)
+        if not (len(self.curves) == len(self.class_ids) == len(self.object_ids) == len(self.contexts)):
             raise ValueError(f"{self.source}: {len(self.curves)} curves, {len(self.class_ids)} class ids, "
-                             f"{len(self.object_ids)} object ids")
+                             f"{len(self.object_ids)} object ids, {len(self.contexts)} contexts")
 
     def __len__(self) -> int:
         return len(self.curves)
@@ -82,7 +96,7 @@ class LabeledSet:
         """The objects at ``idx`` (integer indices or a boolean mask), in that order."""
         idx = np.arange(len(self))[np.asarray(idx)] if len(self) else np.asarray(idx, dtype=np.int64)
         return LabeledSet([self.curves[i] for i in idx], self.class_ids[idx],
-                          [self.object_ids[i] for i in idx], self.source)
+                          [self.object_ids[i] for i in idx], self.source, self.contexts[idx])
 
     @property
     def targets(self) -> np.ndarray:
@@ -101,7 +115,8 @@ class LabeledSet:
         return cls([c for s in sets for c in s.curves],
                    np.concatenate([s.class_ids for s in sets]) if sets else np.empty(0, np.int64),
                    [o for s in sets for o in s.object_ids],
-                   source if source is not None else "+".join(s.source for s in sets))
+                   source if source is not None else "+".join(s.source for s in sets),
+                   np.concatenate([s.contexts for s in sets]) if sets else None)
 
 
 def _check_choice(name: str, value: str, choices) -> int:
@@ -155,16 +170,18 @@ def simulated(split: str, n: int, seed: int = 0, survey: str = "lsst", mix: str 
     """
     if not 0 <= n < SIM_OBJECT_ID_BLOCK:
         raise ValueError(f"n={n}: need 0 <= n < {SIM_OBJECT_ID_BLOCK}")
-    sims = simulate(n, sim_rng(split, seed, survey, mix), survey,
-                    class_weights=REALISTIC_MIX if mix == "realistic" else None,
+    rng = sim_rng(split, seed, survey, mix)
+    sims = simulate(n, rng, survey, class_weights=REALISTIC_MIX if mix == "realistic" else None,
                     first_object_id=sim_first_object_id(split, survey, mix), **simulate_kwargs)
-    return LabeledSet(list(sims), sims.class_id.astype(np.int64), [str(i) for i in sims.object_id.tolist()],
-                      f"sim-{survey}-{mix}-{split}-seed{seed}")
+    curves, class_ids = list(sims), sims.class_id.astype(np.int64)
+    contexts = draw_contexts(class_ids, first_detection_mjd_tai(curves), survey, rng)
+    return LabeledSet(curves, class_ids, [str(i) for i in sims.object_id.tolist()],
+                      f"sim-{survey}-{mix}-{split}-seed{seed}", contexts)
 
 
 @lru_cache(maxsize=4)
-def _load_bts(labeled_dir: str) -> LabeledSet:
-    """Every BTS object of the model's classes, sorted by object id (cached per directory)."""
+def _load_bts(labeled_dir: str, service_form: bool) -> LabeledSet:
+    """Every BTS object of the model's classes, sorted by object id (cached per directory and form)."""
     path = Path(labeled_dir) / "ztf_bts_lightcurves.csv"
     if not path.is_file():
         raise FileNotFoundError(f"ZTF BTS light curves not found at {path}; set ALERTFORMER_DATA "
@@ -198,7 +215,34 @@ def _load_bts(labeled_dir: str) -> LabeledSet:
             raise ValueError(f"{path}: {object_id} has labels {sorted(labels)}")
         class_ids.append(BTS_LABELS[labels.pop()])
         object_ids.append(object_id)
-    return LabeledSet(curves, np.array(class_ids, dtype=np.int64), object_ids, "ztf-bts")
+    class_ids = np.array(class_ids, dtype=np.int64)
+    if not service_form:
+        return LabeledSet(curves, class_ids, object_ids, "ztf-bts")
+    rng = np.random.default_rng(BTS_SERVICE_FORM_SEED)
+    curves = [with_ztf_limits(c, i * BTS_POINT_ID_STRIDE + BTS_LIMIT_ID_OFFSET, rng) for i, c in enumerate(curves)]
+    contexts = draw_contexts(class_ids, first_detection_mjd_tai(curves), "ztf", rng)
+    return LabeledSet(curves, class_ids, object_ids, "ztf-bts", contexts)
+
+
+def with_ztf_limits(curve: LightCurve, first_source_id: int, rng: np.random.Generator) -> LightCurve:
+    """`curve` with the upper limits a ZTF packet would carry before its first detection.
+
+    The BTS file has detections only; a ZTF packet also carries the non-detections of the 30
+    days before (SCIENCE.md: g and r every 2-3 nights, 5-sigma depths ~20.7). Visits are drawn
+    every `ZTF_VISIT_GAP_DAYS` back from the first detection over `ZTF_HISTORY_DAYS`, band g or r
+    at random, each a 5-sigma limit ~ N(`ZTF_LIMIT_MAG`) kept as flux 0 with error F(limit) / 5,
+    as the ZTF decoder keeps them.
+    """
+    first = curve.mjd_tai[curve.is_detection][0]
+    gaps = rng.uniform(*ZTF_VISIT_GAP_DAYS, int(ZTF_HISTORY_DAYS / ZTF_VISIT_GAP_DAYS[0]) + 1)
+    times = first - np.cumsum(gaps)
+    times = times[times >= first - ZTF_HISTORY_DAYS][::-1]
+    n = len(times)
+    limit_mag = rng.normal(*ZTF_LIMIT_MAG, n)
+    limits = LightCurve.from_arrays(first_source_id + np.arange(n), times,
+                                    band_codes(rng.choice(["ztf-g", "ztf-r"], n).tolist()), np.zeros(n),
+                                    10.0 ** ((31.4 - limit_mag) / 2.5) / 5.0, np.zeros(n, dtype=bool))
+    return LightCurve.concatenate([curve, limits])
 
 
 def bts_split_indices(class_ids: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
@@ -224,7 +268,7 @@ def bts_split_indices(class_ids: np.ndarray, seed: int = 0) -> dict[str, np.ndar
     return {s: np.sort(np.concatenate(p)).astype(np.int64) for s, p in parts.items()}
 
 
-def ztf_bts(split: str, seed: int = 0, data_dir=None) -> LabeledSet:
+def ztf_bts(split: str, seed: int = 0, data_dir=None, service_form: bool = True) -> LabeledSet:
     """Real ZTF Bright Transient Survey light curves of one split.
 
     1,346 of the 1,359 objects of ``labeled/ztf_bts_lightcurves.csv`` (Nova and
@@ -247,6 +291,11 @@ def ztf_bts(split: str, seed: int = 0, data_dir=None) -> LabeledSet:
     data_dir : str or Path, optional
         The data directory (holding ``labeled/``); default
         `models.paths.data_dir()`.
+    service_form : bool
+        Give each object what a ZTF packet would carry besides its detections (`with_ztf_limits`:
+        the upper limits of the 30 days before; a context drawn from the real SN packets,
+        `training.sim_context`), the same for every split and seed. False: the file's detections
+        alone, no context (the published form, which the evaluation scores).
 
     Returns
     -------
@@ -256,9 +305,20 @@ def ztf_bts(split: str, seed: int = 0, data_dir=None) -> LabeledSet:
     if split != "all":
         _check_choice("split", split, SPLITS)
     labeled_dir = (Path(data_dir) if data_dir is not None else paths.data_dir()) / "labeled"
-    full = _load_bts(str(labeled_dir.resolve()))
+    full = _load_bts(str(labeled_dir.resolve()), service_form)
     out = full if split == "all" else full.subset(bts_split_indices(full.class_ids, seed)[split])
-    return LabeledSet(list(out.curves), out.class_ids.copy(), list(out.object_ids), f"ztf-bts-{split}-seed{seed}")
+    return LabeledSet(list(out.curves), out.class_ids.copy(), list(out.object_ids), f"ztf-bts-{split}-seed{seed}",
+                      out.contexts.copy())
+
+
+def ztf_packet_set(split: str, data_dir=None) -> LabeledSet:
+    """Real ZTF packets of one split as the service gives them to the model: one window and context per
+    alert (`training.real_packets.packet_windows`), for the objects whose label is a model class
+    (`LABEL_CLASS_IDS`). Object ids are ZTF names, repeated for an object's several alerts."""
+    windows = packet_windows(ztf_packets(split, data_dir))
+    keep = [i for i, label in enumerate(windows.labels) if label in LABEL_CLASS_IDS]
+    return LabeledSet([windows.curves[i] for i in keep], [LABEL_CLASS_IDS[windows.labels[i]] for i in keep],
+                      [windows.object_ids[i] for i in keep], f"ztf-packets-{split}", windows.contexts[keep])
 
 
 def class_balance_weights(class_ids: np.ndarray, max_ratio: float | None = None) -> np.ndarray:

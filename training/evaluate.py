@@ -54,6 +54,7 @@ from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.metrics import ECE_BINS, classification_report
 from training.packet_eval import evaluate_packets, format_packet_report
+from training.simulate import ELASTICC_CLASS_IDS
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,18 @@ class TransformerScorer:
         self.batch_size = batch_size
         self.device = model.temperature.device
 
-    def predict_proba(self, curves: Sequence[LightCurve]) -> np.ndarray:
+    def predict_proba(self, curves: Sequence[LightCurve], contexts: np.ndarray | None = None) -> np.ndarray:
+        """(N, C) probabilities of `curves` with their (N, N_CONTEXT) alert `contexts` (None: unknown)."""
         from models.encode import encode
 
-        out = [self.model.predict_proba(encode(curves[s:s + self.batch_size], self.model.config.max_visits)).cpu()
+        out = [self.model.predict_proba(encode(curves[s:s + self.batch_size], self.model.config.max_visits,
+                                               contexts=None if contexts is None else contexts[s:s + self.batch_size]
+                                               )).cpu()
                for s in range(0, len(curves), self.batch_size)]
         return np.concatenate([o.numpy() for o in out]).astype(np.float64) if out else np.zeros((0, len(CLASS_IDS)))
 
-    def predict_sets(self, sets):
+    def predict_sets(self, sets, contexts=None):
+        """``{name: (probs, seconds)}`` of ``{name: curves}``, with ``{name: contexts}`` if given."""
         import torch
 
         out = {}
@@ -129,7 +134,7 @@ class TransformerScorer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             start = time.perf_counter()
-            probs = self.predict_proba(curves)  # .cpu() inside syncs
+            probs = self.predict_proba(curves, None if contexts is None else contexts[name])  # .cpu() inside syncs
             out[name] = (probs, time.perf_counter() - start)
         return out
 
@@ -150,7 +155,7 @@ def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | No
     for name in names:
         if name == "ztf-bts":
             try:
-                labeled = datasets.ztf_bts("test", seed=seed, data_dir=data_dir)
+                labeled = datasets.ztf_bts("test", seed=seed, data_dir=data_dir, service_form=False)
             except FileNotFoundError as err:
                 missing[name] = str(err)
                 continue
@@ -159,7 +164,8 @@ def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | No
             sets.append(EvalSet(name, "ztf", labeled))
         else:
             _, survey, mix = name.split("-")
-            sets.append(EvalSet(name, survey, datasets.simulated("test", n_test, seed=seed, survey=survey, mix=mix)))
+            sets.append(EvalSet(name, survey, datasets.simulated("test", n_test, seed=seed, survey=survey, mix=mix,
+                                                                 classes=None if mix == "realistic" else ELASTICC_CLASS_IDS)))
     return sets, missing
 
 
@@ -173,10 +179,11 @@ def peer_training_set(survey: str, n_train: int, seed: int, drop_nondetections_p
     from training import datasets
     from training.prefixes import detections_only
 
-    parts = [datasets.simulated("train", n_train, seed=seed, survey=survey, mix="balanced")]
+    parts = [datasets.simulated("train", n_train, seed=seed, survey=survey, mix="balanced",
+                                classes=ELASTICC_CLASS_IDS)]
     if survey == "ztf":
         try:
-            bts = datasets.ztf_bts("train", seed=seed, data_dir=data_dir)
+            bts = datasets.ztf_bts("train", seed=seed, data_dir=data_dir, service_form=False)
             if n_bts is not None:
                 bts = bts.subset(np.arange(min(n_bts, len(bts))))
             parts.append(bts)
@@ -361,7 +368,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     predictions: dict[str, dict[str, dict]] = {"transformer": {}}
     for ts in _progress(sets, "transformer", progress):
         predictions["transformer"][ts.name] = scorer.predict_sets(
-            {c: curves for c, (_, curves) in cuts[ts.name].items()})
+            {c: curves for c, (_, curves) in cuts[ts.name].items()},
+            {c: ts.labeled.contexts[kept] for c, (kept, _) in cuts[ts.name].items()})
 
     surveys_needed = sorted({ts.survey for ts in sets})
     for kind in peer_kinds:
@@ -430,7 +438,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
         "models": models_info,
         "results": results,
         "throughput": _throughput(results),
-        "real_packets": evaluate_packets(checkpoint, "test", data_dir=data_dir),
+        "real_packets": evaluate_packets(checkpoint, "test", data_dir=data_dir, peer=peers != "none", quick=quick),
         "headline": _headline(results),
     }
     report["wall_seconds"] = time.perf_counter() - started
@@ -697,7 +705,8 @@ def cmd_evaluate(args) -> int:
         print(f"alertformer evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
         return 2
     if args.packets_only:
-        report = evaluate_packets(args.checkpoint, "test", data_dir=args.data_dir)
+        report = evaluate_packets(args.checkpoint, "test", data_dir=args.data_dir, peer=args.peers != "none",
+                                  quick=args.quick)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "packets.json").write_text(json.dumps(_json_safe(report), indent=1, allow_nan=False))

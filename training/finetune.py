@@ -101,7 +101,8 @@ class EvalSet:
     @classmethod
     def from_labeled(cls, name: str, lset: LabeledSet, seed: int, max_visits: int, *, draws: int = 1,
                      scheme: str = "uniform") -> "EvalSet":
-        batches, index = fixed_prefix_batches(lset.curves, seed, max_visits, draws=draws, scheme=scheme)
+        batches, index = fixed_prefix_batches(lset.curves, seed, max_visits, draws=draws, scheme=scheme,
+                                              contexts=lset.contexts)
         return cls(name, batches, torch.from_numpy(lset.targets[index]))
 
     def metrics(self, model: AlertTransformer, device: torch.device, temperature: float = 1.0) -> dict:
@@ -204,16 +205,18 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
             group["lr"] = lr
         idx = rng.integers(0, len(train), batch_size - n_replay)
         curves = [train.curves[i] for i in idx]
+        contexts = train.contexts[idx]  # (B - n_replay, N_CONTEXT)
         targets = train_targets[idx]
         source = np.zeros(batch_size, dtype=np.int64)  # (B,) 0 = train, 1 = replay
         if n_replay:
             ridx = rng.integers(0, len(replay), n_replay)
             curves += [replay.curves[i] for i in ridx]
+            contexts = np.concatenate([contexts, replay.contexts[ridx]])
             targets = np.concatenate([targets, replay_targets[ridx]])
             source[batch_size - n_replay:] = 1
         chunks, order = prefix_batches(curves, rng, max_visits, n_chunks=n_chunks, scheme=scheme,
                                        drop_nondetections_prob=drop_nondetections_prob,
-                                       scale_jitter_dex=scale_jitter_dex)
+                                       scale_jitter_dex=scale_jitter_dex, contexts=contexts)
         logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
         loss = weighted_cross_entropy(logits, targets[order], None if weights_np is None
                                       else weights_np[source[order], targets[order]], device)
@@ -276,12 +279,13 @@ def metrics_at_detections(model: AlertTransformer, lset: LabeledSet, device: tor
     out = {}
     temperature = float(model.temperature)
     for n in n_detections:
-        cut = [(first_n_detections(c, n), t) for c, t in zip(lset.curves, lset.targets)]
-        cut = [(c, t) for c, t in cut if c is not None]
+        cut = [(first_n_detections(c, n), t, x) for c, t, x in zip(lset.curves, lset.targets, lset.contexts)]
+        cut = [(c, t, x) for c, t, x in cut if c is not None]
         if not cut:
             continue
-        curves, targets = zip(*cut)
-        batches = [encode(curves[s:s + batch_size], model.config.max_visits)
+        curves, targets, contexts = zip(*cut)
+        contexts = np.stack(contexts)
+        batches = [encode(curves[s:s + batch_size], model.config.max_visits, contexts=contexts[s:s + batch_size])
                    for s in range(0, len(curves), batch_size)]
         out[f"ndet{n}"] = classification_metrics(predict_logits(model, batches, device),
                                                  torch.as_tensor(np.array(targets)), temperature)

@@ -29,6 +29,7 @@ import numpy as np
 from models.taxonomy import CLASS_NAMES, FLARE_INDEX, N_CLASSES, SN_LIKE_INDICES
 
 ECE_BINS = 15
+BOOTSTRAP_RESAMPLES = 200
 
 
 def confusion_matrix(y_true, y_pred, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -283,6 +284,21 @@ def binary_ece(y_true, score, n_bins: int = ECE_BINS) -> float:
     return _ece_from_bins(reliability(s, y, n_bins))
 
 
+def bootstrap_macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0) -> list[float]:
+    """95 % bootstrap interval ``[low, high]`` of `macro_f1`: objects resampled with replacement.
+
+    >>> low, high = bootstrap_macro_f1([0, 1, 1, 0] * 25, [0, 1, 0, 0] * 25, 2)
+    >>> low < macro_f1([0, 1, 1, 0] * 25, [0, 1, 0, 0] * 25, 2) < high
+    True
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    values = [macro_f1(y_true[idx], y_pred[idx], n_classes)
+              for idx in rng.integers(0, len(y_true), (n_resamples, len(y_true)))]
+    return np.nanpercentile(values, [2.5, 97.5]).tolist()
+
+
 def _nan_to_none(x):
     """JSON has no NaN: floats that are NaN become None, recursively in lists."""
     if isinstance(x, (list, tuple)):
@@ -324,10 +340,10 @@ def classification_report(probs, y_true, n_bins: int = ECE_BINS, class_names=CLA
         recall, f1, support}), ``confusion_matrix`` (C x C lists, rows true),
         ``sn_vs_rest`` and ``flare_vs_rest`` ({n_positive, prevalence, roc_auc,
         pr_auc, ece}, scored with ``sn_likelihood`` and ``flare_likelihood``),
-        ``ece`` (top-label) and ``reliability`` (bin lists). NaN is written as
-        None.
+        ``ece`` (top-label) and ``reliability`` (bin lists), ``macro_f1_ci95`` (`bootstrap_macro_f1`).
+        NaN is written as None.
 
-    >>> rep = classification_report(np.eye(11)[[0, 4, 4]], [0, 4, 2])
+    >>> rep = classification_report(np.eye(N_CLASSES)[[0, 4, 4]], [0, 4, 2])
     >>> rep["n"], round(rep["macro_f1"], 3), rep["flare_vs_rest"]["pr_auc"]
     (3, 0.556, 0.5)
     """
@@ -346,6 +362,7 @@ def classification_report(probs, y_true, n_bins: int = ECE_BINS, class_names=CLA
         "n": int(len(y_true)),
         "accuracy": _nan_to_none(float(np.mean(y_pred == y_true))) if len(y_true) else None,
         "macro_f1": _nan_to_none(float(scores["f1"][present].mean())) if present.any() else None,
+        "macro_f1_ci95": _nan_to_none(bootstrap_macro_f1(y_true, y_pred, n_classes)) if len(y_true) else None,
         "per_class": {
             name: {"precision": _nan_to_none(scores["precision"][i]), "recall": _nan_to_none(scores["recall"][i]),
                    "f1": _nan_to_none(scores["f1"][i]), "support": int(scores["support"][i])}

@@ -13,20 +13,22 @@ SN-vs-non-SN ROC-AUC and PR-AUC of ``sn_likelihood`` and its calibration (binary
 for each rule, the share of objects of each label for which it fired at any alert, and by
 the 5th detection (at an alert whose window has at most 5), as purity and completeness.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from models.taxonomy import sn_likelihood
 from stream.config import FollowupRule, ScoringSettings
-from stream.offline import OfflineScoring, RecordedMessage
+from stream.offline import OfflineScoring
 from stream.score import Scorer
 from stream.service import HISTORY_POINTS_FACTOR
 from training.metrics import average_precision, binary_ece, roc_auc
-from training.real_packets import NON_SN_LABELS, SN_LABELS, ztf_packets
+from training.real_packets import NON_SN_LABELS, SN_LABELS, TOPIC, packet_messages, packet_windows, ztf_packets
 
 NDET_BINS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))  # (first, last) detections in the window; None: no end
 EARLY_DETECTIONS = 5  # "by the 5th detection"
-TOPIC = "ztf"
+PEER_SIM_CURVES = 5000  # simulated ZTF training curves of the peer (the evaluation's other peers use as many)
+QUICK_PEER_SIM_CURVES = 220
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,9 @@ def score_packets(scorer: Scorer, rules, split: str = "test", batch_size: int = 
     """Score the labelled packets of `split` through `OfflineScoring`, in batches of `batch_size`."""
     packets = ztf_packets(split, data_dir)
     label_of = dict(zip(packets.object_id, packets.label))
-    messages = [RecordedMessage(TOPIC, payload, object_id.encode(), 0, offset)
-                for offset, (payload, object_id) in enumerate(zip(packets.payload, packets.object_id))]
     offline = OfflineScoring(scorer, {TOPIC: "ztf"}, rules, HISTORY_POINTS_FACTOR * scorer.max_visits)
     rows, fired = [], {rule.name: [] for rule in rules}
-    for batch in offline.run(messages, batch_size):
+    for batch in offline.run(packet_messages(packets), batch_size):
         scored = batch.scored
         rows.append((scored.object_id, scored.n_detections, scored.sn_likelihood, scored.probs))
         for rule in rules:
@@ -127,13 +127,40 @@ def packet_report(scores: PacketScores) -> dict:
             "rules": {rule: _rule_rates(scores, rule) for rule in scores.fired}}
 
 
-def evaluate_packets(checkpoint=None, split: str = "test", rules=None, data_dir=None) -> dict:
-    """The packet report of a checkpoint (default: the shipped model) with `rules` (default: the service's)."""
+def peer_scores(scores: PacketScores, split: str = "test", n_sim: int = PEER_SIM_CURVES, seed: int = 0,
+                quick: bool = False, data_dir=None) -> PacketScores:
+    """`scores` of the same alerts from the fair peer: light-curve features plus the same context
+    features, gradient-boosted trees (`training.peers.FeatureBaseline`), trained on what the
+    transformer's real stage sees: simulated ZTF curves with their drawn contexts, the BTS train
+    split in service form, and the real packets' train part."""
+    from training.datasets import LabeledSet, simulated, ztf_bts, ztf_packet_set
+    from training.peers import FeatureBaseline
+
+    train = LabeledSet.concatenate([simulated("train", n_sim, seed, "ztf"), ztf_bts("train", seed, data_dir),
+                                    ztf_packet_set("train", data_dir)])
+    peer = FeatureBaseline(fit_algorithm="lmsder" if quick else "mcmc-lmsder", seed=seed, with_context=True)
+    peer.fit(train.curves, train.class_ids, train.contexts)
+    windows = packet_windows(ztf_packets(split, data_dir))
+    if list(windows.object_ids) != scores.object_id.tolist():
+        raise RuntimeError("the peer's windows are not the transformer's rows")
+    probs = peer.predict_proba(windows.curves, windows.contexts)
+    return replace(scores, sn_likelihood=sn_likelihood(probs), probs=probs, fired={})
+
+
+def evaluate_packets(checkpoint=None, split: str = "test", rules=None, data_dir=None, peer: bool = True,
+                     quick: bool = False) -> dict:
+    """The packet report of a checkpoint (default: the shipped model) with `rules` (default: the
+    service's), and of the fair peer (`peer_scores`) on the same alerts."""
     scoring = ScoringSettings(checkpoint=str(checkpoint) if checkpoint else None, device="cpu")
     scorer = Scorer.from_checkpoint(scoring.checkpoint, scoring)
     rules = list(rules) if rules is not None else _service_rules()
-    report = packet_report(score_packets(scorer, rules, split, data_dir=data_dir))
-    return {"split": split, "model_version": scorer.version, **report}
+    scores = score_packets(scorer, rules, split, data_dir=data_dir)
+    report = {"split": split, "model_version": scorer.version, **packet_report(scores)}
+    if peer:
+        peer_report = packet_report(peer_scores(scores, split, n_sim=QUICK_PEER_SIM_CURVES if quick else PEER_SIM_CURVES,
+                                                quick=quick, data_dir=data_dir))
+        report["peer"] = {"name": "features+context GBT", "sn_vs_non_sn": peer_report["sn_vs_non_sn"]}
+    return report
 
 
 def _service_rules() -> list[FollowupRule]:
@@ -150,8 +177,14 @@ def format_packet_report(report: dict) -> str:
     lines = [f"real ZTF packets, split {report['split']}: {report['n_alerts']} alerts of {report['n_objects']} objects, "
              f"model {report['model_version']}",
              f"{'N_det':6s} {'SN':>4s} {'nonSN':>5s} {'ROC':>5s} {'PR':>5s} {'ECE':>5s}"]
+    peer = report.get("peer", {}).get("sn_vs_non_sn", {})
+    if peer:
+        lines[-1] += f"   peer: {'ROC':>5s} {'PR':>5s} {'ECE':>5s}"
     for name, m in report["sn_vs_non_sn"].items():
-        lines.append(f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {num(m['pr_auc'])} {num(m['ece'])}")
+        line = f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {num(m['pr_auc'])} {num(m['ece'])}"
+        if name in peer:
+            line += f"         {num(peer[name]['roc_auc'])} {num(peer[name]['pr_auc'])} {num(peer[name]['ece'])}"
+        lines.append(line)
     for rule, rates in report["rules"].items():
         lines.append(f"rule {rule}: purity {num(rates['purity'])}")
         lines.append(f"  {'label':16s} {'objects':>7s} {'fired':>6s} {'by5':>6s}")

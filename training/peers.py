@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from models.bands import BAND_NAMES
+from models.encode import context_features
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, N_CLASSES, class_indices
 
@@ -252,13 +253,17 @@ class FeatureBaseline:
         a 2-thread fit over 10x slower than a 1-thread one (37 s against 3 s).
     progress : bool
         Progress bar over the feature extraction of large sets.
+    with_context : bool
+        Append the alert context, transformed as the transformer's context token sees it
+        (`models.encode.context_features`; NaN where unknown), so the peer gets the same information.
     """
 
     name = "features"
 
     def __init__(self, fit_algorithm: str = "mcmc-lmsder", max_iter: int = 300, learning_rate: float = 0.1,
                  max_leaf_nodes: int = 31, n_prefixes: int = 2, seed: int = 0, n_jobs: int | None = None,
-                 classifier_threads: int = 1, progress: bool = False):
+                 classifier_threads: int = 1, progress: bool = False, with_context: bool = False):
+        self.with_context = with_context
         self.fit_algorithm = fit_algorithm
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -272,14 +277,17 @@ class FeatureBaseline:
         self.classifier = None
         self.feature_names: list[str] = []
 
-    def features(self, curves: Sequence[LightCurve]) -> np.ndarray:
-        """Feature matrix of ``curves``: per-band ``light-curve`` features then `global_features`.
+    def features(self, curves: Sequence[LightCurve], contexts: np.ndarray | None = None) -> np.ndarray:
+        """Feature matrix of ``curves``: per-band ``light-curve`` features, `global_features`, and
+        (``with_context``) the context features of their (N, N_CONTEXT) ``contexts``.
 
         Parameters
         ----------
         curves : sequence of LightCurve, length N
             Each with at least one point; points in bands the model was not
             trained on are ignored by the per-band features.
+        contexts : (N, N_CONTEXT) ndarray, optional
+            Alert contexts (`models.context`), NaN where unknown; None: all unknown.
 
         Returns
         -------
@@ -311,10 +319,16 @@ class FeatureBaseline:
         self.feature_names = [*extractor.names, *GLOBAL_FEATURE_NAMES]
         # A degenerate fit can return huge parameters; clip into float32 range, non-finite -> NaN.
         band_x = np.where(np.isfinite(band_x), np.clip(band_x, -_FEATURE_LIMIT, _FEATURE_LIMIT), np.nan)
-        return np.concatenate([band_x.astype(np.float32), global_features(curves)], axis=1)  # (N, F)
+        x = np.concatenate([band_x.astype(np.float32), global_features(curves)], axis=1)  # (N, F)
+        if not self.with_context:
+            return x
+        t_ref = np.array([c.mjd_tai[c.is_detection][0] if c.is_detection.any() else c.mjd_tai[0] for c in curves])
+        context, known = context_features(contexts, t_ref, len(curves))
+        return np.concatenate([x, np.where(known, context, np.nan).astype(np.float32)], axis=1)
 
-    def fit(self, curves: Sequence[LightCurve], class_ids) -> "FeatureBaseline":
-        """Train on ``curves`` (plus their random prefixes) labelled with ELAsTiCC2 ``class_ids``."""
+    def fit(self, curves: Sequence[LightCurve], class_ids, contexts: np.ndarray | None = None) -> "FeatureBaseline":
+        """Train on ``curves`` (plus their random prefixes) labelled with ELAsTiCC2 ``class_ids``, with their
+        ``contexts`` if the peer uses them."""
         from sklearn.ensemble import HistGradientBoostingClassifier
         from threadpoolctl import threadpool_limits
 
@@ -322,7 +336,7 @@ class FeatureBaseline:
         self.bands = sorted({int(b) for c in curves for b in np.unique(c.band)})
         rng = np.random.default_rng(self.seed)
         train_curves, train_ids = augment_with_prefixes(curves, class_ids, rng, self.n_prefixes)
-        x = self.features(train_curves)
+        x = self.features(train_curves, None if contexts is None else np.tile(contexts, (1 + self.n_prefixes, 1)))
         y = class_indices(train_ids)
         # Early stopping on 10 % of the *curves*, all their prefixes with them: a random 10 % of rows
         # would put prefixes of one curve on both sides and stop late.
@@ -342,7 +356,7 @@ class FeatureBaseline:
                  len(curves), len(y), x.shape[1], self.classifier.n_iter_)
         return self
 
-    def predict_proba(self, curves: Sequence[LightCurve]) -> np.ndarray:
+    def predict_proba(self, curves: Sequence[LightCurve], contexts: np.ndarray | None = None) -> np.ndarray:
         """(N, C) probabilities in `CLASS_IDS` order; classes unseen in training get 0."""
         if self.classifier is None:
             raise RuntimeError("FeatureBaseline: call fit first")
@@ -350,7 +364,7 @@ class FeatureBaseline:
 
         probs = np.zeros((len(curves), N_CLASSES), dtype=np.float64)
         if len(curves):
-            x = self.features(curves)
+            x = self.features(curves, contexts)
             with threadpool_limits(self.classifier_threads, user_api="openmp"):
                 probs[:, self.classifier.classes_] = self.classifier.predict_proba(x)
         return probs

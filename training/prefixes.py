@@ -227,7 +227,7 @@ def _cut(curves, rng, min_detections, scheme, drop_nondetections_prob, scale_jit
 
 def prefix_batch(curves: Sequence[LightCurve], rng: np.random.Generator, max_visits: int, *,
                  min_detections: int = 1, scheme: str = "uniform", drop_nondetections_prob: float = 0.0,
-                 scale_jitter_dex: float = 0.0) -> Batch:
+                 scale_jitter_dex: float = 0.0, contexts: np.ndarray | None = None) -> Batch:
     """Encode random prefixes of ``curves``: the training path from curves to a `Batch`.
 
     Each curve is cut by `random_prefixes`; then, with probability
@@ -240,19 +240,21 @@ def prefix_batch(curves: Sequence[LightCurve], rng: np.random.Generator, max_vis
     the real BTS ones at the same signal-to-noise, and without the jitter the
     error scale alone sent real supernovae to the eclipsing-binary class. The
     result goes through `models.encode.encode`, the one encoder of training
-    and serving.
+    and serving, with the curves' (B, N_CONTEXT) ``contexts`` (None: unknown).
 
     Returns
     -------
     Batch
         ``features`` (B, L, F), ``dt_days`` (B, L), ``mask`` (B, L), rows in the order of ``curves``.
     """
-    return encode(_cut(curves, rng, min_detections, scheme, drop_nondetections_prob, scale_jitter_dex), max_visits)
+    return encode(_cut(curves, rng, min_detections, scheme, drop_nondetections_prob, scale_jitter_dex), max_visits,
+                  contexts=contexts)
 
 
 def prefix_batches(curves: Sequence[LightCurve], rng: np.random.Generator, max_visits: int, *, n_chunks: int = 1,
                    min_detections: int = 1, scheme: str = "uniform", drop_nondetections_prob: float = 0.0,
-                   scale_jitter_dex: float = 0.0) -> tuple[list[Batch], np.ndarray]:
+                   scale_jitter_dex: float = 0.0, contexts: np.ndarray | None = None
+                   ) -> tuple[list[Batch], np.ndarray]:
     """`prefix_batch`, split into ``n_chunks`` batches of similar window length.
 
     A batch is padded to its longest window, and random prefixes are mostly
@@ -273,12 +275,13 @@ def prefix_batches(curves: Sequence[LightCurve], rng: np.random.Generator, max_v
     lengths = np.minimum(np.fromiter((len(c) for c in cut), dtype=np.int64, count=len(cut)), max_visits)
     order = np.argsort(lengths, kind="stable")  # (B,)
     chunks = [part for part in np.array_split(order, max(1, min(n_chunks, len(order)))) if len(part)]
-    return [encode([cut[i] for i in part], max_visits) for part in chunks], order
+    return [encode([cut[i] for i in part], max_visits, contexts=None if contexts is None else contexts[part])
+            for part in chunks], order
 
 
 def fixed_prefix_batches(curves: Sequence[LightCurve], seed: int, max_visits: int, *, batch_size: int = 512,
-                         draws: int = 1, scheme: str = "uniform", drop_nondetections_prob: float = 0.0
-                         ) -> tuple[list[Batch], np.ndarray]:
+                         draws: int = 1, scheme: str = "uniform", drop_nondetections_prob: float = 0.0,
+                         contexts: np.ndarray | None = None) -> tuple[list[Batch], np.ndarray]:
     """Random prefixes drawn once with a fixed seed, encoded in batches: a stable evaluation set.
 
     Rows are sorted by window length before batching (less padding, same outputs).
@@ -292,7 +295,7 @@ def fixed_prefix_batches(curves: Sequence[LightCurve], seed: int, max_visits: in
     batch_size : int
     draws : int
         Prefixes per curve (more draws, less noise on small sets).
-    scheme, drop_nondetections_prob
+    scheme, drop_nondetections_prob, contexts
         As for `prefix_batch`.
 
     Returns
@@ -307,5 +310,7 @@ def fixed_prefix_batches(curves: Sequence[LightCurve], seed: int, max_visits: in
     cut = _cut([curves[i] for i in index], rng, 1, scheme, drop_nondetections_prob)
     lengths = np.minimum(np.fromiter((len(c) for c in cut), dtype=np.int64, count=len(cut)), max_visits)
     order = np.argsort(lengths, kind="stable")
-    batches = [encode([cut[i] for i in order[s:s + batch_size]], max_visits) for s in range(0, len(order), batch_size)]
+    batches = [encode([cut[i] for i in order[s:s + batch_size]], max_visits,
+                      contexts=None if contexts is None else contexts[index[order[s:s + batch_size]]])
+               for s in range(0, len(order), batch_size)]
     return batches, index[order]

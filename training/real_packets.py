@@ -25,11 +25,16 @@ import fastavro
 import numpy as np
 
 from models import paths
+from models.encode import MAX_VISITS
 from stream.decode._avro import coerced, fill_defaults
 
 SN_LABELS = ("SN Ia", "SN II", "SN Ib/c", "SLSN", "SN (untyped)")
 NON_SN_LABELS = ("QSO/AGN", "variable star", "CV", "YSO", "star", "asteroid")
-SPLIT_FRACTIONS = {"test": 0.2, "val": 0.2}  # train gets the rest
+# Labels that are model classes (ELAsTiCC2 ids); the others (stars, asteroids, unknown, ...) have none.
+LABEL_CLASS_IDS = {"SN Ia": 2222, "SN Ib/c": 2223, "SN II": 2224, "SLSN": 2242, "TDE": 2243, "QSO/AGN": 2332,
+                   "CV": 2234, "asteroid": 9000}
+TOPIC = "ztf"
+
 ZTF_SCHEMA_FILES = ("candidate", "prv_candidate", "fp_hist", "cutout", "alert")  # dependency order
 JD_MINUS_MJD = 2400000.5
 SECONDS_PER_DAY = 86400.0
@@ -126,6 +131,40 @@ def packet_split(object_ids, labels) -> dict[str, set]:
         for rank, object_id in enumerate(ranked):
             parts["test" if rank % 5 == 0 else "val" if rank % 5 == 1 else "train"].add(object_id)
     return parts
+
+
+@dataclass(frozen=True)
+class PacketWindows:
+    """What the scoring service gives the model for each packet: window, context and the object's label."""
+
+    curves: list  # of LightCurve
+    contexts: np.ndarray  # (N, N_CONTEXT)
+    labels: list  # of str
+    object_ids: list  # of str
+
+
+def packet_messages(packets: LabeledPackets) -> list:
+    """`packets` as the messages of one topic (`TOPIC`, format ztf) keyed by object id, offsets in order."""
+    from stream.offline import RecordedMessage
+
+    return [RecordedMessage(TOPIC, payload, object_id.encode(), 0, offset)
+            for offset, (payload, object_id) in enumerate(zip(packets.payload, packets.object_id))]
+
+
+def packet_windows(packets: LabeledPackets, batch_size: int = 256, max_visits: int = MAX_VISITS) -> PacketWindows:
+    """The service's windows and contexts of `packets`, in time order (`stream.offline.OfflineScoring.windows`),
+    with the stored curves as long as a scorer of window `max_visits` keeps them."""
+    from stream.offline import OfflineScoring
+    from stream.service import HISTORY_POINTS_FACTOR
+
+    label_of = dict(zip(packets.object_id, packets.label))
+    offline = OfflineScoring(None, {TOPIC: "ztf"}, (), HISTORY_POINTS_FACTOR * max_visits)
+    curves, contexts, object_ids = [], [], []
+    for good, _, windows in offline.windows(packet_messages(packets), batch_size):
+        curves += windows.curves
+        contexts.append(windows.contexts)
+        object_ids += [g.alert.object_id for g in good]
+    return PacketWindows(curves, np.concatenate(contexts), [label_of[o] for o in object_ids], object_ids)
 
 
 def ztf_packets(split: str = "all", data_dir: Path | None = None) -> LabeledPackets:

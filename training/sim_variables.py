@@ -30,6 +30,15 @@ def _col(x):
     return np.asarray(x)[:, None]
 
 
+def _caught_visit_mjd(rng, cadence: Cadence, anchor_mjd_tai: np.ndarray, catch_days: float) -> np.ndarray:
+    """(N,) time of a random visit in the `catch_days` after each anchor, else anywhere in the window (MJD TAI)."""
+    after_anchor = cadence.mjd_tai - _col(anchor_mjd_tai)
+    eligible = cadence.valid & (after_anchor >= 0.0) & (after_anchor < catch_days)
+    score = rng.uniform(0.0, 1.0, cadence.valid.shape) + cadence.valid + eligible
+    visit = np.argmax(score, axis=1)
+    return cadence.mjd_tai[np.arange(len(visit)), visit]
+
+
 def _band_nm(cadence: Cadence) -> np.ndarray:
     return BAND_WAVELENGTH_NM[cadence.band].astype(np.float64)
 
@@ -126,12 +135,8 @@ class FlarePopulation(Population):
         window if that falls out of season. Placing the flare on a visit conditions on what
         the survey selects anyway: a flare no visit sees never becomes an alert.
         """
-        after_anchor = cadence.mjd_tai - _col(self.event_mjd_tai)
-        eligible = cadence.valid & (after_anchor >= 0.0) & (after_anchor < _CATCH_DAYS)
-        score = rng.uniform(0.0, 1.0, cadence.valid.shape) + cadence.valid + eligible
-        visit = np.argmax(score, axis=1)
-        visit_mjd = cadence.mjd_tai[np.arange(len(visit)), visit]
-        visit_phase = rng.uniform(-1.0, 5.0, len(visit))  # (t_visit - t_peak) / t_half
+        visit_mjd = _caught_visit_mjd(rng, cadence, self.event_mjd_tai, _CATCH_DAYS)
+        visit_phase = rng.uniform(-1.0, 5.0, len(visit_mjd))  # (t_visit - t_peak) / t_half
         return visit_mjd - visit_phase * self.t_half_days[:, 0] - cadence.start_mjd_tai
 
     def difference_flux_njy(self, rng, cadence: Cadence):
@@ -382,3 +387,28 @@ def draw_eclipsing_binaries(rng: np.random.Generator, event_mjd_tai: np.ndarray,
         period_days=log_uniform(rng, 0.3, 10.0, n),
         primary_depth=primary, width_phase=width, hot_k=hot_k, cool_k=cool_k,
     )
+
+
+# --- Asteroids ------------------------------------------------------------------------
+ASTEROID_MAG = {"lsst": (18.0, 24.0), "ztf": (16.0, 20.5)}  # uniform apparent magnitude, any band
+
+
+@dataclass(frozen=True)
+class AsteroidPopulation(Population):
+    """Asteroids: a point source seen at one visit only, at `mag` AB in every band (solar colours
+    are close to flat at this precision); before and after, the position is empty. Its event is
+    that visit, drawn like a flare's (`_caught_visit_mjd`)."""
+
+    mag: np.ndarray
+
+    def difference_flux_njy(self, rng, cadence: Cadence):
+        visit_mjd = _caught_visit_mjd(rng, cadence, self.event_mjd_tai, _CATCH_DAYS)
+        at_visit = cadence.valid & (cadence.mjd_tai == _col(visit_mjd))
+        return np.where(at_visit, _col(mag_to_njy(self.mag)), 0.0), visit_mjd
+
+
+def draw_asteroids(rng: np.random.Generator, event_mjd_tai: np.ndarray, survey: Survey) -> AsteroidPopulation:
+    """Draw asteroids of `ASTEROID_MAG` for the survey; no template (nothing at the position)."""
+    n = len(event_mjd_tai)
+    return AsteroidPopulation(**_galactic(n, event_mjd_tai, np.zeros((n, len(BAND_WAVELENGTH_NM)))),
+                              mag=rng.uniform(*ASTEROID_MAG[survey.name], n))

@@ -28,15 +28,19 @@ from training.sim_survey import (
 )
 from training.sim_transients import draw_transients
 from training.sim_variables import (
-    draw_agn, draw_dwarf_novae, draw_eclipsing_binaries, draw_flares, draw_rr_lyrae,
+    draw_agn, draw_asteroids, draw_dwarf_novae, draw_eclipsing_binaries, draw_flares, draw_rr_lyrae,
 )
 
 # ELAsTiCC2 class ids (data/elasticc/taxonomy_classIds.csv).
 CLASS_IDS: dict[str, int] = {
     "SN Ia": 2222, "SN Ib/c": 2223, "SN II": 2224, "KN": 2232, "M-dwarf flare": 2233,
     "dwarf nova": 2234, "SLSN": 2242, "TDE": 2243, "RR Lyrae": 2323, "EB": 2325, "AGN": 2332,
+    "asteroid": 9000,  # alertformer's own Solar System class (models.taxonomy)
 }
 CLASS_NAMES: dict[int, str] = {class_id: name for name, class_id in CLASS_IDS.items()}
+# The light-curve classes of ELAsTiCC2, without alertformer's asteroids: the simulated test sets
+# of the evaluation and its peers' training sets, unchanged since before the asteroids came.
+ELASTICC_CLASS_IDS: tuple[int, ...] = tuple(cid for name, cid in CLASS_IDS.items() if name != "asteroid")
 
 _TRANSIENTS = ("SN Ia", "SN Ib/c", "SN II", "SLSN", "TDE", "KN")
 _DRAWERS = {
@@ -46,6 +50,7 @@ _DRAWERS = {
     CLASS_IDS["AGN"]: draw_agn,
     CLASS_IDS["RR Lyrae"]: draw_rr_lyrae,
     CLASS_IDS["EB"]: draw_eclipsing_binaries,
+    CLASS_IDS["asteroid"]: draw_asteroids,
 }
 
 # Class mix of a realistic Rubin stream (PLAsTiCC test set; `models.priors.PLASTICC_SHARES`).
@@ -200,7 +205,7 @@ def _noisy_photometry(rng, population: Population, cadence: Cadence, true_njy: n
     """
     template_njy = np.take_along_axis(population.template_flux_njy, cadence.band.astype(np.intp), axis=1)
     flux5_njy = mag_to_njy(cadence.m5_mag)
-    flux_err_njy = noise_sigma_njy(template_njy + true_njy, flux5_njy)
+    flux_err_njy = noise_sigma_njy(template_njy + true_njy, flux5_njy, floor_mag=options.survey.error_floor_mag)
     flux_njy = true_njy + flux_err_njy * rng.standard_normal(true_njy.shape)
     is_detection = cadence.valid & (np.abs(flux_njy) >= DETECTION_SNR * flux_err_njy)
     if not options.survey.forced_photometry:  # upper limits: no flux, the limit's sigma

@@ -51,6 +51,8 @@ n_sim_train = 20000  # simulated train curves per survey (lsst and ztf), balance
 n_sim_val = 2200  # simulated val curves per survey (200 per class)
 sim_mix = "balanced"  # or "realistic"
 use_bts = True  # stage 3 on the real ZTF BTS train split
+# stage 3 also on the real ZTF packets' train part, as the service windows them (training.real_packets)
+use_real_packets = True
 bts_val_draws = 4  # random prefixes per BTS val object (270 objects: more draws, less noise)
 data_dir = ""  # data directory holding labeled/; "" = $ALERTFORMER_DATA or the repository's data/
 # model (models.model.ModelConfig)
@@ -205,7 +207,7 @@ def run(config: dict) -> dict:
     """Run the recipe with a resolved ``config`` (`load_config`); returns ``{"checkpoint", "metrics", "data"}``."""
     from models.checkpoint import save_checkpoint
     from models.model import AlertTransformer, ModelConfig
-    from training.datasets import LabeledSet, simulated, ztf_bts
+    from training.datasets import LabeledSet, simulated, ztf_bts, ztf_packet_set
     from training.finetune import EvalSet, calibrate, finetune, metrics_at_detections
     from training.pretrain import device_of, pretrain
 
@@ -231,10 +233,15 @@ def run(config: dict) -> dict:
     bts = {}
     if c["use_bts"]:
         bts = {split: ztf_bts(split, seed, c["data_dir"] or None) for split in ("train", "val")}
+    packets = {}
+    if c["use_real_packets"]:
+        packets = {split: ztf_packet_set(split, c["data_dir"] or None) for split in ("train", "val")}
     data = {
         "sim": {f"{split}_{survey}": {"source": s.source, "n": len(s), "class_counts": s.class_counts()}
                 for (split, survey), s in sims.items()},
         "bts": {split: {"source": s.source, "n": len(s), "class_counts": s.class_counts()} for split, s in bts.items()},
+        "packets": {split: {"source": s.source, "n": len(s), "class_counts": s.class_counts()}
+                    for split, s in packets.items()},
         "seed": seed, "sim_mix": mix, "test_splits_used": False,
     }
     log.info("data ready in %.1f s: sim train %d, sim val %d, bts %s", time.perf_counter() - t0, len(sim_train),
@@ -288,8 +295,14 @@ def run(config: dict) -> dict:
         eval_bts = EvalSet.from_labeled("bts_val", bts["val"], seed + 102, c["max_visits"],
                                         draws=c["bts_val_draws"], scheme=c["prefix_scheme"])
         eval_sets = [eval_bts, eval_sim]
+        real_train = bts["train"]
+        if packets:
+            eval_packets = EvalSet.from_labeled("packets_val", packets["val"], seed + 104, c["max_visits"],
+                                                draws=c["bts_val_draws"], scheme=c["prefix_scheme"])
+            eval_sets = [eval_bts, eval_packets, eval_sim]
+            real_train = LabeledSet.concatenate([bts["train"], packets["train"]])
         if c["bts_iters"] > 0:
-            result = finetune(model, bts["train"], eval_sets, iters=c["bts_iters"], batch_size=c["bts_batch_size"],
+            result = finetune(model, real_train, eval_sets, iters=c["bts_iters"], batch_size=c["bts_batch_size"],
                               learning_rate=c["bts_lr"], min_lr=c["bts_min_lr"], warmup_iters=c["bts_warmup_iters"],
                               eval_interval=c["bts_eval_interval"], seed=seed + 3, replay=sim_train,
                               replay_fraction=c["bts_replay_fraction"], patience=c["bts_patience"],
@@ -319,6 +332,8 @@ def run(config: dict) -> dict:
         val["bts_val"] = {"random_prefixes": _summary(eval_bts.metrics(model, device, temperature)),
                           **{k: _summary(v) for k, v in metrics_at_detections(
                               model, bts["val"], device, (1, 2, 3, 5, 10)).items()}}
+    if packets:
+        val["packets_val"] = {"random_prefixes": _summary(eval_packets.metrics(model, device, temperature))}
     metrics["val"] = val
     metrics["temperature"] = temperature
     metrics["wall_time_s"] = time.perf_counter() - start_s

@@ -9,20 +9,18 @@ from models.taxonomy import CLASS_IDS
 from stream import avro_io
 from stream.config import FollowupRule, StreamConfig
 from stream.kafka_io import make_producer
-from stream.offline import OfflineScoring, RecordedMessage
+from stream.offline import OfflineScoring
 from stream.score import Scorer
 from stream.service import HISTORY_POINTS_FACTOR, ScoringService
-from training.real_packets import ztf_packets
+from training.real_packets import TOPIC, packet_messages, ztf_packets
 
 pytestmark = pytest.mark.integration
-TOPIC = "ztf"
 PROBABILITY_TOLERANCE = 1e-6  # forward chunks of other compositions round differently, nothing more
 
 
 def offline_scores(scorer, rules, packets):
     offline = OfflineScoring(scorer, {TOPIC: "ztf"}, rules, HISTORY_POINTS_FACTOR * scorer.max_visits)
-    messages = [RecordedMessage(TOPIC, p, o.encode()) for p, o in zip(packets.payload, packets.object_id)]
-    return list(offline.run(messages, batch_size=1000))
+    return list(offline.run(packet_messages(packets), batch_size=1000))
 
 
 def test_service_and_offline_path_agree_and_rules_skip_asteroid_and_quasar(stack, topic_factory, read_committed):

@@ -16,7 +16,7 @@ def tiny_model() -> AlertTransformer:
     torch.manual_seed(0)
     model = AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=2, max_visits=SMALL_WINDOW)).eval()
     with torch.no_grad():
-        model.head.weight.mul_(30.0)
+        model.head.weight.mul_(40.0)
     return model
 
 

@@ -52,7 +52,11 @@ def test_round_trip_gives_identical_outputs_and_metadata(trained):
     assert "state_dict" not in meta
 
 
+PREVIOUS_ENCODING = "tokens-asinh-mederr-wavelength-eventwindow-2"  # before the alert-context token
+
+
 @pytest.mark.parametrize("key, value", [("encoding_version", "tokens-old-0"),
+                                        ("encoding_version", PREVIOUS_ENCODING),
                                         ("taxonomy", list(CLASS_IDS[:-1])),
                                         ("band_names", ["g", "r"]),
                                         ("format", 0)])
@@ -89,3 +93,14 @@ def test_save_is_atomic(trained, monkeypatch):
         save_checkpoint(path, model)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_a_checkpoint_of_the_previous_encoding_is_refused_with_a_clear_error(trained, tmp_path):
+    from stream.config import ScoringSettings
+    from stream.errors import ConfigError
+    from stream.score import Scorer
+
+    _, path = trained
+    rewrite(path, encoding_version=PREVIOUS_ENCODING)
+    with pytest.raises(ConfigError, match=f"encoding_version is '{PREVIOUS_ENCODING}', this code has '{ENCODING_VERSION}'"):
+        Scorer.from_checkpoint(path, ScoringSettings(device="cpu"))

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from models.context import context_vector
 from models.encode import Batch, encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer, ModelConfig
@@ -66,7 +67,7 @@ def test_padding_and_batch_mates_leave_logits_unchanged(model):
     logits, _ = model(batch)
     extra = 37  # append padded tokens by hand
     padded = Batch(F.pad(batch.features, (0, 0, 0, extra)), F.pad(batch.dt_days, (0, extra)),
-                   F.pad(batch.mask, (0, extra)))
+                   F.pad(batch.mask, (0, extra)), batch.context, batch.context_mask)
     torch.testing.assert_close(model(padded)[0], logits, atol=1e-5, rtol=0)
     for i, lc in enumerate(curves):  # alone, each curve has no padding at all
         alone, _ = model(encode([lc], max_visits=64))
@@ -138,3 +139,17 @@ def test_learns_a_toy_task_and_pretraining_lowers_reconstruction_loss():
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
     accuracy = (m.predict_proba(test_batch).argmax(-1) == test_y).float().mean().item()
     assert accuracy > 0.85
+
+
+def test_context_counts_where_known_and_masked_values_are_ignored(model):
+    rng = np.random.default_rng(2)
+    curves = [make_curve(5, rng), make_curve(5, rng)]
+    known = np.stack([context_vector(real_bogus=0.9, star_score=0.1, star_distance_arcsec=4.0,
+                                     first_detection_mjd_tai=59000.0, ss_distance_arcsec=np.inf)] * 2)
+    without, _ = model(encode(curves))
+    with_context, _ = model(encode(curves, contexts=known))
+    assert (with_context - without).abs().max() > 1e-4  # the context token reads the known fields
+    batch = encode(curves, contexts=known)
+    hidden = Batch(batch.features, batch.dt_days, batch.mask, torch.randn_like(batch.context) * 10,
+                   torch.zeros_like(batch.context_mask))  # garbage values, all masked
+    torch.testing.assert_close(model(hidden)[0], without, atol=1e-5, rtol=0)

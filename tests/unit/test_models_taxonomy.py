@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.taxonomy import (CLASS_IDS, CLASS_NAMES, FLARE_ID, ID_TO_INDEX, N_CLASSES, NOT_CLASSIFIED_ID,
-                             RESIDUAL_ID, SN_LIKE_IDS, class_indices, flare_likelihood, sn_likelihood)
+from models.taxonomy import (CLASS_IDS, CLASS_NAMES, ELASTICC_OUTPUT_IDS, FLARE_ID, ID_TO_INDEX, N_CLASSES,
+                             NOT_CLASSIFIED_ID, RESIDUAL_ID, SN_LIKE_IDS, SOLAR_SYSTEM_ID, class_indices,
+                             flare_likelihood, sn_likelihood)
 
 ELASTICC_CSV = Path(__file__).resolve().parents[2] / "data" / "elasticc" / "taxonomy_classIds.csv"
 
@@ -16,12 +17,16 @@ ELASTICC_CSV = Path(__file__).resolve().parents[2] / "data" / "elasticc" / "taxo
 def test_ids_and_names_match_elasticc2():
     with ELASTICC_CSV.open() as f:
         names = {int(row["classId"]): row["name"] for row in csv.DictReader(f)}
-    assert [names[c] for c in CLASS_IDS] == list(CLASS_NAMES)
+    elasticc = [c for c in CLASS_IDS if c != SOLAR_SYSTEM_ID]
+    assert [names[c] for c in elasticc] == [CLASS_NAMES[ID_TO_INDEX[c]] for c in elasticc]
+    assert SOLAR_SYSTEM_ID not in names  # alertformer's own class, published as Residual
     assert names[RESIDUAL_ID] == "Residual" and names[NOT_CLASSIFIED_ID] == "NotClassified"
+    assert [c for c in ELASTICC_OUTPUT_IDS if c not in names] == []
+    assert ELASTICC_OUTPUT_IDS[ID_TO_INDEX[SOLAR_SYSTEM_ID]] == RESIDUAL_ID
 
 
 def test_index_maps():
-    assert N_CLASSES == 11 == len(set(CLASS_IDS))
+    assert N_CLASSES == 12 == len(set(CLASS_IDS))  # 11 ELAsTiCC2 classes and the Solar System
     assert all(CLASS_IDS[ID_TO_INDEX[c]] == c for c in CLASS_IDS)
     assert class_indices([2332, 2222, FLARE_ID]).tolist() == [10, 0, 4]
     with pytest.raises(ValueError, match="2225"):

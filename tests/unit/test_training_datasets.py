@@ -201,4 +201,4 @@ def test_prefix_batches_are_a_padding_free_regrouping(sim_splits):
 
 def test_sim_point_ids_fit_the_stride(sim_splits):
     assert all(len(c) < POINT_ID_STRIDE for s in sim_splits.values() for c in s.curves)
-    assert len(CLASS_IDS) == 11
+    assert len(CLASS_IDS) == 12  # the simulator's classes: ELAsTiCC2's 11 and asteroids

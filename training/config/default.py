@@ -17,6 +17,7 @@ n_sim_train = 20000
 n_sim_val = 2200
 sim_mix = "balanced"
 use_bts = True
+use_real_packets = True
 bts_val_draws = 4
 data_dir = ""
 
