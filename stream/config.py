@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
+from stream.deadletter import OVERHEAD_BYTES as DEADLETTER_OVERHEAD_BYTES
 from stream.errors import ConfigError
 
 _SECRET_WORDS = ("password", "secret", "key", "token")
@@ -20,6 +21,11 @@ AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
 # KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
 _CONSUMER_SETTINGS = {"consumer_queue_kbytes": "queued.max.messages.kbytes",
                       "consumer_fetch_backoff_ms": "fetch.queue.backoff.ms"}
+# librdkafka settings derived from kafka.max_message_bytes / max_input_message_bytes: not in kafka.extra.
+_SIZE_SETTINGS = {"message.max.bytes": "max_message_bytes", "fetch.max.bytes": "max_input_message_bytes",
+                  "receive.message.max.bytes": "max_input_message_bytes"}
+LIBRDKAFKA_FETCH_MAX_BYTES = 52_428_800  # librdkafka's default fetch.max.bytes, kept when inputs are smaller
+FETCH_RESPONSE_MARGIN_BYTES = 1_048_576  # receive.message.max.bytes above fetch.max.bytes (librdkafka: >= 512)
 
 
 class _Section(BaseModel):
@@ -48,6 +54,19 @@ class KafkaSettings(_Section):
         description="librdkafka fetch.queue.backoff.ms: once the prefetch queue is full, fetch again after this "
                     "long. librdkafka's 1000 ms left the queue short after each batch was taken, so consume waited "
                     "out scoring.batch_timeout_ms for a partial batch")
+    max_message_bytes: int = Field(
+        1_000_000, ge=65_536, le=100_000_000,
+        description="librdkafka message.max.bytes of the producers: the largest record alertformer writes. Keep it "
+                    "at or below the output topics' max.message.bytes (Kafka's default 1,048,588), so a record too "
+                    "large is refused locally, for that record alone, instead of failing the transaction")
+    max_input_message_bytes: int = Field(
+        16_777_216, ge=1, le=1_000_000_000,
+        description="the largest input message read and decoded; a larger one is dead-lettered as oversized. The "
+                    "consumers' fetch.max.bytes and receive.message.max.bytes are raised to fetch it")
+    deadletter_max_payload_bytes: int = Field(
+        262_144, ge=0,
+        description="a dead letter keeps this many bytes of the bad message (plus its length and SHA-256), so it "
+                    "always fits under max_message_bytes")
     extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -60,9 +79,17 @@ class KafkaSettings(_Section):
 
     @model_validator(mode="after")
     def _consumer_settings_not_in_extra(self):
-        for field, name in _CONSUMER_SETTINGS.items():
+        for name, field in ({v: k for k, v in _CONSUMER_SETTINGS.items()} | _SIZE_SETTINGS).items():
             if name in self.extra:
                 raise ValueError(f"extra: set {name} with kafka.{field}")
+        return self
+
+    @model_validator(mode="after")
+    def _sizes_fit(self):
+        if self.deadletter_max_payload_bytes + DEADLETTER_OVERHEAD_BYTES > self.max_message_bytes:
+            raise ValueError(f"deadletter_max_payload_bytes {self.deadletter_max_payload_bytes} + "
+                             f"{DEADLETTER_OVERHEAD_BYTES} bytes of metadata exceeds max_message_bytes "
+                             f"{self.max_message_bytes}: dead letters would not fit")
         return self
 
     def client_config(self) -> dict[str, str]:
@@ -77,8 +104,16 @@ class KafkaSettings(_Section):
         return conf | self.extra
 
     def consumer_config(self) -> dict[str, int]:
-        """librdkafka settings of consumers only (a producer would warn about them)."""
-        return {name: getattr(self, field) for field, name in _CONSUMER_SETTINGS.items()}
+        """librdkafka settings of consumers only (a producer would warn about them).
+
+        The fetch limits let a message of `max_input_message_bytes` through, so an oversized
+        input is read (and dead-lettered) instead of stalling its partition.
+        """
+        fetch_max_bytes = max(LIBRDKAFKA_FETCH_MAX_BYTES, self.max_input_message_bytes + FETCH_RESPONSE_MARGIN_BYTES)
+        return {name: getattr(self, field) for field, name in _CONSUMER_SETTINGS.items()} | {
+            "fetch.max.bytes": fetch_max_bytes,
+            "receive.message.max.bytes": fetch_max_bytes + FETCH_RESPONSE_MARGIN_BYTES,
+        }
 
 
 class RedisSettings(_Section):

@@ -16,6 +16,10 @@ class BadPacket(AlertformerError):
     """An alert message that cannot be decoded; the message says why."""
 
 
+class ProduceRefused(AlertformerError):
+    """The producer refused an output record (too large, invalid); its input is dead-lettered with this reason."""
+
+
 class ConfigError(AlertformerError):
     """Invalid configuration; the message names the field."""
 

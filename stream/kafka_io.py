@@ -26,6 +26,17 @@ def classify(err: KafkaException) -> AlertformerError:
     return Fatal(str(kerr))
 
 
+# Errors of produce() that concern one record (its size or content), not the producer or the transaction.
+RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG,
+                           KafkaError.RECORD_LIST_TOO_LARGE, KafkaError._BAD_MSG, KafkaError._INVALID_ARG})
+
+
+def is_record_error(err: KafkaException) -> bool:
+    """True if `err` (from ``produce``) rejects that record only: it becomes a dead letter."""
+    kerr: KafkaError = err.args[0]
+    return not kerr.fatal() and kerr.code() in RECORD_ERRORS
+
+
 SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to the others after this
 
 
@@ -55,6 +66,7 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
 def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **overrides) -> Producer:
     """An idempotent producer with lz4-compressed batches; transactional when an id is given."""
     conf = kafka.client_config() | {
+        "message.max.bytes": kafka.max_message_bytes,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from stream.errors import AbortTxn, Fatal, Retriable
-from stream.kafka_io import classify
+from stream.errors import AbortTxn, Fatal, ProduceRefused, Retriable
+from stream.kafka_io import classify, is_record_error
 
 log = logging.getLogger(__name__)
 TXN_TIMEOUT_S = 30.0  # each transactional call; past it librdkafka raises, and the error is classified
@@ -43,12 +43,13 @@ COMMIT_RETRIES = 5
 
 @dataclass(frozen=True)
 class Output:
-    """One message to produce inside the batch's transaction."""
+    """One message to produce inside the batch's transaction; `source` is the input message it stems from."""
 
     topic: str
     value: bytes
     key: bytes | None = None
     headers: Sequence[tuple[str, bytes]] = ()
+    source: Message | None = None
 
 
 @dataclass
@@ -58,6 +59,7 @@ class LoopStats:
     messages_out: int = 0
     aborts: int = 0
     consumer_errors: int = 0
+    record_errors: int = 0  # outputs the producer refused (size, content), dead-lettered instead
     last_batch_ms: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -86,15 +88,19 @@ class TransactionalLoop:
     """Run `prepare` and its ``finish`` over batches of `consumer`'s messages, producing the outputs with
     `producer` (transactional, ``init_transactions`` done here) in one transaction per batch.
 
-    A plain function of the messages goes in as ``sequential(process)``.
+    A plain function of the messages goes in as ``sequential(process)``. An output that the producer
+    refuses for itself (too large, invalid: `is_record_error`) is replaced by ``dead_letter(source, reason)``
+    of its input message; only if that fails too does the transaction fail.
     """
 
     def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], prepare: Prepare,
                  batch_size: int = 500, batch_timeout_s: float = 0.2,
                  on_committed: Callable[[list[Message]], None] | None = None,
-                 on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None):
+                 on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
+                 dead_letter: Callable[[Message, Exception], Output] | None = None):
         self.consumer, self.producer, self.prepare = consumer, producer, prepare
         self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
+        self.dead_letter = dead_letter
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
         self._stopping = False
@@ -201,6 +207,19 @@ class TransactionalLoop:
         return True
 
     def _produce(self, out: Output) -> None:
+        """Produce `out`; if the producer refuses that record alone, produce its input's dead letter instead."""
+        try:
+            self._send(out)
+        except KafkaException as err:
+            if out.source is None or self.dead_letter is None or not is_record_error(err):
+                raise
+            self.stats.record_errors += 1
+            src = out.source
+            log.warning("output refused, dead-lettering its input topic=%s source=%s/%d/%d error=%s",
+                        out.topic, src.topic(), src.partition(), src.offset(), err.args[0])
+            self._send(self.dead_letter(src, ProduceRefused(f"produce to {out.topic} failed: {err.args[0]}")))
+
+    def _send(self, out: Output) -> None:
         while True:
             try:
                 self.producer.produce(out.topic, out.value, out.key, headers=list(out.headers) or None)

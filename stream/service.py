@@ -64,7 +64,8 @@ class ScoringService:
                                     HISTORY_POINTS_FACTOR * scoring.max_visits)
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
                                  scoring.top_n)
-        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter)
+        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, config.kafka.max_input_message_bytes,
+                             config.kafka.deadletter_max_payload_bytes)
         set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
         registry = ModelRegistry(config.registry.path) if config.registry.path else None
         self.scorer = scorer or self._initial_scorer(registry)
@@ -82,7 +83,7 @@ class ScoringService:
             make_producer(config.kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
             list(config.topics.inputs), self.prepare,
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
-            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard)
+            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead)
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
@@ -129,8 +130,9 @@ class ScoringService:
             outputs = list(dead) + scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
                                                   self.config.topics.classifications)
             requests = self.followups(batch)
-            outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode())
-                        for r in requests]
+            outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode(),
+                               source=good[i].message) for i, r in requests]
+            requests = [r for _, r in requests]
             self._finished = (batch, windows.merged, len(good), len(dead), requests)
             return outputs
 
@@ -147,8 +149,9 @@ class ScoringService:
         """The loop dropped every prepared batch (an abort rewound the consumer, or partitions were lost)."""
         self._in_flight.clear()
 
-    def followups(self, batch) -> list[dict]:
-        """Follow-up requests of the batch: rules, then the journal (one per object and rule).
+    def followups(self, batch) -> list[tuple[int, dict]]:
+        """Follow-up requests of the batch, with the index of their alert: rules, then the journal (one per
+        object and rule).
 
         If Redis is down the journal cannot be asked; the requests are emitted anyway
         (counted as an outage): a repeated request is cheaper than a missed young supernova.
@@ -162,7 +165,7 @@ class ScoringService:
             self.history.outages += 1
             log.warning("redis outage op=followup-journal outages=%d error=%s", self.history.outages, err)
         created_ms = time.time_ns() // 1_000_000
-        return [followup_record(batch, t.index, t.rule, created_ms) for t in triggers]
+        return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
     def committed(self, messages: list[Message]) -> None:
         batch, merged, n_good, n_dead, requests = self._finished

@@ -135,7 +135,7 @@ class TrainerService:
     def _dead(self, msg, err: Exception) -> None:
         log.warning("label rejected topic=%s partition=%d offset=%d reason=%s", msg.topic(), msg.partition(),
                     msg.offset(), err)
-        key, value = dead_letter(msg, err)
+        key, value = dead_letter(msg, err, self.config.kafka.deadletter_max_payload_bytes)
         self.producer.produce(self.config.topics.deadletter, value, key)
 
     # --- retraining ---------------------------------------------------------------

@@ -123,3 +123,33 @@ def test_updated_sections_are_validated_and_keep_secrets():
     kafka = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")
     moved = kafka.updated(bootstrap_servers="broker:9093")
     assert (moved.bootstrap_servers, moved.sasl_password.get_secret_value()) == ("broker:9093", "p")
+
+
+def test_message_sizes_reach_producer_and_consumer(monkeypatch):
+    import stream.kafka_io as kafka_io
+    from stream.config import KafkaSettings
+
+    made = {}
+    monkeypatch.setattr(kafka_io, "Consumer", lambda conf: made.setdefault("consumer", conf))
+    monkeypatch.setattr(kafka_io, "Producer", lambda conf: made.setdefault("producer", conf))
+    kafka = KafkaSettings(max_message_bytes=2_000_000, max_input_message_bytes=100_000_000)
+    kafka_io.make_consumer(kafka, "g")
+    kafka_io.make_producer(kafka)
+    assert made["producer"]["message.max.bytes"] == 2_000_000
+    # A 100 MB input is fetched whole: fetch and receive limits above it.
+    assert made["consumer"]["fetch.max.bytes"] > 100_000_000
+    assert made["consumer"]["receive.message.max.bytes"] > made["consumer"]["fetch.max.bytes"]
+    assert KafkaSettings().consumer_config()["fetch.max.bytes"] == 52_428_800  # librdkafka's default kept
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"ALERTFORMER_KAFKA__DEADLETTER_MAX_PAYLOAD_BYTES": "999000"}, r"kafka: .*deadletter_max_payload_bytes"),
+    ({"ALERTFORMER_KAFKA__MAX_INPUT_MESSAGE_BYTES": "0"}, r"kafka\.max_input_message_bytes"),
+    ({"ALERTFORMER_KAFKA__EXTRA": '{"message.max.bytes": "5000000"}'}, r"kafka: .*kafka\.max_message_bytes"),
+    ({"ALERTFORMER_KAFKA__EXTRA": '{"fetch.max.bytes": "5000000"}'}, r"kafka: .*max_input_message_bytes"),
+])
+def test_message_size_settings_are_validated(monkeypatch, env, field):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=field):
+        load_config()
