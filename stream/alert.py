@@ -24,7 +24,10 @@ class DecodedAlert:
         Position of the triggering detection (ICRS, degrees).
     light_curve : LightCurve
         Triggering source plus all previous sources, forced photometry and
-        upper limits carried by the packet, deduplicated by source id.
+        upper limits carried by the packet, deduplicated by source id, physically
+        plausible (`stream.decode.physical`).
+    dropped_points : int
+        Points of the packet's history left out as implausible (counted by the service).
     """
 
     survey: str
@@ -35,3 +38,4 @@ class DecodedAlert:
     ra_deg: float
     dec_deg: float
     light_curve: LightCurve
+    dropped_points: int = 0

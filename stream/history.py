@@ -11,6 +11,7 @@ import numpy as np
 import redis
 
 from models.lightcurve import LightCurve
+from stream.decode.physical import implausible
 from stream.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class HistoryStore:
     def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int, max_points: int):
         self.client, self.keys, self.ttl_s, self.max_points = client, keys, ttl_s, max_points
         self.outages = 0
+        self.dropped_points = 0  # implausible points in stored curves (written before decoders checked them)
 
     def get(self, object_ids: list[str]) -> dict[str, LightCurve]:
         """Stored curves of the distinct `object_ids` ({} on a Redis outage, which is counted)."""
@@ -50,7 +52,15 @@ class HistoryStore:
         except redis.RedisError as err:
             self._outage("read", err)
             return {}
-        return {o: unpack(b) for o, b in zip(unique, blobs) if b}
+        return {o: self._plausible(unpack(b)) for o, b in zip(unique, blobs) if b}
+
+    def _plausible(self, curve: LightCurve) -> LightCurve:
+        """`curve` without points that `stream.decode.physical` rejects, counted."""
+        bad = implausible(curve.mjd_tai, curve.flux_njy, curve.flux_err_njy)
+        if not bad.any():
+            return curve
+        self.dropped_points += int(bad.sum())
+        return LightCurve(*(getattr(curve, f)[~bad] for f in LightCurve.FIELDS))
 
     def put(self, curves: dict[str, LightCurve], pipe=None) -> None:
         """Store the last `max_points` of each curve; on a pipeline if given (the caller executes it)."""

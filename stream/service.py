@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -27,18 +28,19 @@ from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
 from stream import avro_io
 from stream.config import StreamConfig
-from stream.errors import ConfigError
+from stream.errors import ConfigError, NonFiniteScores
 from stream.hotswap import ChampionWatcher
 from stream.journal import FollowupJournal
 from stream.rules import evaluate as evaluate_rules, followup_record
 from stream.webhook import WebhookSink
 from stream.history import HistoryStore
-from stream.ingest import Ingest
+from stream.ingest import Ingest, Ingested
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
 from stream.publish import scored_batch, scored_outputs
-from stream.score import Scorer, set_torch_threads
+from stream.score import Scorer, Scores, set_torch_threads
+from stream.scored import ScoredBatch
 from stream.state import StateWriter
 from stream.window import build_windows
 
@@ -50,6 +52,18 @@ TRANSACTION_TIMEOUT_MS = 30_000  # a crashed scorer's open transaction is aborte
 # Python's default 5 ms GIL switch interval makes the forward thread wait up to 5 ms for the GIL after each
 # chunk while this thread decodes; 0.5 ms let the two threads overlap fully on 2 cores (README, Performance).
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a finished batch leaves for after its commit (Redis state, metrics, webhook)."""
+
+    batch: ScoredBatch | None  # the alerts scored and published (None: none)
+    merged: dict  # object id -> merged light curve, to store
+    n_scored: int
+    n_dead: int  # dead letters: undecodable inputs and non-finite scores
+    dropped_points: int  # implausible history points the decoders left out
+    requests: list[dict]  # follow-up requests, for the webhook
 
 
 class ScoringService:
@@ -87,7 +101,7 @@ class ScoringService:
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
-        self._finished = None  # (batch, merged curves, n_good, n_dead, requests) of the batch just finished
+        self._finished: Finished | None = None  # the batch just finished, until its commit
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
                  self.instance_id, transactional_id, self.scorer.version, config.masked())
 
@@ -114,7 +128,7 @@ class ScoringService:
             self._in_flight.append({})
 
             def finish_dead_letters() -> list[Output]:
-                self._finished = (None, {}, 0, len(dead), [])
+                self._finished = Finished(None, {}, 0, len(dead), 0, [])
                 return list(dead)
 
             return finish_dead_letters
@@ -126,17 +140,35 @@ class ScoringService:
         probabilities = self._forward.submit(scorer.probabilities, encoded)
 
         def finish() -> list[Output]:
-            batch = scored_batch(good, scorer.scores(encoded, probabilities.result()))
-            outputs = list(dead) + scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
-                                                  self.config.topics.classifications)
-            requests = self.followups(batch)
+            scored, scores, rejected = self._finite(good, scorer.scores(encoded, probabilities.result()))
+            batch = scored_batch(scored, scores) if scored else None
+            outputs = list(dead) + rejected
+            if batch is not None:
+                outputs += scored_outputs(scored, batch, ingest_ms, self.config.topics.scored,
+                                          self.config.topics.classifications)
+            requests = self.followups(batch) if batch is not None else []
             outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode(),
-                               source=good[i].message) for i, r in requests]
+                               source=scored[i].message) for i, r in requests]
             requests = [r for _, r in requests]
-            self._finished = (batch, windows.merged, len(good), len(dead), requests)
+            self._finished = Finished(batch, windows.merged, len(scored), len(dead) + len(rejected),
+                                      sum(g.alert.dropped_points for g in good), requests)
             return outputs
 
         return finish
+
+    def _finite(self, good: list[Ingested], scores: Scores) -> tuple[list[Ingested], Scores, list[Output]]:
+        """The alerts with finite scores and their scores; dead letters for the others.
+
+        The hot path's guard: a NaN probability must reach neither an output, nor Redis (a NaN
+        score fails the batch's top-candidate write), nor the follow-up rules.
+        """
+        finite = scores.finite()
+        if finite.all():
+            return good, scores, []
+        rejected = [self.ingest.dead(g.message, NonFiniteScores("model produced non-finite scores"))
+                    for g, ok in zip(good, finite) if not ok]
+        log.error("model produced non-finite scores alerts=%d model=%s", len(rejected), scores.model_version)
+        return [g for g, ok in zip(good, finite) if ok], scores.select(finite), rejected
 
     def _history(self, object_ids: list[str]) -> dict:
         """Stored curves of `object_ids`, with those of batches in flight laid over them (newest wins)."""
@@ -168,15 +200,15 @@ class ScoringService:
         return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
     def committed(self, messages: list[Message]) -> None:
-        batch, merged, n_good, n_dead, requests = self._finished
+        done = self._finished
         if self.webhook:
-            for request in requests:
+            for request in done.requests:
                 self.webhook.submit(request)
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
-        self.state.metrics.record_batch(n_good, n_dead, latencies_ms)
+        self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points)
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
-        self.state.write_batch(batch, merged, self.lag(), self.scorer.version)
+        self.state.write_batch(done.batch, done.merged, self.lag(), self.scorer.version)
         if self._in_flight:
             self._in_flight.popleft()  # this batch's curves: in Redis now
 

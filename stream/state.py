@@ -28,13 +28,15 @@ class ConsumerMetrics:
     """Counters, throughput and latency percentiles of one scorer process."""
 
     def __init__(self):
-        self.counters = {"alerts": 0, "deadLetters": 0, "batches": 0, "aborts": 0}
+        self.counters = {"alerts": 0, "deadLetters": 0, "batches": 0, "aborts": 0, "droppedPoints": 0}
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._recent: deque[tuple[float, int]] = deque()
 
-    def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray) -> None:
+    def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray, dropped_points: int = 0) -> None:
+        """Count a committed batch; `dropped_points`: implausible history points its decoders left out."""
         self.counters["alerts"] += n_alerts
         self.counters["deadLetters"] += n_dead
+        self.counters["droppedPoints"] += dropped_points
         self.counters["batches"] += 1
         self.latencies_ms.extend(latencies_ms.tolist())
         now = time.monotonic()
@@ -66,7 +68,7 @@ class StateWriter:
 
     def consumer_fields(self, model_version: str, lag: int | None) -> dict:
         fields = dict(self.metrics.counters) | self.metrics.percentiles_ms() | {
-            "redisOutages": self.history.outages,
+            "redisOutages": self.history.outages, "droppedStoredPoints": self.history.dropped_points,
             "alertsPerS": round(self.metrics.alerts_per_s(), 1), "modelVersion": model_version,
             "heartbeatMs": time.time_ns() // 1_000_000, "host": socket.gethostname(), "pid": os.getpid(),
         }

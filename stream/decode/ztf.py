@@ -17,7 +17,11 @@ from models.bands import BAND_CODE
 from stream.alert import DecodedAlert
 from stream.decode._avro import DECODE_ERRORS, raising_bad_packet
 from stream.decode._points import Points, finite_float, light_curve, required
+from stream.decode.physical import validated
 from stream.errors import BadPacket
+
+ZTF_FIELDS = {"mjd_tai": "jd", "flux_njy": "magpsf", "flux_err_njy": "sigmapsf",
+              "ra_deg": "ra", "dec_deg": "dec"}  # named in validation errors
 
 CONTAINER_MAGIC = b"Obj\x01"
 ZERO_POINT_NJY_MAG = 31.4  # AB magnitude of a 1 nJy source
@@ -90,7 +94,7 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
         warnings.simplefilter("ignore", ErfaWarning)
         mjd_tai = Time(np.concatenate([det_jd, lim_jd]), format="jd", scale="utc").tai.mjd
     lim_fid = limits.integers("fid")
-    return DecodedAlert(
+    return validated(DecodedAlert(
         survey="ztf",
         schema=f"ztf {required(alert, 'schemavsn', 'alert')}",
         alert_id=required(alert, "candid", "alert"),
@@ -105,7 +109,7 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
              np.zeros(len(limits)), _flux_njy(limits.numbers("diffmaglim")) / UPPER_LIMIT_SNR,
              np.zeros(len(limits), dtype=bool)),
         ),
-    )
+    ), "candidate", ZTF_FIELDS)
 
 
 def _jd(points: Points) -> np.ndarray:
