@@ -3,19 +3,22 @@
 Example: ``ALERTFORMER_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` overrides ``[kafka]
 bootstrap_servers`` of the file named by ``--config`` or ``ALERTFORMER_CONFIG``.
 Validation errors become `ConfigError` naming the field (``kafka.sasl_mechanism: ...``).
-Secrets are `SecretStr` and never appear in `masked()` or in logs.
+Secrets are `SecretStr` (or parts of URLs) and never appear in `masked()` or in logs: loading a
+configuration registers its secrets with `stream.secrets.mask_in_logs`.
 """
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from redis.connection import parse_url as parse_redis_url
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from stream.deadletter import OVERHEAD_BYTES as DEADLETTER_OVERHEAD_BYTES
 from stream.errors import ConfigError
+from stream.secrets import MASK, is_secret_name, mask_in_logs, mask_url, url_secrets
 
-_SECRET_WORDS = ("password", "secret", "key", "token")
 
 AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
 # KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
@@ -117,8 +120,36 @@ class KafkaSettings(_Section):
 
 
 class RedisSettings(_Section):
-    url: str = "redis://127.0.0.1:6379/0"
+    """The state store. Credentials go in `username`/`password` (or in the URL, never both)."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis://[user[:password]@]host[:port][/db], "
+                     "rediss://... (TLS) or unix:///path/to/socket")
     prefix: str = "alertformer"
+    username: str | None = Field(None, description="Redis ACL user (default: the URL's, else 'default')")
+    password: SecretStr | None = Field(None, description="secret: never logged; better than a password in the URL")
+
+    @field_validator("url")
+    @classmethod
+    def _is_redis_url(cls, url: str) -> str:
+        try:
+            parse_redis_url(url)
+        except ValueError as err:
+            raise ValueError(f"{mask_url(url)} is not a Redis URL ({err}); expected redis://host:port/db, "
+                             "rediss://... or unix:///path") from None
+        return url
+
+    @model_validator(mode="after")
+    def _one_password(self):
+        if self.password is not None and urlsplit(self.url).password:
+            raise ValueError("password is set both in url and in password; keep one")
+        return self
+
+    def client_options(self) -> dict:
+        """Credentials to pass to ``redis.Redis.from_url(url, ...)`` beside the URL's own."""
+        options = {"username": self.username} if self.username else {}
+        if self.password is not None:
+            options["password"] = self.password.get_secret_value()
+        return options
 
 
 class TopicSettings(_Section):
@@ -255,17 +286,41 @@ class StreamConfig(BaseSettings):
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
     def masked(self) -> dict:
-        """The resolved configuration with secrets replaced by '**********', for the start-up log line."""
+        """The resolved configuration with secrets replaced by '**********', for the start-up log line.
+
+        Masked: SecretStr fields (SASL and Redis passwords), kafka.extra values whose name looks
+        secret, the password in redis.url and registry.path (a URL with credentials), and the
+        path and query of followup.webhook_url (where webhook services put the token).
+        """
         dumped = self.model_dump(mode="json")
-        dumped["kafka"]["extra"] = {k: "**********" if any(s in k for s in _SECRET_WORDS) else v
-                                    for k, v in self.kafka.extra.items()}
+        dumped["kafka"]["extra"] = {k: MASK if is_secret_name(k) else v for k, v in self.kafka.extra.items()}
+        dumped["redis"]["url"] = mask_url(self.redis.url)
+        if self.followup.webhook_url:
+            dumped["followup"]["webhook_url"] = mask_url(self.followup.webhook_url, keep_path=False)
+        if self.registry.path:
+            dumped["registry"]["path"] = mask_url(self.registry.path)
         return dumped
+
+    def secret_values(self) -> list[str]:
+        """Every secret in this configuration, as text, for `stream.secrets.mask_in_logs`."""
+        secrets = [s.get_secret_value() for s in (self.kafka.sasl_password, self.redis.password) if s is not None]
+        secrets += [v for k, v in self.kafka.extra.items() if is_secret_name(k)]
+        secrets += url_secrets(self.redis.url) + url_secrets(self.registry.path)
+        secrets += url_secrets(self.followup.webhook_url, keep_path=False)
+        return secrets
 
 
 def add_config_argument(parser) -> None:
     """The ``--config`` option every service command shares."""
     parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
                         "ALERTFORMER_SECTION__KEY environment variables override it")
+
+
+def one_line(err: ValidationError, section: str = "") -> str:
+    """``"invalid configuration: redis.url: ...; ..."``: each error naming its field (never the value)."""
+    lines = [f"{'.'.join(map(str, [section, *e['loc']] if section else e['loc'])) or 'config'}: {e['msg']}"
+             for e in err.errors()]
+    return "invalid configuration: " + "; ".join(lines)
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamConfig:
@@ -284,9 +339,10 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamCon
         settings_cls = type("StreamConfig", (StreamConfig,),
                             {"model_config": {**StreamConfig.model_config, "toml_file": Path(path)}})
     try:
-        return settings_cls(**overrides)
+        config = settings_cls(**overrides)
     except ValidationError as err:
-        lines = [f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in err.errors()]
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+        raise ConfigError(one_line(err)) from None
     except ValueError as err:  # TOML syntax errors
         raise ConfigError(f"cannot read config file {path}: {err}") from None
+    mask_in_logs(config.secret_values())
+    return config

@@ -38,6 +38,7 @@ from stream.ingest import Ingest, Ingested
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
+from stream.redis_io import check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
 from stream.score import Scorer, Scores, set_torch_threads
 from stream.scored import ScoredBatch
@@ -72,8 +73,8 @@ class ScoringService:
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
-        self.redis = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S,
-                                          socket_connect_timeout=REDIS_TIMEOUT_S)
+        self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        check_credentials(self.redis, config.redis)
         self.history = HistoryStore(self.redis, keys, scoring.history_ttl_s,
                                     HISTORY_POINTS_FACTOR * scoring.max_visits)
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,

@@ -153,3 +153,40 @@ def test_message_size_settings_are_validated(monkeypatch, env, field):
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=field):
         load_config()
+
+
+def test_redis_password_and_webhook_token_are_masked(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("ALERTFORMER_REDIS__URL", "redis://:Pw-in-url@cache:6379/0")
+    monkeypatch.setenv("ALERTFORMER_FOLLOWUP__WEBHOOK_URL", "https://hooks.example.org/services/T1/B2/Tok3n")
+    monkeypatch.setenv("ALERTFORMER_REGISTRY__PATH", "s3://reader:Reg1stry@bucket/models")
+    config = load_config()
+    masked = str(config.masked())
+    for secret in ("Pw-in-url", "Tok3n", "Reg1stry"):
+        assert secret not in masked
+    assert config.masked()["redis"]["url"] == "redis://:**********@cache:6379/0"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("stream.anything").info("connecting url=%s hook=%s registry=%s", config.redis.url,
+                                                  config.followup.webhook_url, config.registry.path)
+    assert "Pw-in-url" not in caplog.text and "Tok3n" not in caplog.text and "Reg1stry" not in caplog.text
+    assert "cache:6379" in caplog.text
+
+
+def test_separate_redis_credentials(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_REDIS__USERNAME", "scorer")
+    monkeypatch.setenv("ALERTFORMER_REDIS__PASSWORD", "Sep4rate")
+    config = load_config()
+    assert config.redis.client_options() == {"username": "scorer", "password": "Sep4rate"}
+    assert "Sep4rate" not in str(config.masked()) and "Sep4rate" not in repr(config)
+    monkeypatch.setenv("ALERTFORMER_REDIS__URL", "redis://:other@cache:6379/0")
+    with pytest.raises(ConfigError, match=r"redis: .*password is set both in url and in password"):
+        load_config()
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "redis://:pw@cache:port/0", "http://cache:6379"])
+def test_non_url_redis_url_is_one_line_naming_the_field_without_the_password(monkeypatch, url):
+    monkeypatch.setenv("ALERTFORMER_REDIS__URL", url)
+    with pytest.raises(ConfigError, match=r"redis\.url: .*is not a Redis URL") as err:
+        load_config()
+    assert "\n" not in str(err.value) and ":pw@" not in str(err.value)
