@@ -6,14 +6,18 @@ Validation errors become `ConfigError` naming the field (``kafka.sasl_mechanism:
 Secrets are `SecretStr` (or parts of URLs) and never appear in `masked()` or in logs: loading a
 configuration registers its secrets with `stream.secrets.mask_in_logs`.
 """
+import json
 import os
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from redis.connection import parse_url as parse_redis_url
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
 from stream.deadletter import OVERHEAD_BYTES as DEADLETTER_OVERHEAD_BYTES
 from stream.errors import ConfigError
@@ -70,6 +74,9 @@ class KafkaSettings(_Section):
         262_144, ge=0,
         description="a dead letter keeps this many bytes of the bad message (plus its length and SHA-256), so it "
                     "always fits under max_message_bytes")
+    connect_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="at start, a broker must answer within this long, or the scorer stops "
+                                        "with a configuration error (unreachable, TLS or SASL handshake failed)")
     extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -323,6 +330,41 @@ def one_line(err: ValidationError, section: str = "") -> str:
     return "invalid configuration: " + "; ".join(lines)
 
 
+ENV_PREFIX = "ALERTFORMER_"
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """ConfigError for an ``ALERTFORMER_<SECTION>__<KEY>`` variable of an unknown section, or one holding
+    invalid JSON where the setting is a table or list (pydantic-settings would ignore the first and
+    blame no variable for the second).
+
+    Other ``ALERTFORMER_*`` variables without ``__`` (``ALERTFORMER_CONFIG``, ``ALERTFORMER_DATA``,
+    the test and stack variables) are not settings and are left alone.
+    """
+    sections = StreamConfig.model_fields
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(f"{name}: unknown section {section!r} (sections: {', '.join(sections)})")
+        field = sections[section].annotation.model_fields.get(key.partition("__")[0])
+        if field is not None and _is_structured(field.annotation) and "__" not in key:
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{name}: invalid JSON ({err})") from None
+
+
+def _is_structured(annotation) -> bool:
+    """Whether a setting of this type is read from the environment as JSON (a table, list or section)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_structured(a) for a in args if a is not type(None))
+    origin = typing.get_origin(annotation) or annotation
+    return origin in (dict, list) or (isinstance(origin, type) and issubclass(origin, BaseModel))
+
+
 def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamConfig:
     """Read the configuration from `path` (or ``$ALERTFORMER_CONFIG``) and the environment.
 
@@ -332,6 +374,7 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamCon
         If the file is missing or unreadable, or a field is invalid; the message names the field.
     """
     path = path or os.environ.get("ALERTFORMER_CONFIG")
+    check_environment(os.environ)
     settings_cls = StreamConfig
     if path:
         if not Path(path).is_file():
@@ -342,6 +385,8 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamCon
         config = settings_cls(**overrides)
     except ValidationError as err:
         raise ConfigError(one_line(err)) from None
+    except SettingsError as err:  # check_environment catches the usual causes first
+        raise ConfigError(f"environment: {err}") from None
     except ValueError as err:  # TOML syntax errors
         raise ConfigError(f"cannot read config file {path}: {err}") from None
     mask_in_logs(config.secret_values())

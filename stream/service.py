@@ -35,7 +35,7 @@ from stream.rules import evaluate as evaluate_rules, followup_record
 from stream.webhook import WebhookSink
 from stream.history import HistoryStore
 from stream.ingest import Ingest, Ingested
-from stream.kafka_io import make_consumer, make_producer
+from stream.kafka_io import check_cluster, make_consumer, make_producer
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
 from stream.redis_io import check_credentials, make_redis
@@ -82,8 +82,14 @@ class ScoringService:
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, config.kafka.max_input_message_bytes,
                              config.kafka.deadletter_max_payload_bytes)
         set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
-        registry = ModelRegistry(config.registry.path) if config.registry.path else None
+        try:
+            registry = ModelRegistry(config.registry.path) if config.registry.path else None
+        except RegistryError as err:
+            raise ConfigError(f"registry.path: {err}") from None
         self.scorer = scorer or self._initial_scorer(registry)
+        topics = config.topics  # the model loaded: a broker and the output topics, before any thread starts
+        check_cluster(config.kafka, {"scored": topics.scored, "classifications": topics.classifications,
+                                     "followup": topics.followup, "deadletter": topics.deadletter})
         self.journal = FollowupJournal(self.redis, keys, scoring.history_ttl_s)
         followup = config.followup
         self.webhook = (WebhookSink(followup.webhook_url, followup.webhook_timeout_s, followup.webhook_retries)

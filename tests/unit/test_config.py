@@ -190,3 +190,31 @@ def test_non_url_redis_url_is_one_line_naming_the_field_without_the_password(mon
     with pytest.raises(ConfigError, match=r"redis\.url: .*is not a Redis URL") as err:
         load_config()
     assert "\n" not in str(err.value) and ":pw@" not in str(err.value)
+
+
+def test_unknown_section_in_the_environment_is_named(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_BOGUS__X", "1")
+    with pytest.raises(ConfigError, match=r"^ALERTFORMER_BOGUS__X: unknown section 'bogus'"):
+        load_config()
+
+
+def test_non_settings_variables_are_left_alone(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_DATA", "/somewhere")
+    monkeypatch.setenv("ALERTFORMER_STACK_DIR", "/tmp/x")
+    assert load_config().redis.prefix == "alertformer"
+
+
+@pytest.mark.parametrize("name, value", [("ALERTFORMER_TOPICS__INPUTS", "{alerts: auto}"),
+                                         ("ALERTFORMER_KAFKA__EXTRA", "linger.ms=5"),
+                                         ("ALERTFORMER_FOLLOWUP__RULES", "[{")])
+def test_invalid_json_in_the_environment_names_the_variable(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"^{name}: invalid JSON"):
+        load_config()
+
+
+def test_unknown_section_in_a_file_is_named(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[bogus]\nx = 1\n")
+    with pytest.raises(ConfigError, match=r"bogus: Extra inputs are not permitted"):
+        load_config(path)
