@@ -125,6 +125,7 @@ class ScoringService:
 
     def prepare(self, messages: list[Message]) -> Finish:
         """Decode, window and encode the batch, start its forward pass; return the function that finishes it."""
+        self.history.new_batch()
         swapped = self.watcher.take() if self.watcher else None
         if swapped is not None:
             log.info("model swapped from=%s to=%s", self.scorer.version, swapped.version)
@@ -198,11 +199,11 @@ class ScoringService:
         triggers = evaluate_rules(self.config.followup.rules, batch)
         if not triggers:
             return []
-        try:
-            triggers = self.journal.claim(triggers, batch)
-        except redis.RedisError as err:
-            self.history.outages += 1
-            log.warning("redis outage op=followup-journal outages=%d error=%s", self.history.outages, err)
+        if self.history.usable():
+            try:
+                triggers = self.journal.claim(triggers, batch)
+            except redis.RedisError as err:
+                self.history.outage("followup-journal", err)
         created_ms = time.time_ns() // 1_000_000
         return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
@@ -220,6 +221,7 @@ class ScoringService:
             self._in_flight.popleft()  # this batch's curves: in Redis now
 
     def idle(self) -> None:
+        self.history.new_batch()
         self.state.heartbeat(self.scorer.version, self.lag())
 
     def lag(self) -> int | None:

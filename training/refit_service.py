@@ -125,6 +125,7 @@ class TrainerService:
         object, never an unreachable store). None if asked to stop meanwhile."""
         while True:
             outages = self.history.outages
+            self.history.new_batch()  # every attempt asks Redis (a timeout must not read as "no history")
             curves = self.history.get(object_ids)
             if self.history.outages == outages:
                 return curves
