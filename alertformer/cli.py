@@ -35,7 +35,8 @@ def cmd_decode(args) -> int:
     from stream.loop import TransactionalLoop, sequential
 
     config = load_config(args.config)
-    ingest = Ingest(config.topics.inputs, config.topics.deadletter)
+    ingest = Ingest(config.topics.inputs, config.topics.deadletter, config.kafka.max_input_message_bytes,
+                    config.kafka.deadletter_max_payload_bytes)
 
     def process(messages):
         good, dead = ingest(messages)
@@ -54,7 +55,7 @@ def cmd_decode(args) -> int:
 
     group = args.group or f"alertformer-decode-{uuid.uuid4().hex[:8]}"
     loop = TransactionalLoop(make_consumer(config.kafka, group), make_producer(config.kafka, f"{group}-{uuid.uuid4()}"),
-                             list(config.topics.inputs), sequential(process))
+                             list(config.topics.inputs), sequential(process), dead_letter=ingest.dead)
     loop.install_signal_handlers()
     stats = loop.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
     print(json.dumps({"messages_in": stats.messages_in, "dead_lettered": stats.messages_out,

@@ -12,6 +12,7 @@ Keys of the dict (`torch.save` format, loaded with ``weights_only=True``):
 - ``code_version`` (e.g. git sha, or None), ``created_utc`` (ISO 8601)
 """
 import os
+import pickle
 import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -129,10 +130,16 @@ def load_checkpoint(path, map_location: str | torch.device = "cpu") -> tuple[Ale
     Raises
     ------
     CheckpointMismatch
-        If the file lacks a required key, or its format, encoding version,
+        If the file is not a readable torch checkpoint, lacks a required key, or its format, encoding version,
         taxonomy, band names, config or weights do not match this code.
     """
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # torch's text for this advises weights_only=False: not for a garbage file
+        raise CheckpointMismatch(f"{path}: not a torch checkpoint file (unpickling failed)") from None
+    except (EOFError, RuntimeError, ValueError, OSError) as err:  # cut short, not a zip archive, unreadable
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({type(err).__name__}: {first_line})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointMismatch(f"{path}: not a checkpoint dict")
     missing = [k for k in _REQUIRED_KEYS if k not in ckpt]

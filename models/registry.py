@@ -73,7 +73,11 @@ class ModelRegistry:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.versions_dir = self.root / "versions"
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            (self.root / ".lock").touch()  # the registry must be writable: promotions lock this file
+        except OSError as err:
+            raise RegistryError(f"registry {self.root} cannot be used: {err.strerror}: {err.filename}") from None
 
     @contextmanager
     def _locked(self):

@@ -27,7 +27,10 @@ class DecodedAlert:
         Position of the triggering detection (ICRS, degrees).
     light_curve : LightCurve
         Triggering source plus all previous sources, forced photometry and
-        upper limits carried by the packet, deduplicated by source id.
+        upper limits carried by the packet, deduplicated by source id, physically
+        plausible (`stream.decode.physical`).
+    dropped_points : int
+        Points of the packet's history left out as implausible (counted by the service).
     context : (N_CONTEXT,) float64 ndarray
         What the packet says beyond photometry (`models.context`: real/bogus, nearest star,
         detection history, known solar-system object, ...); NaN where it does not say.
@@ -42,3 +45,4 @@ class DecodedAlert:
     dec_deg: float
     light_curve: LightCurve
     context: np.ndarray = field(default_factory=missing_context)
+    dropped_points: int = 0

@@ -3,30 +3,43 @@
 Example: ``ALERTFORMER_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` overrides ``[kafka]
 bootstrap_servers`` of the file named by ``--config`` or ``ALERTFORMER_CONFIG``.
 Validation errors become `ConfigError` naming the field (``kafka.sasl_mechanism: ...``).
-Secrets are `SecretStr` and never appear in `masked()` or in logs.
+Secrets are `SecretStr` (or parts of URLs) and never appear in `masked()` or in logs: loading a
+configuration registers its secrets with `stream.secrets.mask_in_logs`.
 """
+import json
 import os
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from redis.connection import parse_url as parse_redis_url
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
 from models.priors import prior_weights
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, ID_TO_INDEX
+from stream.deadletter import OVERHEAD_BYTES as DEADLETTER_OVERHEAD_BYTES
 from stream.errors import ConfigError
+from stream.secrets import MASK, is_secret_name, mask_in_logs, mask_url, url_secrets
 
-_SECRET_WORDS = ("password", "secret", "key", "token")
 
 AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
-# KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
 # The default young_sn rule (README, Follow-up rules): "young" is a rise of a few weeks at most.
 YOUNG_SN_MIN_LIKELIHOOD = 0.8
 YOUNG_SN_MAX_AGE_DAYS = 30.0
 YOUNG_SN_MIN_REAL_BOGUS = 0.5
 YOUNG_SN_MAX_STAR_SCORE = 0.5
+# KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
 _CONSUMER_SETTINGS = {"consumer_queue_kbytes": "queued.max.messages.kbytes",
                       "consumer_fetch_backoff_ms": "fetch.queue.backoff.ms"}
+# librdkafka settings derived from kafka.max_message_bytes / max_input_message_bytes: not in kafka.extra.
+_SIZE_SETTINGS = {"message.max.bytes": "max_message_bytes", "fetch.max.bytes": "max_input_message_bytes",
+                  "receive.message.max.bytes": "max_input_message_bytes"}
+LIBRDKAFKA_FETCH_MAX_BYTES = 52_428_800  # librdkafka's default fetch.max.bytes, kept when inputs are smaller
+FETCH_RESPONSE_MARGIN_BYTES = 1_048_576  # receive.message.max.bytes above fetch.max.bytes (librdkafka: >= 512)
 
 
 class _Section(BaseModel):
@@ -55,6 +68,22 @@ class KafkaSettings(_Section):
         description="librdkafka fetch.queue.backoff.ms: once the prefetch queue is full, fetch again after this "
                     "long. librdkafka's 1000 ms left the queue short after each batch was taken, so consume waited "
                     "out scoring.batch_timeout_ms for a partial batch")
+    max_message_bytes: int = Field(
+        1_000_000, ge=65_536, le=100_000_000,
+        description="librdkafka message.max.bytes of the producers: the largest record alertformer writes. Keep it "
+                    "at or below the output topics' max.message.bytes (Kafka's default 1,048,588), so a record too "
+                    "large is refused locally, for that record alone, instead of failing the transaction")
+    max_input_message_bytes: int = Field(
+        16_777_216, ge=1, le=1_000_000_000,
+        description="the largest input message read and decoded; a larger one is dead-lettered as oversized. The "
+                    "consumers' fetch.max.bytes and receive.message.max.bytes are raised to fetch it")
+    deadletter_max_payload_bytes: int = Field(
+        262_144, ge=0,
+        description="a dead letter keeps this many bytes of the bad message (plus its length and SHA-256), so it "
+                    "always fits under max_message_bytes")
+    connect_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="at start, a broker must answer within this long, or the scorer stops "
+                                        "with a configuration error (unreachable, TLS or SASL handshake failed)")
     extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -67,9 +96,17 @@ class KafkaSettings(_Section):
 
     @model_validator(mode="after")
     def _consumer_settings_not_in_extra(self):
-        for field, name in _CONSUMER_SETTINGS.items():
+        for name, field in ({v: k for k, v in _CONSUMER_SETTINGS.items()} | _SIZE_SETTINGS).items():
             if name in self.extra:
                 raise ValueError(f"extra: set {name} with kafka.{field}")
+        return self
+
+    @model_validator(mode="after")
+    def _sizes_fit(self):
+        if self.deadletter_max_payload_bytes + DEADLETTER_OVERHEAD_BYTES > self.max_message_bytes:
+            raise ValueError(f"deadletter_max_payload_bytes {self.deadletter_max_payload_bytes} + "
+                             f"{DEADLETTER_OVERHEAD_BYTES} bytes of metadata exceeds max_message_bytes "
+                             f"{self.max_message_bytes}: dead letters would not fit")
         return self
 
     def client_config(self) -> dict[str, str]:
@@ -84,13 +121,49 @@ class KafkaSettings(_Section):
         return conf | self.extra
 
     def consumer_config(self) -> dict[str, int]:
-        """librdkafka settings of consumers only (a producer would warn about them)."""
-        return {name: getattr(self, field) for field, name in _CONSUMER_SETTINGS.items()}
+        """librdkafka settings of consumers only (a producer would warn about them).
+
+        The fetch limits let a message of `max_input_message_bytes` through, so an oversized
+        input is read (and dead-lettered) instead of stalling its partition.
+        """
+        fetch_max_bytes = max(LIBRDKAFKA_FETCH_MAX_BYTES, self.max_input_message_bytes + FETCH_RESPONSE_MARGIN_BYTES)
+        return {name: getattr(self, field) for field, name in _CONSUMER_SETTINGS.items()} | {
+            "fetch.max.bytes": fetch_max_bytes,
+            "receive.message.max.bytes": fetch_max_bytes + FETCH_RESPONSE_MARGIN_BYTES,
+        }
 
 
 class RedisSettings(_Section):
-    url: str = "redis://127.0.0.1:6379/0"
+    """The state store. Credentials go in `username`/`password` (or in the URL, never both)."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis://[user[:password]@]host[:port][/db], "
+                     "rediss://... (TLS) or unix:///path/to/socket")
     prefix: str = "alertformer"
+    username: str | None = Field(None, description="Redis ACL user (default: the URL's, else 'default')")
+    password: SecretStr | None = Field(None, description="secret: never logged; better than a password in the URL")
+
+    @field_validator("url")
+    @classmethod
+    def _is_redis_url(cls, url: str) -> str:
+        try:
+            parse_redis_url(url)
+        except ValueError as err:
+            raise ValueError(f"{mask_url(url)} is not a Redis URL ({err}); expected redis://host:port/db, "
+                             "rediss://... or unix:///path") from None
+        return url
+
+    @model_validator(mode="after")
+    def _one_password(self):
+        if self.password is not None and urlsplit(self.url).password:
+            raise ValueError("password is set both in url and in password; keep one")
+        return self
+
+    def client_options(self) -> dict:
+        """Credentials to pass to ``redis.Redis.from_url(url, ...)`` beside the URL's own."""
+        options = {"username": self.username} if self.username else {}
+        if self.password is not None:
+            options["password"] = self.password.get_secret_value()
+        return options
 
 
 class TopicSettings(_Section):
@@ -284,17 +357,76 @@ class StreamConfig(BaseSettings):
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
     def masked(self) -> dict:
-        """The resolved configuration with secrets replaced by '**********', for the start-up log line."""
+        """The resolved configuration with secrets replaced by '**********', for the start-up log line.
+
+        Masked: SecretStr fields (SASL and Redis passwords), kafka.extra values whose name looks
+        secret, the password in redis.url and registry.path (a URL with credentials), and the
+        path and query of followup.webhook_url (where webhook services put the token).
+        """
         dumped = self.model_dump(mode="json")
-        dumped["kafka"]["extra"] = {k: "**********" if any(s in k for s in _SECRET_WORDS) else v
-                                    for k, v in self.kafka.extra.items()}
+        dumped["kafka"]["extra"] = {k: MASK if is_secret_name(k) else v for k, v in self.kafka.extra.items()}
+        dumped["redis"]["url"] = mask_url(self.redis.url)
+        if self.followup.webhook_url:
+            dumped["followup"]["webhook_url"] = mask_url(self.followup.webhook_url, keep_path=False)
+        if self.registry.path:
+            dumped["registry"]["path"] = mask_url(self.registry.path)
         return dumped
+
+    def secret_values(self) -> list[str]:
+        """Every secret in this configuration, as text, for `stream.secrets.mask_in_logs`."""
+        secrets = [s.get_secret_value() for s in (self.kafka.sasl_password, self.redis.password) if s is not None]
+        secrets += [v for k, v in self.kafka.extra.items() if is_secret_name(k)]
+        secrets += url_secrets(self.redis.url) + url_secrets(self.registry.path)
+        secrets += url_secrets(self.followup.webhook_url, keep_path=False)
+        return secrets
 
 
 def add_config_argument(parser) -> None:
     """The ``--config`` option every service command shares."""
     parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
                         "ALERTFORMER_SECTION__KEY environment variables override it")
+
+
+def one_line(err: ValidationError, section: str = "") -> str:
+    """``"invalid configuration: redis.url: ...; ..."``: each error naming its field (never the value)."""
+    lines = [f"{'.'.join(map(str, [section, *e['loc']] if section else e['loc'])) or 'config'}: {e['msg']}"
+             for e in err.errors()]
+    return "invalid configuration: " + "; ".join(lines)
+
+
+ENV_PREFIX = "ALERTFORMER_"
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """ConfigError for an ``ALERTFORMER_<SECTION>__<KEY>`` variable of an unknown section, or one holding
+    invalid JSON where the setting is a table or list (pydantic-settings would ignore the first and
+    blame no variable for the second).
+
+    Other ``ALERTFORMER_*`` variables without ``__`` (``ALERTFORMER_CONFIG``, ``ALERTFORMER_DATA``,
+    the test and stack variables) are not settings and are left alone.
+    """
+    sections = StreamConfig.model_fields
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(f"{name}: unknown section {section!r} (sections: {', '.join(sections)})")
+        field = sections[section].annotation.model_fields.get(key.partition("__")[0])
+        if field is not None and _is_structured(field.annotation) and "__" not in key:
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{name}: invalid JSON ({err})") from None
+
+
+def _is_structured(annotation) -> bool:
+    """Whether a setting of this type is read from the environment as JSON (a table, list or section)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_structured(a) for a in args if a is not type(None))
+    origin = typing.get_origin(annotation) or annotation
+    return origin in (dict, list) or (isinstance(origin, type) and issubclass(origin, BaseModel))
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamConfig:
@@ -306,6 +438,7 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamCon
         If the file is missing or unreadable, or a field is invalid; the message names the field.
     """
     path = path or os.environ.get("ALERTFORMER_CONFIG")
+    check_environment(os.environ)
     settings_cls = StreamConfig
     if path:
         if not Path(path).is_file():
@@ -313,9 +446,12 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> StreamCon
         settings_cls = type("StreamConfig", (StreamConfig,),
                             {"model_config": {**StreamConfig.model_config, "toml_file": Path(path)}})
     try:
-        return settings_cls(**overrides)
+        config = settings_cls(**overrides)
     except ValidationError as err:
-        lines = [f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in err.errors()]
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+        raise ConfigError(one_line(err)) from None
+    except SettingsError as err:  # check_environment catches the usual causes first
+        raise ConfigError(f"environment: {err}") from None
     except ValueError as err:  # TOML syntax errors
         raise ConfigError(f"cannot read config file {path}: {err}") from None
+    mask_in_logs(config.secret_values())
+    return config

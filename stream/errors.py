@@ -16,6 +16,14 @@ class BadPacket(AlertformerError):
     """An alert message that cannot be decoded; the message says why."""
 
 
+class NonFiniteScores(AlertformerError):
+    """The model gave an alert a NaN or infinite probability; the alert is dead-lettered, never published."""
+
+
+class ProduceRefused(AlertformerError):
+    """The producer refused an output record (too large, invalid); its input is dead-lettered with this reason."""
+
+
 class ConfigError(AlertformerError):
     """Invalid configuration; the message names the field."""
 

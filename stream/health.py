@@ -15,23 +15,31 @@ import uuid
 import redis
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import ValidationError
 
-from stream.config import load_config
+from stream.config import RedisSettings, load_config, one_line
+from stream.errors import ConfigError
+from stream.redis_io import make_redis
+from stream.secrets import mask_in_logs, mask_url, url_secrets
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.5  # between readiness probes
 PROBE_TIMEOUT_S = 5.0  # one metadata or init_transactions call
 
 
-def wait_for_redis(url: str, deadline: float) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S)
+def wait_for_redis(settings: RedisSettings, deadline: float) -> None:
+    """Ping until Redis answers (TimeoutError after `deadline`); ConfigError at once if it refuses the credentials."""
+    client = make_redis(settings, socket_timeout=PROBE_TIMEOUT_S)
     while True:
         try:
             client.ping()
             return
+        except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as err:
+            raise ConfigError(f"redis.password: Redis at {mask_url(settings.url)} refused the credentials: "
+                              f"{err}") from None
         except redis.RedisError as err:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Redis at {url} did not answer: {err}") from None
+                raise TimeoutError(f"Redis at {mask_url(settings.url)} did not answer: {err}") from None
             time.sleep(POLL_INTERVAL_S)
 
 
@@ -84,21 +92,33 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 
-    config = load_config(args.config)
+    mask_in_logs(url_secrets(args.redis_url))
+    try:
+        config = load_config(args.config)
+        redis_settings = config.redis.updated(url=args.redis_url) if args.redis_url else config.redis
+    except ConfigError as err:
+        print(f"python -m stream.health: {err}", file=sys.stderr)
+        return 2
+    except ValidationError as err:  # a bad --redis-url
+        print(f"python -m stream.health: --redis-url: {one_line(err, 'redis')}", file=sys.stderr)
+        return 2
     client_config = config.kafka.client_config()
     if args.bootstrap:
         client_config["bootstrap.servers"] = args.bootstrap
     deadline = time.monotonic() + args.timeout_s
     try:
-        wait_for_redis(args.redis_url or config.redis.url, deadline)
+        wait_for_redis(redis_settings, deadline)
         wait_for_kafka(client_config, deadline)
+    except ConfigError as err:
+        print(f"python -m stream.health: {err}", file=sys.stderr)
+        return 2
     except TimeoutError as err:
         print(f"not ready: {err}", file=sys.stderr)
         return 1
     if args.create_topics:
         created = create_topics(client_config, config.topics.all_names(), config.topics.partitions)
         log.info("topics created=%s", ",".join(created) or "none")
-    log.info("ready kafka=%s redis=%s", client_config["bootstrap.servers"], args.redis_url or config.redis.url)
+    log.info("ready kafka=%s redis=%s", client_config["bootstrap.servers"], mask_url(redis_settings.url))
     return 0
 
 

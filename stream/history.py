@@ -4,6 +4,10 @@ A curve is packed as a little-endian numpy structured array (26 bytes a point), 
 read is one ``MGET`` for the whole batch and a write one pipelined ``SET ... EX``.
 When Redis is unreachable the store answers "no history" and counts the outage:
 windows fall back to the alert's own photometry and scoring goes on.
+
+The store also keeps the Redis outage accounting of the scorer's other Redis users (state
+writer, follow-up journal): after a call times out, `usable` says no for the rest of the
+batch (until `new_batch`), so a frozen Redis costs one timeout per batch, not one per call.
 """
 import logging
 
@@ -11,6 +15,7 @@ import numpy as np
 import redis
 
 from models.lightcurve import LightCurve
+from stream.decode.physical import implausible
 from stream.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -46,30 +51,53 @@ class HistoryStore:
     def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int, max_points: int):
         self.client, self.keys, self.ttl_s, self.max_points = client, keys, ttl_s, max_points
         self.outages = 0
+        self.skipped_calls = 0  # Redis calls skipped because an earlier one of the same batch timed out
+        self._timed_out = False
+        self.dropped_points = 0  # implausible points in stored curves (written before decoders checked them)
 
     def get(self, object_ids: list[str]) -> dict[str, LightCurve]:
         """Stored curves of the distinct `object_ids` ({} on a Redis outage, which is counted)."""
         unique = list(dict.fromkeys(object_ids))
-        if not unique:
+        if not unique or not self.usable():
             return {}
         try:
             blobs = self.client.mget([self.keys.light_curve(o) for o in unique])
         except redis.RedisError as err:
-            self._outage("read", err)
+            self.outage("read", err)
             return {}
-        return {o: unpack(b) for o, b in zip(unique, blobs) if b}
+        return {o: self._plausible(unpack(b)) for o, b in zip(unique, blobs) if b}
+
+    def _plausible(self, curve: LightCurve) -> LightCurve:
+        """`curve` without points that `stream.decode.physical` rejects, counted."""
+        bad = implausible(curve.mjd_tai, curve.flux_njy, curve.flux_err_njy)
+        if not bad.any():
+            return curve
+        self.dropped_points += int(bad.sum())
+        return LightCurve(*(getattr(curve, f)[~bad] for f in LightCurve.FIELDS))
 
     def put(self, curves: dict[str, LightCurve], pipe=None) -> None:
         """Store the last `max_points` of each curve; on a pipeline if given (the caller executes it)."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         for object_id, curve in curves.items():
             target.set(self.keys.light_curve(object_id), pack(last_points(curve, self.max_points)), ex=self.ttl_s)
-        if pipe is None:
+        if pipe is None and self.usable():
             try:
                 target.execute()
             except redis.RedisError as err:
-                self._outage("write", err)
+                self.outage("write", err)
 
-    def _outage(self, what: str, err: Exception) -> None:
+    def new_batch(self) -> None:
+        """A new batch begins: let Redis calls through again."""
+        self._timed_out = False
+
+    def usable(self) -> bool:
+        """Whether to call Redis now: False (counted in `skipped_calls`) once a call of this batch timed out."""
+        if self._timed_out:
+            self.skipped_calls += 1
+        return not self._timed_out
+
+    def outage(self, what: str, err: Exception) -> None:
+        """Count and log a failed Redis call `what`; a timeout skips Redis for the rest of the batch."""
         self.outages += 1
+        self._timed_out = self._timed_out or isinstance(err, redis.TimeoutError)
         log.warning("redis outage op=%s outages=%d error=%s", what, self.outages, err)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from confluent_kafka import Message
 
 from stream.alert import DecodedAlert
-from stream.deadletter import dead_letter
+from stream.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, dead_letter
 from stream.decode import get_decoder
 from stream.decode.fast import FastRubinDecoder
 from stream.errors import BadPacket
@@ -23,29 +23,37 @@ RUBIN_WIRE_MAGIC = b"\x00"
 
 @dataclass(frozen=True)
 class Ingested:
-    """A decoded alert with the coordinates of the message it came from."""
+    """A decoded alert with the coordinates of the message it came from (and the message itself, which
+    becomes a dead letter if one of its outputs cannot be produced)."""
 
     alert: DecodedAlert
     topic: str
     partition: int
     offset: int
     kafka_timestamp_ms: int
+    message: Message
 
 
 class Ingest:
-    """Per-topic decoders (``{topic: format}``) and the dead-letter topic."""
+    """Per-topic decoders (``{topic: format}``) and the dead-letter topic.
 
-    def __init__(self, formats: Mapping[str, str], deadletter_topic: str):
+    Messages longer than `max_input_bytes` are dead-lettered as oversized without decoding;
+    dead letters keep `max_payload_bytes` of the message (`stream.deadletter`).
+    """
+
+    def __init__(self, formats: Mapping[str, str], deadletter_topic: str,
+                 max_input_bytes: int | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
         self.decoders = {topic: get_decoder(fmt) for topic, fmt in formats.items()}
         self.batch_topics = {topic for topic, fmt in formats.items() if fmt in ("rubin", "auto")}
         self.fast_rubin = FastRubinDecoder() if self.batch_topics else None
         self.deadletter_topic = deadletter_topic
+        self.max_input_bytes, self.max_payload_bytes = max_input_bytes, max_payload_bytes
 
     def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
         """Per message, its alert or the exception that rejected it, in input order."""
-        results: list[DecodedAlert | Exception | None] = [None] * len(messages)
-        wire = [i for i, m in enumerate(messages)
-                if m.topic() in self.batch_topics and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
+        results: list[DecodedAlert | Exception | None] = [self._oversized(m) for m in messages]
+        wire = [i for i, m in enumerate(messages) if results[i] is None
+                and m.topic() in self.batch_topics and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
         if wire:
             batch, errors = self.fast_rubin.decode_batch([messages[i].value() for i in wire])
             for j, alert in enumerate(batch.alerts()):
@@ -58,6 +66,13 @@ class Ingest:
                     results[i] = err
         return results
 
+    def _oversized(self, msg: Message) -> BadPacket | None:
+        size = len(msg.value() or b"")
+        if self.max_input_bytes is not None and size > self.max_input_bytes:
+            return BadPacket(f"oversized: message of {size} bytes exceeds kafka.max_input_message_bytes "
+                             f"{self.max_input_bytes}")
+        return None
+
     def __call__(self, messages: list[Message]) -> tuple[list[Ingested], list[Output]]:
         """Split `messages` into decoded alerts and dead-letter outputs; keeps input order."""
         good, dead = [], []
@@ -66,11 +81,12 @@ class Ingest:
                 if not isinstance(result, BadPacket):  # a decoder bug must not block the partition
                     log.error("decoder failed topic=%s partition=%d offset=%d error=%r",
                               msg.topic(), msg.partition(), msg.offset(), result)
-                dead.append(self._dead(msg, result))
+                dead.append(self.dead(msg, result))
             else:
-                good.append(Ingested(result, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1]))
+                good.append(Ingested(result, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1], msg))
         return good, dead
 
-    def _dead(self, msg: Message, err: Exception) -> Output:
-        key, value = dead_letter(msg, err)
-        return Output(self.deadletter_topic, value, key)
+    def dead(self, msg: Message, err: Exception) -> Output:
+        """The dead-letter output of `msg`, rejected with `err`."""
+        key, value = dead_letter(msg, err, self.max_payload_bytes)
+        return Output(self.deadletter_topic, value, key, source=msg)

@@ -5,11 +5,13 @@ Errors follow confluent-kafka's three outcomes: ``retriable()`` → retry,
 ``fatal()`` or no flag → raise `Fatal` and let a supervisor restart the process.
 """
 import logging
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from stream.config import KafkaSettings
-from stream.errors import AbortTxn, AlertformerError, Fatal, Retriable
+from stream.errors import AbortTxn, AlertformerError, ConfigError, Fatal, Retriable
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,57 @@ def classify(err: KafkaException) -> AlertformerError:
     return Fatal(str(kerr))
 
 
+# Errors of produce() that concern one record (its size or content), not the producer or the transaction.
+RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG,
+                           KafkaError.RECORD_LIST_TOO_LARGE, KafkaError._BAD_MSG, KafkaError._INVALID_ARG})
+
+
+def is_record_error(err: KafkaException) -> bool:
+    """True if `err` (from ``produce``) rejects that record only: it becomes a dead letter."""
+    kerr: KafkaError = err.args[0]
+    return not kerr.fatal() and kerr.code() in RECORD_ERRORS
+
+
 SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to the others after this
+QUIET_LOG_LEVEL = 0  # librdkafka syslog level of the start-up probe: its retries would print hundreds of lines
+
+
+def _client(factory: Callable[[dict], object], conf: dict, kafka: KafkaSettings):
+    """``factory(conf)``, with librdkafka's refusal of a setting as a ConfigError naming it."""
+    try:
+        return factory(conf)
+    except KafkaException as err:
+        text = err.args[0].str()
+        field = "kafka.extra" if any(f'"{name}"' in text for name in kafka.extra) else "kafka"
+        raise ConfigError(f"{field}: {text}") from None
+
+
+def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str]) -> None:
+    """Fail fast, with one line, if no broker answers within `kafka.connect_timeout_s` (refused, TLS or SASL
+    handshake failed) or a topic of `topics` (setting name -> topic) does not exist.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting: ``kafka.bootstrap_servers``, ``kafka.sasl_*`` or ``topics.<name>``.
+    """
+    errors: list[KafkaError] = []
+    admin = _client(AdminClient, kafka.client_config() | {"error_cb": errors.append, "log_level": QUIET_LOG_LEVEL},
+                    kafka)
+    try:
+        metadata = admin.list_topics(timeout=kafka.connect_timeout_s)
+    except KafkaException as err:
+        admin.poll(0)  # serves error_cb: the connection errors behind the timeout
+        cause = next((e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN), err.args[0])
+        field = ("kafka.sasl_mechanism/sasl_username/sasl_password" if cause.code() == KafkaError._AUTHENTICATION
+                 else "kafka.bootstrap_servers")
+        raise ConfigError(f"{field}: no broker of {kafka.bootstrap_servers} answered within "
+                          f"{kafka.connect_timeout_s:g} s (kafka.connect_timeout_s): {cause.str()}") from None
+    missing = [f"topics.{field}: topic {name} does not exist" for field, name in topics.items()
+               if name not in metadata.topics]
+    if missing:
+        raise ConfigError("; ".join(missing) + f" on {kafka.bootstrap_servers} (python -m stream.health "
+                          "--create-topics creates the configured topics)")
 
 
 def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
@@ -49,12 +101,13 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
         "enable.partition.eof": False,
         "session.timeout.ms": SESSION_TIMEOUT_MS,
     }
-    return Consumer(conf | overrides)
+    return _client(Consumer, conf | overrides, kafka)
 
 
 def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **overrides) -> Producer:
     """An idempotent producer with lz4-compressed batches; transactional when an id is given."""
     conf = kafka.client_config() | {
+        "message.max.bytes": kafka.max_message_bytes,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -62,4 +115,4 @@ def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **o
     }
     if transactional_id:
         conf["transactional.id"] = transactional_id
-    return Producer(conf | overrides)
+    return _client(Producer, conf | overrides, kafka)

@@ -10,7 +10,9 @@ Per batch (after librdkafka's transactions.c):
 4. ``commit_transaction``: retriable errors retry the commit; ``txn_requires_abort``
    aborts and rewinds the consumer to the committed offsets (the batch and the one
    prepared after it are read again; ``on_discard()`` drops what was prepared);
-   fatal errors raise `Fatal` for a supervisor to restart the process;
+   fatal errors, and a timeout of any transactional call (its outcome is unknown),
+   raise `Fatal` for a supervisor to restart the process with a fresh producer; a call
+   that does not return at all is ended by the `Watchdog` (exit code 3);
 5. ``on_committed(messages)``: side effects that must follow the commit (Redis state).
 
 So one batch is prepared while the one before it finishes: the scoring service
@@ -30,25 +32,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream.errors import AbortTxn, Fatal, Retriable
-from stream.kafka_io import classify
+from stream.errors import AbortTxn, Fatal, ProduceRefused, Retriable
+from stream.kafka_io import classify, is_record_error
+from stream.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
-TXN_TIMEOUT_S = 30.0  # each transactional call; past it librdkafka raises, and the error is classified
+TXN_TIMEOUT_S = 30.0  # each transactional call; past it librdkafka raises, and past it + a margin the watchdog exits
 QUEUE_FULL_BACKOFF_S = 0.1  # poll this long when the local producer queue is full, then retry
 COMMIT_RETRIES = 5
 
 
 @dataclass(frozen=True)
 class Output:
-    """One message to produce inside the batch's transaction."""
+    """One message to produce inside the batch's transaction; `source` is the input message it stems from."""
 
     topic: str
     value: bytes
     key: bytes | None = None
     headers: Sequence[tuple[str, bytes]] = ()
+    source: Message | None = None
 
 
 @dataclass
@@ -58,6 +62,7 @@ class LoopStats:
     messages_out: int = 0
     aborts: int = 0
     consumer_errors: int = 0
+    record_errors: int = 0  # outputs the producer refused (size, content), dead-lettered instead
     last_batch_ms: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -86,20 +91,31 @@ class TransactionalLoop:
     """Run `prepare` and its ``finish`` over batches of `consumer`'s messages, producing the outputs with
     `producer` (transactional, ``init_transactions`` done here) in one transaction per batch.
 
-    A plain function of the messages goes in as ``sequential(process)``.
+    Every blocking call into librdkafka (the transactional calls, ``committed``, ``close``) runs under a
+    `Watchdog` deadline: one that does not return ends the process with exit code 3. A transactional call
+    that times out leaves the transaction's outcome unknown: `Fatal`, and the producer is not used again.
+
+    A plain function of the messages goes in as ``sequential(process)``. An output that the producer
+    refuses for itself (too large, invalid: `is_record_error`) is replaced by ``dead_letter(source, reason)``
+    of its input message; only if that fails too does the transaction fail.
     """
 
     def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], prepare: Prepare,
                  batch_size: int = 500, batch_timeout_s: float = 0.2,
                  on_committed: Callable[[list[Message]], None] | None = None,
-                 on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None):
+                 on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
+                 dead_letter: Callable[[Message, Exception], Output] | None = None,
+                 txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None):
         self.consumer, self.producer, self.prepare = consumer, producer, prepare
+        self.txn_timeout_s = txn_timeout_s
+        self.watchdog = watchdog or Watchdog()
         self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
+        self.dead_letter = dead_letter
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
         self._stopping = False
         self._waiting: tuple[list[Message], Finish] | None = None  # prepared, not yet finished
-        self.producer.init_transactions(TXN_TIMEOUT_S)
+        self._txn("init_transactions", self.producer.init_transactions, self.txn_timeout_s)
         self.consumer.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     def stop(self, *_signal_args) -> None:
@@ -107,8 +123,10 @@ class TransactionalLoop:
         self._stopping = True
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the loop after the batch in hand; the watchdog bounds how long that may take."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        self.watchdog.watch_signals()
 
     def run(self, max_messages: int | None = None, timeout_s: float | None = None,
             idle_timeout_s: float | None = None) -> LoopStats:
@@ -137,7 +155,11 @@ class TransactionalLoop:
                     self.on_idle()
             self._finish_waiting()
         finally:
-            self.consumer.close()
+            try:
+                with self.watchdog.deadline("consumer close", self.txn_timeout_s):
+                    self.consumer.close()
+            finally:
+                self.watchdog.close()
         return self.stats
 
     def _consume(self, timeout_s: float) -> list[Message]:
@@ -179,11 +201,11 @@ class TransactionalLoop:
         outputs = finish()
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         try:
-            self.producer.begin_transaction()
+            self._txn("begin_transaction", self.producer.begin_transaction)
             for out in outputs:
                 self._produce(out)
-            self.producer.send_offsets_to_transaction(
-                batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), TXN_TIMEOUT_S)
+            self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                      batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), self.txn_timeout_s)
             self._commit()
         except KafkaException as err:
             failure = classify(err)
@@ -201,17 +223,50 @@ class TransactionalLoop:
         return True
 
     def _produce(self, out: Output) -> None:
+        """Produce `out`; if the producer refuses that record alone, produce its input's dead letter instead."""
+        try:
+            self._send(out)
+        except KafkaException as err:
+            if out.source is None or self.dead_letter is None or not is_record_error(err):
+                raise
+            self.stats.record_errors += 1
+            src = out.source
+            log.warning("output refused, dead-lettering its input topic=%s source=%s/%d/%d error=%s",
+                        out.topic, src.topic(), src.partition(), src.offset(), err.args[0])
+            self._send(self.dead_letter(src, ProduceRefused(f"produce to {out.topic} failed: {err.args[0]}")))
+
+    def _send(self, out: Output) -> None:
+        give_up = time.monotonic() + self.txn_timeout_s
         while True:
             try:
                 self.producer.produce(out.topic, out.value, out.key, headers=list(out.headers) or None)
                 return
             except BufferError:
+                if time.monotonic() > give_up:  # the broker takes nothing: as a timed-out transactional call
+                    raise Fatal(f"the producer queue stayed full for {self.txn_timeout_s:g} s") from None
                 self.producer.poll(QUEUE_FULL_BACKOFF_S)
+
+    def _txn(self, what: str, call: Callable, *args):
+        """``call(*args)`` under a watchdog deadline; a librdkafka timeout is `Fatal` (outcome unknown).
+
+        After a timed-out commit, abort or offsets call the coordinator may have aborted the
+        transaction and bumped the producer's epoch; using this producer again gave ``_FENCED``
+        errors after broker restarts. A new process gets a fresh producer, and its
+        ``init_transactions`` settles the old transaction.
+        """
+        with self.watchdog.deadline(what, self.txn_timeout_s):
+            try:
+                return call(*args)
+            except KafkaException as err:
+                if err.args[0].code() == KafkaError._TIMED_OUT:
+                    raise Fatal(f"{what} timed out after {self.txn_timeout_s:g} s: the transaction's outcome is "
+                                f"unknown, so this producer is not used again ({err.args[0].str()})") from err
+                raise
 
     def _commit(self) -> None:
         for attempt in range(COMMIT_RETRIES):
             try:
-                self.producer.commit_transaction(TXN_TIMEOUT_S)
+                self._txn("commit_transaction", self.producer.commit_transaction, self.txn_timeout_s)
                 return
             except KafkaException as err:
                 failure = classify(err)
@@ -227,10 +282,11 @@ class TransactionalLoop:
         log.warning("aborting transaction reason=%s", reason)
         self.stats.aborts += 1
         try:
-            self.producer.abort_transaction(TXN_TIMEOUT_S)
+            self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
         except KafkaException as err:
             raise Fatal(f"abort_transaction failed: {err}") from err
-        committed = self.consumer.committed(self.consumer.assignment(), timeout=TXN_TIMEOUT_S)
+        with self.watchdog.deadline("consumer committed", self.txn_timeout_s):
+            committed = self.consumer.committed(self.consumer.assignment(), timeout=self.txn_timeout_s)
         for tp in committed:
             # A partition without a committed offset restarts from the group's reset policy.
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -2))

@@ -4,13 +4,13 @@ Promotion and rollback also announce the new champion to running scorers (Redis 
 """
 import json
 
-import redis
 
 from models.registry import ModelRegistry
 from stream.config import add_config_argument, load_config
 from stream.errors import ConfigError
 from stream.hotswap import announce
 from stream.keys import Keys
+from stream.redis_io import make_redis
 
 
 def _registry(config) -> ModelRegistry:
@@ -20,7 +20,7 @@ def _registry(config) -> ModelRegistry:
 
 
 def _announce(config, version: str) -> None:
-    announce(redis.Redis.from_url(config.redis.url, socket_timeout=2.0), Keys(config.redis.prefix), version)
+    announce(make_redis(config.redis, socket_timeout=2.0), Keys(config.redis.prefix), version)
 
 
 def cmd_models(args) -> int:

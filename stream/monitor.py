@@ -21,6 +21,7 @@ import redis
 from models.taxonomy import ID_TO_NAME
 from stream.config import add_config_argument, load_config
 from stream.keys import Keys
+from stream.redis_io import make_redis
 
 STALE_AFTER_S = 30.0  # a consumer whose last heartbeat is older than this is marked STALE
 REDIS_TIMEOUT_S = 5.0  # one Redis call
@@ -197,7 +198,7 @@ def render(state: dict) -> str:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    client = redis.Redis.from_url(config.redis.url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S,
+    client = make_redis(config.redis, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S,
                                   socket_connect_timeout=REDIS_TIMEOUT_S)
     keys = Keys(config.redis.prefix)
     if args.once:

@@ -87,8 +87,8 @@ def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, sc
         "classifications": (ELASTICC_IDS_ARRAY, batch.probs),
     }, n)
     outputs = []
-    for object_id, scored_value, classification_value in zip(batch.object_id, scored, classifications):
+    for item, object_id, scored_value, classification_value in zip(items, batch.object_id, scored, classifications):
         key = object_id.encode()
-        outputs.append(Output(scored_topic, scored_value, key))
-        outputs.append(Output(classification_topic, classification_value, key))
+        outputs.append(Output(scored_topic, scored_value, key, source=item.message))
+        outputs.append(Output(classification_topic, classification_value, key, source=item.message))
     return outputs

@@ -17,6 +17,7 @@ Python's GIL (the eager model takes the GIL back after every operator and would
 stall behind the service's thread); the trace is checked against the eager model
 when it is made, and a model that cannot be traced runs eagerly.
 """
+import dataclasses
 import hashlib
 import logging
 import time
@@ -143,6 +144,16 @@ class Scores:
     n_detections: np.ndarray  # (B,) int32
     model_version: str
     scored_ms: int  # ms since the Unix epoch, UTC
+
+    def finite(self) -> np.ndarray:
+        """(B,) bool: alerts whose probabilities are all finite (the others must not be published)."""
+        return np.isfinite(self.probs).all(axis=1)
+
+    def select(self, keep: np.ndarray) -> "Scores":
+        """The scores of the alerts where `keep` ((B,) bool) is true, in order."""
+        return dataclasses.replace(self, probs=self.probs[keep], sn_likelihood=self.sn_likelihood[keep],
+                                   flare_likelihood=self.flare_likelihood[keep], n_visits=self.n_visits[keep],
+                                   n_detections=self.n_detections[keep])
 
 
 class Scorer:

@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -27,18 +28,20 @@ from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
 from stream import avro_io
 from stream.config import StreamConfig
-from stream.errors import ConfigError
+from stream.errors import ConfigError, NonFiniteScores
 from stream.hotswap import ChampionWatcher
 from stream.journal import FollowupJournal
 from stream.rules import evaluate as evaluate_rules, followup_record
 from stream.webhook import WebhookSink
 from stream.history import HistoryStore
-from stream.ingest import Ingest
-from stream.kafka_io import make_consumer, make_producer
+from stream.ingest import Ingest, Ingested
+from stream.kafka_io import check_cluster, make_consumer, make_producer
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
+from stream.redis_io import check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
-from stream.score import Scorer, set_torch_threads
+from stream.score import Scorer, Scores, set_torch_threads
+from stream.scored import ScoredBatch
 from stream.state import StateWriter
 from stream.window import build_windows
 
@@ -52,22 +55,41 @@ TRANSACTION_TIMEOUT_MS = 30_000  # a crashed scorer's open transaction is aborte
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What a finished batch leaves for after its commit (Redis state, metrics, webhook)."""
+
+    batch: ScoredBatch | None  # the alerts scored and published (None: none)
+    merged: dict  # object id -> merged light curve, to store
+    n_scored: int
+    n_dead: int  # dead letters: undecodable inputs and non-finite scores
+    dropped_points: int  # implausible history points the decoders left out
+    requests: list[dict]  # follow-up requests, for the webhook
+
+
 class ScoringService:
     def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
         self.config = config
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
-        self.redis = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S,
-                                          socket_connect_timeout=REDIS_TIMEOUT_S)
+        self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        check_credentials(self.redis, config.redis)
         self.history = HistoryStore(self.redis, keys, scoring.history_ttl_s,
                                     HISTORY_POINTS_FACTOR * scoring.max_visits)
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
                                  scoring.top_n)
-        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter)
+        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, config.kafka.max_input_message_bytes,
+                             config.kafka.deadletter_max_payload_bytes)
         set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
-        registry = ModelRegistry(config.registry.path) if config.registry.path else None
+        try:
+            registry = ModelRegistry(config.registry.path) if config.registry.path else None
+        except RegistryError as err:
+            raise ConfigError(f"registry.path: {err}") from None
         self.scorer = scorer or self._initial_scorer(registry)
+        topics = config.topics  # the model loaded: a broker and the output topics, before any thread starts
+        check_cluster(config.kafka, {"scored": topics.scored, "classifications": topics.classifications,
+                                     "followup": topics.followup, "deadletter": topics.deadletter})
         self.journal = FollowupJournal(self.redis, keys, scoring.history_ttl_s)
         followup = config.followup
         self.webhook = (WebhookSink(followup.webhook_url, followup.webhook_timeout_s, followup.webhook_retries)
@@ -82,11 +104,11 @@ class ScoringService:
             make_producer(config.kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
             list(config.topics.inputs), self.prepare,
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
-            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard)
+            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead)
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
-        self._finished = None  # (batch, merged curves, n_good, n_dead, requests) of the batch just finished
+        self._finished: Finished | None = None  # the batch just finished, until its commit
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
                  self.instance_id, transactional_id, self.scorer.version, config.masked())
 
@@ -103,6 +125,7 @@ class ScoringService:
 
     def prepare(self, messages: list[Message]) -> Finish:
         """Decode, window and encode the batch, start its forward pass; return the function that finishes it."""
+        self.history.new_batch()
         swapped = self.watcher.take() if self.watcher else None
         if swapped is not None:
             log.info("model swapped from=%s to=%s", self.scorer.version, swapped.version)
@@ -113,7 +136,7 @@ class ScoringService:
             self._in_flight.append({})
 
             def finish_dead_letters() -> list[Output]:
-                self._finished = (None, {}, 0, len(dead), [])
+                self._finished = Finished(None, {}, 0, len(dead), 0, [])
                 return list(dead)
 
             return finish_dead_letters
@@ -125,16 +148,39 @@ class ScoringService:
         probabilities = self._forward.submit(scorer.probabilities, encoded)
 
         def finish() -> list[Output]:
-            batch = scored_batch(good, scorer.scores(encoded, probabilities.result()), windows.curves)
-            outputs = list(dead) + scored_outputs(good, batch, ingest_ms, self.config.topics.scored,
-                                                  self.config.topics.classifications)
-            requests = self.followups(batch)
-            outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode())
-                        for r in requests]
-            self._finished = (batch, windows.merged, len(good), len(dead), requests)
+            scores = scorer.scores(encoded, probabilities.result())
+            finite = scores.finite()  # (B,) bool
+            scored, scores, rejected = self._finite(good, scores, finite)
+            curves = [c for c, ok in zip(windows.curves, finite) if ok]
+            batch = scored_batch(scored, scores, curves) if scored else None
+            outputs = list(dead) + rejected
+            if batch is not None:
+                outputs += scored_outputs(scored, batch, ingest_ms, self.config.topics.scored,
+                                          self.config.topics.classifications)
+            requests = self.followups(batch) if batch is not None else []
+            outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode(),
+                               source=scored[i].message) for i, r in requests]
+            requests = [r for _, r in requests]
+            self._finished = Finished(batch, windows.merged, len(scored), len(dead) + len(rejected),
+                                      sum(g.alert.dropped_points for g in good), requests)
             return outputs
 
         return finish
+
+    def _finite(self, good: list[Ingested], scores: Scores,
+                finite: np.ndarray) -> tuple[list[Ingested], Scores, list[Output]]:
+        """The alerts whose scores are `finite` ((B,) bool, `Scores.finite`) and their scores; dead letters
+        for the others.
+
+        The hot path's guard: a NaN probability must reach neither an output, nor Redis (a NaN
+        score fails the batch's top-candidate write), nor the follow-up rules.
+        """
+        if finite.all():
+            return good, scores, []
+        rejected = [self.ingest.dead(g.message, NonFiniteScores("model produced non-finite scores"))
+                    for g, ok in zip(good, finite) if not ok]
+        log.error("model produced non-finite scores alerts=%d model=%s", len(rejected), scores.model_version)
+        return [g for g, ok in zip(good, finite) if ok], scores.select(finite), rejected
 
     def _history(self, object_ids: list[str]) -> dict:
         """Stored curves of `object_ids`, with those of batches in flight laid over them (newest wins)."""
@@ -147,8 +193,9 @@ class ScoringService:
         """The loop dropped every prepared batch (an abort rewound the consumer, or partitions were lost)."""
         self._in_flight.clear()
 
-    def followups(self, batch) -> list[dict]:
-        """Follow-up requests of the batch: rules, then the journal (one per object and rule).
+    def followups(self, batch) -> list[tuple[int, dict]]:
+        """Follow-up requests of the batch, with the index of their alert: rules, then the journal (one per
+        object and rule).
 
         If Redis is down the journal cannot be asked; the requests are emitted anyway
         (counted as an outage): a repeated request is cheaper than a missed young supernova.
@@ -156,28 +203,29 @@ class ScoringService:
         triggers = evaluate_rules(self.config.followup.rules, batch)
         if not triggers:
             return []
-        try:
-            triggers = self.journal.claim(triggers, batch)
-        except redis.RedisError as err:
-            self.history.outages += 1
-            log.warning("redis outage op=followup-journal outages=%d error=%s", self.history.outages, err)
+        if self.history.usable():
+            try:
+                triggers = self.journal.claim(triggers, batch)
+            except redis.RedisError as err:
+                self.history.outage("followup-journal", err)
         created_ms = time.time_ns() // 1_000_000
-        return [followup_record(batch, t.index, t.rule, created_ms) for t in triggers]
+        return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
     def committed(self, messages: list[Message]) -> None:
-        batch, merged, n_good, n_dead, requests = self._finished
+        done = self._finished
         if self.webhook:
-            for request in requests:
+            for request in done.requests:
                 self.webhook.submit(request)
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
-        self.state.metrics.record_batch(n_good, n_dead, latencies_ms)
+        self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points)
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
-        self.state.write_batch(batch, merged, self.lag(), self.scorer.version)
+        self.state.write_batch(done.batch, done.merged, self.lag(), self.scorer.version)
         if self._in_flight:
             self._in_flight.popleft()  # this batch's curves: in Redis now
 
     def idle(self) -> None:
+        self.history.new_batch()
         self.state.heartbeat(self.scorer.version, self.lag())
 
     def lag(self) -> int | None:

@@ -3,7 +3,6 @@
 Everything goes in one pipelined round trip. A Redis outage never stops scoring: the
 write is skipped, counted (``redisOutages``) and logged, and the next batch writes again.
 """
-import logging
 import os
 import socket
 import time
@@ -18,7 +17,6 @@ from stream.history import HistoryStore
 from stream.keys import Keys
 from stream.scored import ScoredBatch
 
-log = logging.getLogger(__name__)
 LATENCY_WINDOW = 10_000  # latencies kept for the percentiles (most recent alerts)
 RATE_WINDOW_S = 10.0  # alerts/s over about this many seconds
 HEARTBEAT_INTERVAL_S = 1.0  # when idle
@@ -28,13 +26,15 @@ class ConsumerMetrics:
     """Counters, throughput and latency percentiles of one scorer process."""
 
     def __init__(self):
-        self.counters = {"alerts": 0, "deadLetters": 0, "batches": 0, "aborts": 0}
+        self.counters = {"alerts": 0, "deadLetters": 0, "batches": 0, "aborts": 0, "droppedPoints": 0}
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._recent: deque[tuple[float, int]] = deque()
 
-    def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray) -> None:
+    def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray, dropped_points: int = 0) -> None:
+        """Count a committed batch; `dropped_points`: implausible history points its decoders left out."""
         self.counters["alerts"] += n_alerts
         self.counters["deadLetters"] += n_dead
+        self.counters["droppedPoints"] += dropped_points
         self.counters["batches"] += 1
         self.latencies_ms.extend(latencies_ms.tolist())
         now = time.monotonic()
@@ -66,7 +66,8 @@ class StateWriter:
 
     def consumer_fields(self, model_version: str, lag: int | None) -> dict:
         fields = dict(self.metrics.counters) | self.metrics.percentiles_ms() | {
-            "redisOutages": self.history.outages,
+            "redisOutages": self.history.outages, "redisSkippedCalls": self.history.skipped_calls,
+            "droppedStoredPoints": self.history.dropped_points,
             "alertsPerS": round(self.metrics.alerts_per_s(), 1), "modelVersion": model_version,
             "heartbeatMs": time.time_ns() // 1_000_000, "host": socket.gethostname(), "pid": os.getpid(),
         }
@@ -114,8 +115,9 @@ class StateWriter:
         self._last_heartbeat = time.monotonic()
 
     def _execute(self, pipe) -> None:
+        if not self.history.usable():
+            return
         try:
             pipe.execute()
         except redis.RedisError as err:
-            self.history.outages += 1
-            log.warning("redis outage op=state outages=%d error=%s", self.history.outages, err)
+            self.history.outage("state", err)

@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
 from confluent_kafka import KafkaException
 
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -32,6 +31,7 @@ from stream.history import HistoryStore
 from stream.hotswap import announce
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
+from stream.redis_io import make_redis
 from training.datasets import simulated
 from training.finetune import EvalSet
 from training.labels import SnapshotStore, ms_to_mjd_tai, parse_label, snapshot
@@ -71,7 +71,7 @@ class TrainerService:
         self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {
             "trained_through": 0, "last_decision_ms": int(time.time() * 1e3)}
         self.keys = Keys(config.redis.prefix)
-        self.redis = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S)
+        self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S)
         self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
         # Training blocks polling for minutes: a long poll interval keeps the trainer in its group meanwhile.
         self.consumer = make_consumer(config.kafka, self.settings.group_id,
@@ -125,6 +125,7 @@ class TrainerService:
         object, never an unreachable store). None if asked to stop meanwhile."""
         while True:
             outages = self.history.outages
+            self.history.new_batch()  # every attempt asks Redis (a timeout must not read as "no history")
             curves = self.history.get(object_ids)
             if self.history.outages == outages:
                 return curves
@@ -135,7 +136,7 @@ class TrainerService:
     def _dead(self, msg, err: Exception) -> None:
         log.warning("label rejected topic=%s partition=%d offset=%d reason=%s", msg.topic(), msg.partition(),
                     msg.offset(), err)
-        key, value = dead_letter(msg, err)
+        key, value = dead_letter(msg, err, self.config.kafka.deadletter_max_payload_bytes)
         self.producer.produce(self.config.topics.deadletter, value, key)
 
     # --- retraining ---------------------------------------------------------------

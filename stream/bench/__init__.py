@@ -161,7 +161,7 @@ def check_stack(config) -> None:
 
     deadline = time.monotonic() + STACK_TIMEOUT_S
     try:
-        wait_for_redis(config.redis.url, deadline)
+        wait_for_redis(config.redis, deadline)
         wait_for_kafka(config.kafka.client_config(), deadline)
     except TimeoutError as err:
         raise BenchError(f"{err}; start the local stack with deploy/stack.sh up "
@@ -216,8 +216,9 @@ def _machine() -> dict:
 
 def cleanup_run(config, run_id: str) -> None:
     """Delete this run's topics and Redis keys."""
-    import redis
     from confluent_kafka.admin import AdminClient
+
+    from stream.redis_io import make_redis
 
     admin = AdminClient(config.kafka.client_config())
     names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(f"bench.{run_id}.")]
@@ -227,7 +228,7 @@ def cleanup_run(config, run_id: str) -> None:
                 future.result()
             except Exception as err:  # a leftover topic is not worth failing the report for
                 log.warning("bench: could not delete a topic: %s", err)
-    client = redis.Redis.from_url(config.redis.url)
+    client = make_redis(config.redis)
     keys = list(client.scan_iter(match=f"bench-{run_id}-*", count=1000))
     for i in range(0, len(keys), 1000):
         client.delete(*keys[i:i + 1000])

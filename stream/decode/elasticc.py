@@ -17,7 +17,11 @@ from stream.decode._avro import (
     write_record,
 )
 from stream.decode._points import Points, finite_float, light_curve, required
+from stream.decode.physical import validated
 from stream.errors import BadPacket
+
+ELASTICC_FIELDS = {"mjd_tai": "midPointTai", "flux_njy": "psFlux", "flux_err_njy": "psFluxErr",
+                   "ra_deg": "ra", "dec_deg": "decl"}  # named in validation errors
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_NAME = "elasticc.v0_9_1"
@@ -89,7 +93,7 @@ def decode_elasticc(payload: bytes, *, wire_format: bool = False) -> DecodedAler
     detected_epochs = set(zip(detections.column("midPointTai"), detections.column("filterName")))
     forced = forced.select([epoch not in detected_epochs for epoch in
                             zip(forced.column("midPointTai"), forced.column("filterName"))])
-    return DecodedAlert(
+    return validated(DecodedAlert(
         survey="elasticc",
         schema=schema["name"],
         alert_id=record["alertId"],
@@ -99,7 +103,7 @@ def decode_elasticc(payload: bytes, *, wire_format: bool = False) -> DecodedAler
         dec_deg=finite_float(source, "decl", "diaSource"),
         light_curve=light_curve(_columns(detections, "diaSourceId", True),
                                 _columns(forced, "diaForcedSourceId", False)),
-    )
+    ), "diaSource", ELASTICC_FIELDS)
 
 
 def encode_elasticc(record: dict, *, schema_id: int | None = None, fill_defaults: bool = False) -> bytes:

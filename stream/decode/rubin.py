@@ -22,7 +22,11 @@ from stream.decode._avro import (
     write_record,
 )
 from stream.decode._points import Points, finite_float, light_curve, required
+from stream.decode.physical import validated
 from stream.errors import BadPacket, ConfigError
+
+RUBIN_FIELDS = {"mjd_tai": "midpointMjdTai", "flux_njy": "psfFlux", "flux_err_njy": "psfFluxErr",
+                "ra_deg": "ra", "dec_deg": "dec"}  # named in validation errors
 
 FIRST_SUPPORTED_MAJOR = 7
 BAND_CODES = {letter: BAND_CODE[f"lsst-{letter}"] for letter in "ugrizy"}
@@ -201,7 +205,7 @@ def _decoded(record: dict, schema_name: str) -> DecodedAlert:
     forced = Points.many("prvDiaForcedSources", record["prvDiaForcedSources"])
     detected_visits = set(detections.column("visit"))
     forced = forced.select([visit not in detected_visits for visit in forced.column("visit")])
-    return DecodedAlert(
+    return validated(DecodedAlert(
         survey="rubin",
         schema=schema_name,
         alert_id=record["alertId"] if "alertId" in record else record["diaSourceId"],
@@ -212,7 +216,7 @@ def _decoded(record: dict, schema_name: str) -> DecodedAlert:
         light_curve=light_curve(_columns(detections, "diaSourceId", True),
                                 _columns(forced, "diaForcedSourceId", False)),
         context=rubin_context(not source.get("diaObjectId")),
-    )
+    ), "diaSource", RUBIN_FIELDS)
 
 
 def rubin_context(is_solar_system: bool) -> np.ndarray:

@@ -18,7 +18,11 @@ from models.context import context_vector
 from stream.alert import DecodedAlert
 from stream.decode._avro import DECODE_ERRORS, raising_bad_packet
 from stream.decode._points import Points, finite_float, light_curve, required
+from stream.decode.physical import validated
 from stream.errors import BadPacket
+
+ZTF_FIELDS = {"mjd_tai": "jd", "flux_njy": "magpsf", "flux_err_njy": "sigmapsf",
+              "ra_deg": "ra", "dec_deg": "dec"}  # named in validation errors
 
 CONTAINER_MAGIC = b"Obj\x01"
 ZERO_POINT_NJY_MAG = 31.4  # AB magnitude of a 1 nJy source
@@ -96,7 +100,7 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
                        format="jd", scale="utc").tai.mjd
     start_mjd_tai, mjd_tai = (mjd_tai[-1] if known_start else np.nan), mjd_tai[:-1]
     lim_fid = limits.integers("fid")
-    return DecodedAlert(
+    return validated(DecodedAlert(
         survey="ztf",
         schema=f"ztf {required(alert, 'schemavsn', 'alert')}",
         alert_id=required(alert, "candid", "alert"),
@@ -112,7 +116,7 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
              np.zeros(len(limits), dtype=bool)),
         ),
         context=_context(candidate, start_mjd_tai),
-    )
+    ), "candidate", ZTF_FIELDS)
 
 
 def _optional_number(record: dict, field: str) -> float:

@@ -45,3 +45,49 @@ def test_registry_errors_are_one_line(tmp_path):
     env = os.environ | {"ALERTFORMER_REGISTRY__PATH": str(tmp_path / "reg")}
     result = run("models", "promote", "v0042", env=env)
     assert result.returncode == 2 and "v0042" in result.stderr and "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _one_line_exit_2(result, field: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("alertformer run: ") and field in last, last
+    assert len(result.stderr.strip().splitlines()) <= 6  # a few start-up lines, then the reason: no librdkafka flood
+
+
+@pytest.mark.parametrize("setting, field", [
+    ({"ALERTFORMER_KAFKA__EXTRA": '{"no.such.property": "1"}'}, 'kafka.extra: No such configuration property: "no.such.property"'),
+    ({"ALERTFORMER_KAFKA__EXTRA": '{"linger.ms": "soon"}'}, "kafka: Invalid value for configuration property"),
+    ({"ALERTFORMER_REDIS__URL": "cache-host:6379"}, "redis.url: "),
+    ({"ALERTFORMER_SCORING__CHECKPOINT": "GARBAGE"}, "scoring.checkpoint: "),
+    ({"ALERTFORMER_REGISTRY__PATH": "FILE"}, "registry.path: "),
+    ({"ALERTFORMER_BOGUS__X": "1"}, "ALERTFORMER_BOGUS__X: unknown section 'bogus'"),
+    ({"ALERTFORMER_TOPICS__INPUTS": "{alerts: auto}"}, "ALERTFORMER_TOPICS__INPUTS: invalid JSON"),
+    ({"ALERTFORMER_KAFKA__CONNECT_TIMEOUT_S": "2"}, "kafka.bootstrap_servers: no broker of 127.0.0.1:"),
+])
+def test_bad_settings_are_one_line_and_exit_2(tmp_path, setting, field):
+    """No broker listens on the bootstrap port: a setting checked before the broker fails first."""
+    import os
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    values = {k: v.replace("GARBAGE", str(garbage)).replace("FILE", str(garbage)) for k, v in setting.items()}
+    env = os.environ | {"ALERTFORMER_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{_free_port()}",
+                        "ALERTFORMER_KAFKA__CONNECT_TIMEOUT_S": "2",
+                        "ALERTFORMER_REDIS__URL": f"redis://127.0.0.1:{_free_port()}/0"} | values
+    _one_line_exit_2(run("run", env=env), field)
+
+
+def test_unknown_section_in_a_file_is_named(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[bogus]\nx = 1\n")
+    result = run("run", "--config", str(config))
+    assert result.returncode == 2 and "bogus" in result.stderr and "Traceback" not in result.stderr

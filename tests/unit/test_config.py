@@ -123,3 +123,98 @@ def test_updated_sections_are_validated_and_keep_secrets():
     kafka = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")
     moved = kafka.updated(bootstrap_servers="broker:9093")
     assert (moved.bootstrap_servers, moved.sasl_password.get_secret_value()) == ("broker:9093", "p")
+
+
+def test_message_sizes_reach_producer_and_consumer(monkeypatch):
+    import stream.kafka_io as kafka_io
+    from stream.config import KafkaSettings
+
+    made = {}
+    monkeypatch.setattr(kafka_io, "Consumer", lambda conf: made.setdefault("consumer", conf))
+    monkeypatch.setattr(kafka_io, "Producer", lambda conf: made.setdefault("producer", conf))
+    kafka = KafkaSettings(max_message_bytes=2_000_000, max_input_message_bytes=100_000_000)
+    kafka_io.make_consumer(kafka, "g")
+    kafka_io.make_producer(kafka)
+    assert made["producer"]["message.max.bytes"] == 2_000_000
+    # A 100 MB input is fetched whole: fetch and receive limits above it.
+    assert made["consumer"]["fetch.max.bytes"] > 100_000_000
+    assert made["consumer"]["receive.message.max.bytes"] > made["consumer"]["fetch.max.bytes"]
+    assert KafkaSettings().consumer_config()["fetch.max.bytes"] == 52_428_800  # librdkafka's default kept
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"ALERTFORMER_KAFKA__DEADLETTER_MAX_PAYLOAD_BYTES": "999000"}, r"kafka: .*deadletter_max_payload_bytes"),
+    ({"ALERTFORMER_KAFKA__MAX_INPUT_MESSAGE_BYTES": "0"}, r"kafka\.max_input_message_bytes"),
+    ({"ALERTFORMER_KAFKA__EXTRA": '{"message.max.bytes": "5000000"}'}, r"kafka: .*kafka\.max_message_bytes"),
+    ({"ALERTFORMER_KAFKA__EXTRA": '{"fetch.max.bytes": "5000000"}'}, r"kafka: .*max_input_message_bytes"),
+])
+def test_message_size_settings_are_validated(monkeypatch, env, field):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=field):
+        load_config()
+
+
+def test_redis_password_and_webhook_token_are_masked(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("ALERTFORMER_REDIS__URL", "redis://:Pw-in-url@cache:6379/0")
+    monkeypatch.setenv("ALERTFORMER_FOLLOWUP__WEBHOOK_URL", "https://hooks.example.org/services/T1/B2/Tok3n")
+    monkeypatch.setenv("ALERTFORMER_REGISTRY__PATH", "s3://reader:Reg1stry@bucket/models")
+    config = load_config()
+    masked = str(config.masked())
+    for secret in ("Pw-in-url", "Tok3n", "Reg1stry"):
+        assert secret not in masked
+    assert config.masked()["redis"]["url"] == "redis://:**********@cache:6379/0"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("stream.anything").info("connecting url=%s hook=%s registry=%s", config.redis.url,
+                                                  config.followup.webhook_url, config.registry.path)
+    assert "Pw-in-url" not in caplog.text and "Tok3n" not in caplog.text and "Reg1stry" not in caplog.text
+    assert "cache:6379" in caplog.text
+
+
+def test_separate_redis_credentials(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_REDIS__USERNAME", "scorer")
+    monkeypatch.setenv("ALERTFORMER_REDIS__PASSWORD", "Sep4rate")
+    config = load_config()
+    assert config.redis.client_options() == {"username": "scorer", "password": "Sep4rate"}
+    assert "Sep4rate" not in str(config.masked()) and "Sep4rate" not in repr(config)
+    monkeypatch.setenv("ALERTFORMER_REDIS__URL", "redis://:other@cache:6379/0")
+    with pytest.raises(ConfigError, match=r"redis: .*password is set both in url and in password"):
+        load_config()
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "redis://:pw@cache:port/0", "http://cache:6379"])
+def test_non_url_redis_url_is_one_line_naming_the_field_without_the_password(monkeypatch, url):
+    monkeypatch.setenv("ALERTFORMER_REDIS__URL", url)
+    with pytest.raises(ConfigError, match=r"redis\.url: .*is not a Redis URL") as err:
+        load_config()
+    assert "\n" not in str(err.value) and ":pw@" not in str(err.value)
+
+
+def test_unknown_section_in_the_environment_is_named(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_BOGUS__X", "1")
+    with pytest.raises(ConfigError, match=r"^ALERTFORMER_BOGUS__X: unknown section 'bogus'"):
+        load_config()
+
+
+def test_non_settings_variables_are_left_alone(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_DATA", "/somewhere")
+    monkeypatch.setenv("ALERTFORMER_STACK_DIR", "/tmp/x")
+    assert load_config().redis.prefix == "alertformer"
+
+
+@pytest.mark.parametrize("name, value", [("ALERTFORMER_TOPICS__INPUTS", "{alerts: auto}"),
+                                         ("ALERTFORMER_KAFKA__EXTRA", "linger.ms=5"),
+                                         ("ALERTFORMER_FOLLOWUP__RULES", "[{")])
+def test_invalid_json_in_the_environment_names_the_variable(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"^{name}: invalid JSON"):
+        load_config()
+
+
+def test_unknown_section_in_a_file_is_named(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[bogus]\nx = 1\n")
+    with pytest.raises(ConfigError, match=r"bogus: Extra inputs are not permitted"):
+        load_config(path)

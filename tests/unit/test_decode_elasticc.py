@@ -90,3 +90,12 @@ def test_truncated_payload_is_a_bad_packet(record):
     payload = encode_elasticc(record, fill_defaults=True)
     with pytest.raises(BadPacket, match=r"^truncated or corrupt elasticc.v0_9_1.alert record"):
         decode_elasticc(payload[:-7])
+
+
+def test_implausible_history_point_is_dropped_and_the_alert_itself_is_a_bad_packet(record):
+    record["prvDiaSources"][0]["midPointTai"] = 1e9
+    alert = decode_elasticc(encode_elasticc(record, fill_defaults=True))
+    assert alert.dropped_points == 1 and alert.light_curve.mjd_tai.max() < 1e5
+    record["diaSource"]["decl"] = 200.0
+    with pytest.raises(BadPacket, match=r"^diaSource.decl is 200.0, outside"):
+        decode_elasticc(encode_elasticc(record, fill_defaults=True))

@@ -217,3 +217,27 @@ def test_parquet_without_a_version_column_needs_the_version(tmp_path):
         rubin_records_from_parquet(path)
     records, version = rubin_records_from_parquet(path, "10.0")
     assert version == "10.0" and len(records) == 2
+
+
+def test_implausible_history_point_is_dropped_and_counted(rows, records):
+    """A previous detection at MJD -1e300 is finite, but would overflow dt_days and make every score NaN."""
+    i = next(i for i, row in enumerate(rows) if len(row["prvDiaSources"] or []) >= 2)
+    prv = [dict(p) for p in records[i]["prvDiaSources"]]
+    prv[1]["midpointMjdTai"] = -1e300
+    alert = decode_rubin(encode_rubin({**records[i], "prvDiaSources": prv}, "10.0", fill_defaults=True))
+    whole = decode_rubin(encode_rubin(records[i], "10.0", fill_defaults=True))
+    assert alert.dropped_points == 1 and whole.dropped_points == 0
+    assert set(alert.light_curve.source_id) == set(whole.light_curve.source_id) - {prv[1]["diaSourceId"]}
+    assert alert.light_curve.mjd_tai.min() > 50000
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("midpointMjdTai", -1e300, r"^diaSource.midpointMjdTai gives MJD TAI -1e\+300, outside the survey era"),
+    ("psfFlux", 1e30, r"^diaSource.psfFlux gives .* nJy, beyond"),
+    ("ra", 720.0, r"^diaSource.ra is 720.0, outside \[0, 360\)"),
+    ("dec", 200.0, r"^diaSource.dec is 200.0, outside \[-90, 90\]"),
+])
+def test_implausible_alert_is_a_bad_packet_naming_the_field(records, field, value, message):
+    record = {**records[0], "diaSource": {**records[0]["diaSource"], field: value}}
+    with pytest.raises(BadPacket, match=message):
+        decode_rubin(encode_rubin(record, "10.0", fill_defaults=True))

@@ -157,3 +157,25 @@ def test_auto_detects_a_container_file():
     assert alert.survey == "ztf"
     with pytest.raises(BadPacket, match="unrecognised alert format"):
         decode_auto(b"{json}")
+
+
+def test_implausible_history_point_is_dropped_and_counted():
+    schema, raw = _read(ZTF17AAACXXF)
+    prv = [dict(p) for p in raw["prv_candidates"]]
+    k = next(k for k, p in enumerate(prv) if p["magpsf"] is not None)
+    prv[k]["magpsf"] = -40.0  # 10^((31.4 + 40) / 2.5) nJy: finite, impossible
+    alert = decode_ztf(_packet(schema, {**raw, "prv_candidates": prv}))
+    whole = decode_ztf(ZTF17AAACXXF.read_bytes())
+    assert alert.dropped_points == 1 and len(alert.light_curve) == len(whole.light_curve) - 1
+    assert prv[k]["candid"] not in alert.light_curve.source_id
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("magpsf", -40.0, r"^candidate.magpsf gives .* nJy, beyond"),
+    ("ra", 720.0, r"^candidate.ra is 720.0, outside"),
+    ("dec", -91.0, r"^candidate.dec is -91.0, outside"),
+])
+def test_implausible_candidate_is_a_bad_packet_naming_the_field(field, value, message):
+    schema, raw = _read(ZTF17AAAJNNN)
+    with pytest.raises(BadPacket, match=message):
+        decode_ztf(_packet(schema, {**raw, "candidate": {**raw["candidate"], field: value}}))

@@ -45,6 +45,7 @@ def assert_same_alert(got, expected) -> None:
     assert (got.survey, got.schema, got.alert_id, got.source_id, got.object_id, got.ra_deg, got.dec_deg) == (
         expected.survey, expected.schema, expected.alert_id, expected.source_id, expected.object_id,
         expected.ra_deg, expected.dec_deg)
+    assert got.dropped_points == expected.dropped_points
     assert type(got.alert_id) is int and type(got.ra_deg) is float
     for field in expected.light_curve.FIELDS:
         a, b = getattr(got.light_curve, field), getattr(expected.light_curve, field)
@@ -316,3 +317,31 @@ def test_a_negative_union_index_goes_to_fastavro(decoder, records, payloads):
     batch, _ = decoder.decode_batch([negative])
     assert batch.fallback[0] == plans.BAD_INDEX
     assert_agrees(batch, [negative])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("midpointMjdTai", -1e300), ("midpointMjdTai", 99999.0), ("psfFlux", 1e30), ("psfFluxErr", 1e20),
+])
+def test_implausible_points_agree_with_decode_rubin(decoder, records, field, value):
+    """An implausible history point is dropped and counted, an implausible alert is a BadPacket: by both paths."""
+    record = records[14]
+    prv = [dict(p) for p in record["prvDiaSources"]]
+    prv[3] = {**prv[3], field: value}
+    payloads = [encode_rubin({**record, "diaSource": {**record["diaSource"], field: value}}, "10.0", fill_defaults=True),
+                encode_rubin({**record, "prvDiaSources": prv}, "10.0", fill_defaults=True),
+                encode_rubin(record, "10.0", fill_defaults=True)]
+    batch, errors = decoder.decode_batch(payloads)
+    assert_agrees(batch, payloads)
+    assert "outside" in str(errors[0]) or "beyond" in str(errors[0])
+    assert batch.ok[1] and batch.dropped_points.tolist() == [0, 1, 0]
+    assert len(batch.light_curve(1)) == len(batch.light_curve(2)) - 1
+    assert batch.fallback.tolist()[1:] == [plans.IMPLAUSIBLE, 0]
+
+
+@pytest.mark.parametrize("field, value", [("ra", 720.0), ("ra", 360.0), ("dec", 200.0), ("dec", -1e300)])
+def test_positions_off_the_sky_agree_with_decode_rubin(decoder, records, field, value):
+    record = records[3]
+    payload = encode_rubin({**record, "diaSource": {**record["diaSource"], field: value}}, "10.0", fill_defaults=True)
+    batch, errors = decoder.decode_batch([payload])
+    assert_agrees(batch, [payload])
+    assert str(errors[0]).startswith(f"diaSource.{field} is ")

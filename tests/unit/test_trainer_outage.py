@@ -18,6 +18,9 @@ class FlakyHistory:
             return {}
         return {o: f"curve-{o}" for o in object_ids}
 
+    def new_batch(self):
+        """HistoryStore's: after a timeout, skip Redis until the next batch (nothing to reset here)."""
+
 
 def test_waits_for_redis(monkeypatch):
     monkeypatch.setattr(refit_service, "REDIS_RETRY_S", 0.0)

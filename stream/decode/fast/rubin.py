@@ -7,8 +7,8 @@ message of the batch, reading only the ~10 fields the light curve needs and
 skipping the other ~100 per diaSource without building a Python object.
 
 A message the fast path cannot vouch for (corrupt bytes, a NaN flux, an
-unknown band, a schema id it has no plan for, ...) is decoded again by
-`decode_rubin`, so a bad message gets exactly decode_rubin's `BadPacket`
+unknown band, a schema id it has no plan for, a physically implausible point
+or position, ...) is decoded again by `decode_rubin`, so a bad message gets exactly decode_rubin's `BadPacket`
 text, and a message that only looked odd (say, fastavro's leniency with a
 truncated cutout) gets exactly decode_rubin's alert.
 """
@@ -24,8 +24,9 @@ from models.lightcurve import LightCurve
 from stream.alert import DecodedAlert
 from stream.decode.fast import kernel
 from stream.decode.fast.plan import (
-    OK, OP_ARRAY, OP_ARRAY_END, OP_FIELDS, OP_JUMP, OP_UNION, Plan, Unsupported, compile_plan,
+    IMPLAUSIBLE, OK, OP_ARRAY, OP_ARRAY_END, OP_FIELDS, OP_JUMP, OP_UNION, Plan, Unsupported, compile_plan,
 )
+from stream.decode.physical import implausible, position_plausible
 from stream.decode.rubin import (
     BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_context, rubin_schema, rubin_versions, schema_id,
 )
@@ -79,6 +80,8 @@ class RubinBatch:
     fallback : (B,) int8
         0 where the fast path decoded the message, else the reason it was
         handed to decode_rubin (an index into `plan.REASONS`).
+    dropped_points : (B,) int64
+        Implausible history points left out of each message's curve (`DecodedAlert.dropped_points`).
     """
 
     schema_names: tuple[str, ...]
@@ -98,6 +101,7 @@ class RubinBatch:
     flux_err_njy: np.ndarray
     is_detection: np.ndarray
     fallback: np.ndarray
+    dropped_points: np.ndarray
     errors: dict[int, Exception] = field(default_factory=dict)
 
     POINT_COLUMNS = ("point_source_id", "mjd_tai", "band", "flux_njy", "flux_err_njy", "is_detection")
@@ -119,7 +123,7 @@ class RubinBatch:
             source_id=int(self.source_id[i]), object_id=object_key(int(self.object_id[i]), bool(self.object_is_ss[i])),
             ra_deg=float(self.ra_deg[i]),
             dec_deg=float(self.dec_deg[i]), light_curve=self.light_curve(i),
-            context=rubin_context(bool(self.object_is_ss[i])))
+            context=rubin_context(bool(self.object_is_ss[i])), dropped_points=int(self.dropped_points[i]))
 
     def alerts(self) -> list[DecodedAlert | None]:
         """One `DecodedAlert` per message, in order; None where it did not decode (see `errors`).
@@ -130,16 +134,18 @@ class RubinBatch:
         names, columns = self.schema_names, [getattr(self, name) for name in self.POINT_COLUMNS]
         offsets = self.offsets.tolist()
         alerts = []
-        for i, (ok, schema, alert_id, source_id, object_id, is_ss, ra_deg, dec_deg) in enumerate(zip(*(
+        for i, (ok, schema, alert_id, source_id, object_id, is_ss, ra_deg, dec_deg, dropped) in enumerate(zip(*(
                 column.tolist() for column in (self.ok, self.schema_index, self.alert_id, self.source_id,
-                                               self.object_id, self.object_is_ss, self.ra_deg, self.dec_deg)))):
+                                               self.object_id, self.object_is_ss, self.ra_deg, self.dec_deg,
+                                               self.dropped_points)))):
             if not ok:
                 alerts.append(None)
                 continue
             a, b = offsets[i], offsets[i + 1]
             alerts.append(DecodedAlert("rubin", names[schema], alert_id, source_id, object_key(object_id, is_ss),
                                        ra_deg, dec_deg,
-                                       LightCurve(*(column[a:b] for column in columns)), rubin_context(is_ss)))
+                                       LightCurve(*(column[a:b] for column in columns)), rubin_context(is_ss),
+                                       dropped))
         return alerts
 
 
@@ -286,9 +292,11 @@ class FastRubinDecoder:
         if n:  # size the next batch's output for this one's points, with a margin
             self._points_guess = max(POINTS_PER_MESSAGE_GUESS, 5 * used // (4 * n) + 1)
         columns = [c[:used] for c in columns]
+        reason[_implausible_messages(reason, ra_deg, dec_deg, offsets, columns)] = IMPLAUSIBLE
         batch = dict(schema_index=plan_index, ok=reason == OK, alert_id=alert_id, source_id=source_id,
                      object_id=object_id, object_is_ss=object_is_ss, ra_deg=ra_deg, dec_deg=dec_deg, offsets=offsets,
-                     **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason)
+                     **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason,
+                     dropped_points=np.zeros(n, dtype=np.int64))
         names = list(self.schema_names)
         errors, slow = {}, {}
         for i in np.flatnonzero(reason != OK).tolist():
@@ -296,28 +304,44 @@ class FastRubinDecoder:
                 slow[i] = decode_rubin(payloads[i], version=self.version)
             except Exception as err:  # BadPacket; anything else is a decoder bug for the caller to log
                 errors[i] = err
-        if slow:
-            _splice(batch, slow, names)
+        if slow or errors:
+            _splice(batch, slow, errors, names)
         return RubinBatch(schema_names=tuple(names), errors=errors, **batch)
+
+
+def _implausible_messages(reason: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray, offsets: np.ndarray,
+                          columns: list[np.ndarray]) -> np.ndarray:
+    """(B,) bool: messages the fast path decoded with an implausible point or position.
+
+    decode_rubin decodes them again, so the dropped points, their count and a bad alert's
+    BadPacket text are its own (the fast path only recognises these messages).
+    """
+    point_bad = implausible(*(columns[LightCurve.FIELDS.index(f)] for f in ("mjd_tai", "flux_njy", "flux_err_njy")))
+    owner = np.repeat(np.arange(len(reason)), np.diff(offsets))
+    has_bad_point = np.bincount(owner[point_bad], minlength=len(reason)) > 0
+    return (reason == OK) & (has_bad_point | ~position_plausible(ra_deg, dec_deg))
 
 
 def _empty_columns(capacity: int) -> list[np.ndarray]:
     return [np.empty(capacity, dtype=dtype) for dtype in LightCurve.DTYPES]
 
 
-def _splice(batch: dict, slow: dict[int, DecodedAlert], names: list[str]) -> None:
-    """Put the alerts decode_rubin decoded into the batch's columns (in place of `batch`'s entries)."""
+def _splice(batch: dict, slow: dict[int, DecodedAlert], errors: dict[int, Exception], names: list[str]) -> None:
+    """Put the alerts decode_rubin decoded into the batch's columns (in place of `batch`'s entries), and
+    leave no rows to those it rejected."""
     offsets = batch["offsets"]
     old_lengths = np.diff(offsets)
     lengths = old_lengths.copy()
+    lengths[list(errors)] = 0
     for i, alert in slow.items():
         lengths[i] = len(alert.light_curve)
     new_offsets = np.concatenate([[0], np.cumsum(lengths)])
     owner = np.repeat(np.arange(len(old_lengths)), old_lengths)  # message of each fast-path point
+    kept = ~np.isin(owner, [*slow, *errors])  # rows of the messages the fast path decoded
     moved = np.arange(offsets[-1]) - offsets[owner] + new_offsets[owner]
     for name, lc_name in zip(RubinBatch.POINT_COLUMNS, LightCurve.FIELDS):
         column = np.empty(new_offsets[-1], dtype=batch[name].dtype)
-        column[moved] = batch[name]
+        column[moved[kept]] = batch[name][kept]
         for i, alert in slow.items():
             column[new_offsets[i]:new_offsets[i + 1]] = getattr(alert.light_curve, lc_name)
         batch[name] = column
@@ -332,3 +356,4 @@ def _splice(batch: dict, slow: dict[int, DecodedAlert], names: list[str]) -> Non
         batch["object_id"][i], batch["object_is_ss"][i] = parse_object_key(alert.object_id)
         batch["ra_deg"][i] = alert.ra_deg
         batch["dec_deg"][i] = alert.dec_deg
+        batch["dropped_points"][i] = alert.dropped_points
