@@ -11,7 +11,17 @@ from models.registry import RegistryError
 from stream.config import add_config_argument
 from stream.errors import AlertformerError, Fatal
 
+from alertformer import __version__
+
 log = logging.getLogger("alertformer")
+
+# The commands defined in other modules, by the module whose ``add_parser`` registers them: only the
+# module of the command being run is imported (``alertformer run`` loads no training code).
+COMMAND_MODULES = {
+    "monitor": "stream.monitor", "subscribe": "stream.subscribe", "models": "stream.models_cli",
+    "simulate": "training.simulate_cli", "train": "training.train", "evaluate": "training.evaluate",
+    "trainer": "training.refit_service", "bench": "stream.bench",
+}
 
 
 def cmd_replay(args) -> int:
@@ -80,9 +90,11 @@ def cmd_run(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, given the `command` about to run, of that one and the built-in ones."""
     parser = argparse.ArgumentParser(prog="alertformer", description="Real-time transformer scoring of astronomical alert streams.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"alertformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("replay", help="produce alert packets from files into a topic at a chosen rate",
@@ -125,14 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
     p.set_defaults(func=cmd_run)
 
-    for module in ("stream.monitor", "stream.subscribe", "stream.models_cli", "training.simulate_cli",
-                   "training.train", "training.evaluate", "training.refit_service", "stream.bench"):
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else (
+        [] if command in sub.choices else COMMAND_MODULES.values())
+    for module in modules:
         importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The global options take no value, so the first other word is the command.
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     try:

@@ -31,13 +31,13 @@ from models.checkpoint import CheckpointMismatch, load_checkpoint
 from models.encode import FEATURE_NAMES, Batch, encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer
+from models.paths import SHIPPED_CHECKPOINT
 from models.taxonomy import flare_likelihood, sn_likelihood
 from stream.config import ScoringSettings
 from stream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 DET_FEATURE = FEATURE_NAMES.index("det")
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "shipped" / "alertformer.pt"
 CPU_CHUNK_CURVES = 64  # default curves per forward call on the CPU (scoring.forward_chunk_curves)
 PRECISIONS = ("fp32", "bf16")
 TRACE_TOLERANCE = 1e-5  # largest probability difference allowed between the trace and the eager model

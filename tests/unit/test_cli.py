@@ -45,3 +45,19 @@ def test_registry_errors_are_one_line(tmp_path):
     env = os.environ | {"ALERTFORMER_REGISTRY__PATH": str(tmp_path / "reg")}
     result = run("models", "promote", "v0042", env=env)
     assert result.returncode == 2 and "v0042" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_version():
+    from alertformer import __version__
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"alertformer {__version__}"
+
+
+def test_the_scoring_service_loads_no_training_code():
+    """``alertformer run`` builds only its own parser, and the service imports nothing of `training`."""
+    code = ("import sys; from alertformer.cli import build_parser; import stream.service; "
+            "build_parser('run').parse_args(['run']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
