@@ -37,18 +37,11 @@ CHECKS = textwrap.dedent("""
     from stream.decode import elasticc
     decode_schemas = sorted(p.name for p in elasticc.SCHEMA_DIR.glob("*.avsc"))
 
-    import numpy as np
-    from models.bands import band_codes
-    from models.lightcurve import LightCurve
-    from stream.config import ScoringSettings
-    from stream.score import Scorer
-    curve = LightCurve.from_arrays(
-        source_id=np.arange(4), mjd_tai=[60000.1, 60001.2, 60003.0, 60005.1],
-        band=band_codes(["ztf-g", "ztf-r", "ztf-g", "ztf-r"]), flux_njy=[3.0e4, 6.0e4, 1.1e5, 1.4e5],
-        flux_err_njy=[2.0e3, 2.5e3, 2.2e3, 3.0e3], is_detection=[True] * 4)
-    scores = Scorer.from_checkpoint(None, ScoringSettings(device="cpu")).score([curve])
-    print(json.dumps({"schemas": schemas, "decode_schemas": decode_schemas,
-                      "sum_probs": float(scores.probs.sum()), "sn_likelihood": float(scores.sn_likelihood[0])}))
+    from alertformer import score
+    result = score(mjd=[60000.1, 60001.2, 60003.0, 60005.1], band=["ztf-g", "ztf-r", "ztf-g", "ztf-r"],
+                   flux=[30.0, 60.0, 110.0, 140.0], flux_err=[2.0, 2.5, 2.2, 3.0], flux_unit="uJy")
+    print(json.dumps({"schemas": schemas, "decode_schemas": decode_schemas, "model_version": result.model_version,
+                      "sum_probs": sum(result.probabilities.values()), "sn_likelihood": result.sn_likelihood}))
 """)
 
 
@@ -73,6 +66,8 @@ def test_the_wheel_installed_in_a_fresh_virtualenv_scores_with_its_own_model_and
     import json
 
     from alertformer import __version__
+    from models.paths import SHIPPED_CHECKPOINT
+    from stream.score import checkpoint_version
 
     outside = tmp_path / "elsewhere"  # not the repository: its packages must not be importable from cwd
     outside.mkdir()
@@ -81,3 +76,4 @@ def test_the_wheel_installed_in_a_fresh_virtualenv_scores_with_its_own_model_and
     assert report["schemas"] == sorted(p.name for p in (REPO / "stream" / "schemas").glob("*.avsc"))
     assert report["decode_schemas"] == sorted(p.name for p in (REPO / "stream" / "decode" / "schemas").glob("*.avsc"))
     assert report["sum_probs"] == pytest.approx(1.0, abs=1e-4) and 0.0 <= report["sn_likelihood"] <= 1.0
+    assert report["model_version"] == checkpoint_version(SHIPPED_CHECKPOINT, {})  # the shipped model's bytes
