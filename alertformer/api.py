@@ -240,6 +240,8 @@ def _length(columns: dict, required: tuple[str, ...]) -> int:
     missing = [name for name in required if name not in columns]
     if missing:
         raise ValueError(f"{', '.join(missing)}: missing (need {', '.join(required)})")
+    if np.ndim(columns[required[0]]) != 1:
+        raise ValueError(f"{required[0]}: shape {np.shape(columns[required[0]])}, expected one value per point")
     n = len(columns[required[0]])
     if n == 0:
         raise ValueError(f"{required[0]}: no points")

@@ -39,6 +39,17 @@ def test_missing_replay_source_is_named(tmp_path):
     assert result.returncode == 2 and "nothing.avro" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_replaying_a_file_that_is_not_an_alert_exits_2(tmp_path):
+    labels = tmp_path / "night_labels.csv"
+    labels.write_text("object_id,class_id,class_name\n1000000000000,2222,SN Ia\n")
+    result = run("replay", str(labels))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"alertformer replay: {labels}: not an alert packet (starts with "
+                                                  "b'obje': neither the Confluent wire format b'\\x00', an Avro "
+                                                  "container file b'Obj\\x01', Parquet of Rubin alerts, nor an "
+                                                  "ELAsTiCC alert)"]
+
+
 def test_registry_errors_are_one_line(tmp_path):
     import os
 
