@@ -38,6 +38,32 @@ def cmd_replay(args) -> int:
     return 0 if report["failed"] == 0 else 1
 
 
+def decode_batch(ingest, messages, send_dead_letters: bool, write) -> list:
+    """`write` one JSON line per message of a batch: each alert's summary, or why it does not decode.
+
+    Returns the dead-letter outputs to produce: none unless `send_dead_letters`, because
+    ``alertformer run`` dead-letters the same messages of the topics it scores.
+    """
+    from stream import avro_io
+
+    good, dead = ingest(messages)
+    for item in good:
+        lc = item.alert.light_curve
+        write(json.dumps({
+            "objectId": item.alert.object_id, "alertId": item.alert.alert_id, "survey": item.alert.survey,
+            "topic": item.topic, "partition": item.partition, "offset": item.offset,
+            "n_points": len(lc), "n_detections": int(lc.is_detection.sum()),
+            "last_mjd_tai": float(lc.mjd_tai[-1]) if len(lc) else None,
+            "last_flux_njy": float(lc.flux_njy[-1]) if len(lc) else None,
+        }))
+    for out in dead:
+        _, record = avro_io.decode(out.value)
+        write(json.dumps({"undecodable": record["reason"], "errorType": record["errorType"], "topic": record["topic"],
+                          "partition": record["partition"], "offset": record["offset"],
+                          "dead_lettered": send_dead_letters}))
+    return dead if send_dead_letters else []
+
+
 def cmd_decode(args) -> int:
     from stream.config import load_config
     from stream.ingest import Ingest
@@ -48,19 +74,7 @@ def cmd_decode(args) -> int:
     ingest = Ingest(config.topics.inputs, config.topics.deadletter)
 
     def process(messages):
-        good, dead = ingest(messages)
-        for item in good:
-            lc = item.alert.light_curve
-            print(json.dumps({
-                "objectId": item.alert.object_id, "alertId": item.alert.alert_id, "survey": item.alert.survey,
-                "topic": item.topic, "partition": item.partition, "offset": item.offset,
-                "n_points": len(lc), "n_detections": int(lc.is_detection.sum()),
-                "last_mjd_tai": float(lc.mjd_tai[-1]) if len(lc) else None,
-                "last_flux_njy": float(lc.flux_njy[-1]) if len(lc) else None,
-            }), flush=True)
-        for out in dead:
-            log.warning("dead-lettered a message to %s", out.topic)
-        return dead
+        return decode_batch(ingest, messages, args.dead_letter, lambda line: print(line, flush=True))
 
     group = args.group or f"alertformer-decode-{uuid.uuid4().hex[:8]}"
     loop = TransactionalLoop(make_consumer(config.kafka, group), make_producer(config.kafka, f"{group}-{uuid.uuid4()}"),
@@ -114,11 +128,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("decode", help="consume the input topics, decode alerts, dead-letter bad ones, print JSON lines",
+    p = sub.add_parser("decode", help="consume the input topics, decode alerts, print one JSON line per message",
                        description="Consume the configured input topics as a consumer-group member, decode every alert "
-                                   "and print one JSON line per alert; undecodable messages go to the dead-letter topic "
-                                   "in the same transaction as the consumer offsets.")
+                                   "and print one JSON line per message: the alert's summary, or why it does not "
+                                   "decode. Undecodable messages are not sent to the dead-letter topic again (alertformer "
+                                   "run does that for the topics it scores) unless --dead-letter is given.")
     add_config_argument(p)
+    p.add_argument("--dead-letter", action="store_true",
+                   help="also produce undecodable messages to the dead-letter topic, in the transaction of the "
+                        "consumer offsets (for input topics no scorer reads)")
     p.add_argument("--group", help="consumer group id (default: a new one, reading from the start)")
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")

@@ -72,3 +72,25 @@ def test_the_scoring_service_loads_no_training_code():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_decode_prints_each_message_and_dead_letters_only_when_asked(shared_data):
+    """``alertformer run`` dead-letters undecodable input already: decode does not send them again by default."""
+    import json
+
+    from confluent_kafka import Message
+
+    from alertformer.cli import decode_batch
+    from stream.ingest import Ingest
+
+    alert = (shared_data / "ztf" / "alerts" / "472263571115115000.avro").read_bytes()
+    messages = [Message(topic="alerts", partition=0, offset=0, value=alert, key=b"k"),
+                Message(topic="alerts", partition=0, offset=1, value=b"\x00\x00\x00\x03\xe8truncated", key=None)]
+    ingest = Ingest({"alerts": "auto"}, "alertformer.deadletter")
+    for send in (False, True):
+        lines = []
+        outputs = decode_batch(ingest, messages, send, lines.append)
+        records = [json.loads(line) for line in lines]
+        assert [r["offset"] for r in records] == [0, 1] and records[0]["objectId"] == "ZTF17aaajnnn"
+        assert records[1]["undecodable"] and records[1]["dead_lettered"] is send
+        assert [o.topic for o in outputs] == (["alertformer.deadletter"] if send else [])
