@@ -38,7 +38,7 @@ from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
 from stream.publish import scored_batch, scored_outputs
-from stream.score import Scorer, set_torch_threads
+from stream.score import Scorer, served_checkpoint, set_torch_threads
 from stream.state import StateWriter
 from stream.window import build_windows
 
@@ -93,13 +93,13 @@ class ScoringService:
     def _initial_scorer(self, registry: ModelRegistry | None) -> Scorer:
         """An explicit checkpoint, else the registry's champion, else the shipped model."""
         scoring = self.config.scoring
-        champion = registry.champion() if registry is not None and not scoring.checkpoint else None
-        if champion is None:
-            return Scorer.from_checkpoint(scoring.checkpoint, scoring)
         try:
-            return Scorer.from_file(registry.get(champion).checkpoint, champion, scoring)
+            served = served_checkpoint(scoring, registry)
+            if served.version is None:
+                return Scorer.from_checkpoint(served.path, scoring)
+            return Scorer.from_file(served.path, served.version, scoring)
         except (RegistryError, CheckpointMismatch) as err:
-            raise ConfigError(f"registry.path: champion {champion} cannot be served: {err}") from None
+            raise ConfigError(f"registry.path: champion {registry.champion()} cannot be served: {err}") from None
 
     def prepare(self, messages: list[Message]) -> Finish:
         """Decode, window and encode the batch, start its forward pass; return the function that finishes it."""
