@@ -22,7 +22,7 @@ from training.sim_alerts import (
 )
 from training.simulate import CLASS_NAMES, REALISTIC_MIX, SimulatedSet, simulate
 from training.simulate import POINT_ID_STRIDE
-from training.simulate_cli import MAX_OBJECTS_PER_SEED, MAX_SEED, PACKET_SUFFIX, add_parser, first_object_id
+from training.simulate_cli import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, add_parser, first_object_id
 
 N_OBJECTS = 12
 SEED = 20260214
@@ -210,11 +210,12 @@ def test_object_ids_depend_on_the_seed(tmp_path, capsys):
     assert seed_1 == seed_1_again and not seed_1 & seed_2
     assert min(seed_1) >= first_object_id(1) and max(seed_1) < first_object_id(2) <= min(seed_2)
     # The last seed's ids still make source ids (object id * stride + point) below the forced-twin bit.
-    assert (first_object_id(MAX_SEED) + MAX_OBJECTS_PER_SEED) * POINT_ID_STRIDE <= FORCED_TWIN_ID_BIT
+    assert (first_object_id(ID_BLOCKS - 1) + MAX_OBJECTS_PER_SEED) * POINT_ID_STRIDE <= FORCED_TWIN_ID_BIT
+    assert first_object_id(1_764_800_000) == first_object_id(1_764_800_000 % ID_BLOCKS)  # a demo's time seed
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--seed", "-1"], "--seed -1: need 0 to"), (["--seed", str(MAX_SEED + 1)], f"--seed {MAX_SEED + 1}"),
+    (["--seed", "-1"], "--seed -1: need a seed >= 0"),
     (["--n", str(MAX_OBJECTS_PER_SEED + 1)], "each seed's block of ids"),
 ])
 def test_seeds_and_counts_outside_the_id_blocks_are_refused(tmp_path, argv, message):
