@@ -101,6 +101,7 @@ def cmd_run(args) -> int:
     stats = service.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
     log.info("stopped messages_in=%d messages_out=%d batches=%d aborts=%d",
              stats.messages_in, stats.messages_out, stats.batches, stats.aborts)
+    print(json.dumps(service.summary.as_dict()))  # what this process committed
     return 0
 
 
@@ -147,7 +148,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                    "topic), window each alert with the object's stored history, score the batch in "
                                    "one forward pass, produce scored alerts, ELAsTiCC2 classifications and follow-up "
                                    "requests in one Kafka transaction with the consumer offsets, then update Redis. "
-                                   "SIGTERM finishes the batch, commits and leaves the group.")
+                                   "SIGTERM finishes the batch, commits and leaves the group. On stopping, prints "
+                                   "what it committed as one JSON line: alerts scored, dead letters, follow-up "
+                                   "requests, scored alerts by top class.")
     add_config_argument(p)
     p.add_argument("--checkpoint", help="model checkpoint (default: scoring.checkpoint, then the shipped model)")
     p.add_argument("--instance-id", help="stable id of this process (default: scoring.instance_id, then the host name)")

@@ -16,8 +16,9 @@ import logging
 import socket
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis
@@ -25,6 +26,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
+from models.taxonomy import CLASS_NAMES, N_CLASSES
 from stream import avro_io
 from stream.config import StreamConfig
 from stream.errors import ConfigError
@@ -52,9 +54,35 @@ TRANSACTION_TIMEOUT_MS = 30_000  # a crashed scorer's open transaction is aborte
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+@dataclass
+class RunSummary:
+    """What this process has committed: alerts scored, dead letters, follow-up requests, and the
+    scored alerts counted by their most probable class (canonical names, `models.taxonomy`)."""
+
+    alerts_scored: int = 0
+    dead_letters: int = 0
+    followup_requests: int = 0
+    top_classes: Counter = field(default_factory=Counter)
+
+    def add(self, probs: np.ndarray | None, n_dead: int, n_requests: int) -> None:
+        """Count a committed batch: `probs` (B, C) of its scored alerts (None: none scored)."""
+        if probs is not None and len(probs):
+            counts = np.bincount(probs.argmax(axis=1), minlength=N_CLASSES)  # (C,)
+            self.alerts_scored += len(probs)
+            self.top_classes.update({CLASS_NAMES[i]: int(n) for i, n in enumerate(counts) if n})
+        self.dead_letters += n_dead
+        self.followup_requests += n_requests
+
+    def as_dict(self) -> dict:
+        """JSON-ready, classes from the most frequent."""
+        return {"alerts_scored": self.alerts_scored, "dead_letters": self.dead_letters,
+                "followup_requests": self.followup_requests, "top_classes": dict(self.top_classes.most_common())}
+
+
 class ScoringService:
     def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
         self.config = config
+        self.summary = RunSummary()
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
@@ -172,6 +200,7 @@ class ScoringService:
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
         self.state.metrics.record_batch(n_good, n_dead, latencies_ms)
+        self.summary.add(None if batch is None else batch.probs, n_dead, len(requests))
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
         self.state.write_batch(batch, merged, self.lag(), self.scorer.version)
         if self._in_flight:
