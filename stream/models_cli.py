@@ -77,6 +77,9 @@ def cmd_models(args) -> int:
         _announce(config, version)
         print(f"champion: {version}")
     elif args.action == "import":
+        if args.unless_champion and champion is not None:
+            print(f"champion: {champion} (kept; nothing imported)")
+            return 0
         info = registry.register(args.checkpoint, note=args.reason)
         if args.promote:
             registry.promote(info.version, reason=args.reason)
@@ -103,5 +106,8 @@ def add_parser(sub) -> None:
     imp = actions.add_parser("import", help="register a checkpoint file as a new version, with the metrics it carries")
     imp.add_argument("checkpoint")
     imp.add_argument("--promote", action="store_true", help="and make it champion")
+    imp.add_argument("--unless-champion", action="store_true",
+                     help="import nothing if the registry has a champion already (a start-up step that may run "
+                          "again, e.g. in docker compose)")
     imp.add_argument("--reason", default="imported")
     p.set_defaults(func=cmd_models)

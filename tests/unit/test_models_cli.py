@@ -59,3 +59,14 @@ def test_missing_explicit_checkpoint_is_named(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ALERTFORMER_SCORING__CHECKPOINT", str(tmp_path / "gone.pt"))
     assert main(["models", "list"]) == 2
     assert "gone.pt does not exist" in capsys.readouterr().err
+
+
+def test_import_unless_champion_keeps_an_existing_champion(tmp_path, checkpoint, monkeypatch, capsys):
+    """The start-up step of docker compose: the first start imports, later ones keep the champion."""
+    monkeypatch.setenv("ALERTFORMER_REGISTRY__PATH", str(tmp_path / "registry"))
+    registry = ModelRegistry(tmp_path / "registry")
+    assert main(["models", "import", str(checkpoint), "--unless-champion"]) == 0  # no champion yet: imports
+    registry.promote("v0001", "test")
+    assert main(["models", "import", str(checkpoint), "--promote", "--unless-champion"]) == 0
+    assert [v.version for v in registry.versions()] == ["v0001"] and registry.champion() == "v0001"
+    assert capsys.readouterr().out.splitlines()[-1] == "champion: v0001 (kept; nothing imported)"
