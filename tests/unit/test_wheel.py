@@ -60,7 +60,8 @@ def test_the_wheel_installed_in_a_fresh_virtualenv_scores_with_its_own_model_and
         cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("alertformer-*.whl")
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path)
+    # Without pip of its own (Debian's python3 lacks ensurepip): the system's pip installs into it.
+    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=tmp_path)
     run(venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)
 
     import json
