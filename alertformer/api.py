@@ -137,9 +137,7 @@ class Model:
                            source_id=source_id)
         _check_context(context, columns, ("mag", "mag_err"), "magnitudes are scored by score_magnitudes, not score")
         n = _length(columns, ("mjd", "band", "flux", "flux_err"))
-        scale_njy = _flux_scale_njy(columns["flux"], columns["flux_err"], flux_unit)
-        flux_njy = _values(columns["flux"], "flux", n) * scale_njy
-        flux_err_njy = _values(columns["flux_err"], "flux_err", n) * scale_njy
+        flux_njy, flux_err_njy, scale_njy = _fluxes_njy(columns["flux"], columns["flux_err"], flux_unit, n)
         curve = _curve(columns, n, flux_njy, flux_err_njy, survey)
         _warn_implausible_flux(curve, scale_njy)
         return self._score(curve)
@@ -263,33 +261,35 @@ def _values(column, name: str, n: int) -> np.ndarray:
     return values
 
 
-def _flux_scale_njy(flux, flux_err, flux_unit) -> float:
-    """nJy per unit of `flux` and `flux_err` (Quantities are converted to `flux_unit`-less numbers here)."""
+def _fluxes_njy(flux, flux_err, flux_unit, n: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Flux and error in nJy, and the nJy of one unit of the flux as given (for `FluxScaleWarning`).
+
+    Quantities are converted (each from its own unit); plain numbers are in `flux_unit`.
+    """
     from astropy import units as u
 
     units = [getattr(c, "unit", None) for c in (flux, flux_err)]
     if any(isinstance(unit, u.MagUnit) or unit == u.mag for unit in units):
         raise ValueError("flux: magnitudes are scored by score_magnitudes (mag=, mag_err=)")
-    if units[0] is not None or units[1] is not None:
-        if units[0] is None or units[1] is None:
-            raise ValueError(f"{'flux_err' if units[1] is None else 'flux'}: a Quantity like "
-                             f"{'flux' if units[1] is None else 'flux_err'}, or both plain numbers with flux_unit=")
-        if units[0] != units[1]:
-            raise ValueError(f"flux_err: unit {units[1]} differs from flux's {units[0]}; convert one")
-        unit = units[0]
-    elif flux_unit is None:
-        raise ValueError("flux_unit: needed for plain numbers, e.g. flux_unit='nJy' (or 'uJy', 'mJy'), "
-                         "or pass astropy Quantities")
-    else:
+    if units == [None, None]:
+        if flux_unit is None:
+            raise ValueError("flux_unit: needed for plain numbers, e.g. flux_unit='nJy' (or 'uJy', 'mJy'), "
+                             "or pass astropy Quantities")
         try:
-            unit = u.Unit(str(flux_unit).replace("µ", "u").replace("μ", "u"))
+            units = [u.Unit(str(flux_unit).replace("µ", "u").replace("μ", "u"))] * 2
         except ValueError:
             raise ValueError(f"flux_unit {flux_unit!r}: not a unit astropy knows") from None
+    elif None in units:
+        plain, quantity, unit = ("flux", "flux_err", units[1]) if units[0] is None else ("flux_err", "flux", units[0])
+        raise ValueError(f"{plain}: plain numbers beside {quantity} in {unit}; give both as Quantities, or both "
+                         "as numbers with flux_unit=")
     try:
-        return float((1.0 * unit).to_value(u.nJy))
+        scales_njy = [float((1.0 * unit).to_value(u.nJy)) for unit in units]
     except u.UnitConversionError:
-        raise ValueError(f"flux: unit {unit} is not a spectral flux density (nJy, uJy, mJy, "
+        raise ValueError(f"flux: unit {units[0]} is not a spectral flux density (nJy, uJy, mJy, "
                          f"erg / (s cm2 Hz)); magnitudes go to score_magnitudes") from None
+    return (_values(flux, "flux", n) * scales_njy[0], _values(flux_err, "flux_err", n) * scales_njy[1],
+            scales_njy[0])
 
 
 def _in_unit(column, name: str, unit: str):
