@@ -39,7 +39,7 @@ def readme_subscribe_examples() -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def demo_env(stack, tmp_path_factory):
-    """The demo's steps on fresh topics; returns (environment, run's summary, alerts in)."""
+    """The demo's steps on fresh topics; returns (environment, run's summary, alerts in, topics)."""
     import uuid
 
     from stream.config import StreamConfig
@@ -63,11 +63,11 @@ def demo_env(stack, tmp_path_factory):
                                        topics["alerts"], "--quiet", env=env).stdout)
     n_in = replayed["sent"] + simulated["alerts"]
     summary = json.loads(alertformer("run", "--idle-timeout-s", "5", env=env).stdout.strip().splitlines()[-1])
-    return env, summary, n_in
+    return env, summary, n_in, topics
 
 
 def test_run_closes_with_what_it_committed(demo_env):
-    _, summary, n_in = demo_env
+    _, summary, n_in, _ = demo_env
     assert summary["dead_letters"] == 1 and summary["alerts_scored"] == n_in - 1
     assert sum(summary["top_classes"].values()) == summary["alerts_scored"]
     assert summary["followup_requests"] >= 1
@@ -75,9 +75,21 @@ def test_run_closes_with_what_it_committed(demo_env):
 
 @pytest.mark.parametrize("args", readme_subscribe_examples(), ids=" ".join)
 def test_the_readmes_subscribe_examples_print_records(demo_env, args):
-    env, _, _ = demo_env
+    env, _, _, _ = demo_env
     lines = alertformer(*args, env=env).stdout.splitlines()
     assert lines, f"alertformer {' '.join(args)} printed nothing"
     records = [json.loads(line) for line in lines]
     classes = [c for r in records for c in r.get("classProbabilities", r.get("classifications", []))]
     assert all(c["className"] for c in classes)  # named beside their ids
+
+
+def test_scored_records_carry_their_top_class(demo_env, read_committed):
+    from models.taxonomy import ID_TO_NAME
+    from stream import avro_io
+
+    _, summary, _, topics = demo_env
+    records = [avro_io.decode(m.value())[1] for m in read_committed(topics["scored"], summary["alerts_scored"])]
+    assert len(records) == summary["alerts_scored"]
+    for record in records:
+        top = max(record["classProbabilities"], key=lambda c: c["probability"])["classId"]
+        assert (record["topClassId"], record["topClass"]) == (top, ID_TO_NAME[top])

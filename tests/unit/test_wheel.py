@@ -34,6 +34,7 @@ CHECKS = textwrap.dedent("""
     schemas = sorted(p.name for p in resources.files("stream.schemas").iterdir() if p.name.endswith(".avsc"))
     for name in schemas:
         avro_io.load_schema(name.removesuffix(".avsc"))
+    schemas += sorted(f"previous/{p.name}" for p in resources.files("stream.schemas").joinpath("previous").iterdir())
     from stream.decode import elasticc
     decode_schemas = sorted(p.name for p in elasticc.SCHEMA_DIR.glob("*.avsc"))
 
@@ -74,7 +75,9 @@ def test_the_wheel_installed_in_a_fresh_virtualenv_scores_with_its_own_model_and
     outside.mkdir()
     assert run(venv / "bin" / "alertformer", "--version", cwd=outside).strip() == f"alertformer {__version__}"
     report = json.loads(run(venv / "bin" / "python", "-c", CHECKS, venv, cwd=outside))
-    assert report["schemas"] == sorted(p.name for p in (REPO / "stream" / "schemas").glob("*.avsc"))
+    schemas = REPO / "stream" / "schemas"
+    assert report["schemas"] == (sorted(p.name for p in schemas.glob("*.avsc"))
+                                 + sorted(f"previous/{p.name}" for p in (schemas / "previous").glob("*.avsc")))
     assert report["decode_schemas"] == sorted(p.name for p in (REPO / "stream" / "decode" / "schemas").glob("*.avsc"))
     assert report["sum_probs"] == pytest.approx(1.0, abs=1e-4) and 0.0 <= report["sn_likelihood"] <= 1.0
     assert report["model_version"] == checkpoint_version(SHIPPED_CHECKPOINT, {})  # the shipped model's bytes
