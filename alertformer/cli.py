@@ -11,7 +11,17 @@ from models.registry import RegistryError
 from stream.config import add_config_argument
 from stream.errors import AlertformerError, Fatal
 
+from alertformer import __version__
+
 log = logging.getLogger("alertformer")
+
+# The commands defined in other modules, by the module whose ``add_parser`` registers them: only the
+# module of the command being run is imported (``alertformer run`` loads no training code).
+COMMAND_MODULES = {
+    "monitor": "stream.monitor", "subscribe": "stream.subscribe", "models": "stream.models_cli",
+    "simulate": "training.simulate_cli", "train": "training.train", "evaluate": "training.evaluate",
+    "trainer": "training.refit_service", "bench": "stream.bench",
+}
 
 
 def cmd_replay(args) -> int:
@@ -28,6 +38,32 @@ def cmd_replay(args) -> int:
     return 0 if report["failed"] == 0 else 1
 
 
+def decode_batch(ingest, messages, send_dead_letters: bool, write) -> list:
+    """`write` one JSON line per message of a batch: each alert's summary, or why it does not decode.
+
+    Returns the dead-letter outputs to produce: none unless `send_dead_letters`, because
+    ``alertformer run`` dead-letters the same messages of the topics it scores.
+    """
+    from stream import avro_io
+
+    good, dead = ingest(messages)
+    for item in good:
+        lc = item.alert.light_curve
+        write(json.dumps({
+            "objectId": item.alert.object_id, "alertId": item.alert.alert_id, "survey": item.alert.survey,
+            "topic": item.topic, "partition": item.partition, "offset": item.offset,
+            "n_points": len(lc), "n_detections": int(lc.is_detection.sum()),
+            "last_mjd_tai": float(lc.mjd_tai[-1]) if len(lc) else None,
+            "last_flux_njy": float(lc.flux_njy[-1]) if len(lc) else None,
+        }))
+    for out in dead:
+        _, record = avro_io.decode(out.value)
+        write(json.dumps({"undecodable": record["reason"], "errorType": record["errorType"], "topic": record["topic"],
+                          "partition": record["partition"], "offset": record["offset"],
+                          "dead_lettered": send_dead_letters}))
+    return dead if send_dead_letters else []
+
+
 def cmd_decode(args) -> int:
     from stream.config import load_config
     from stream.ingest import Ingest
@@ -39,19 +75,7 @@ def cmd_decode(args) -> int:
                     config.kafka.deadletter_max_payload_bytes)
 
     def process(messages):
-        good, dead = ingest(messages)
-        for item in good:
-            lc = item.alert.light_curve
-            print(json.dumps({
-                "objectId": item.alert.object_id, "alertId": item.alert.alert_id, "survey": item.alert.survey,
-                "topic": item.topic, "partition": item.partition, "offset": item.offset,
-                "n_points": len(lc), "n_detections": int(lc.is_detection.sum()),
-                "last_mjd_tai": float(lc.mjd_tai[-1]) if len(lc) else None,
-                "last_flux_njy": float(lc.flux_njy[-1]) if len(lc) else None,
-            }), flush=True)
-        for out in dead:
-            log.warning("dead-lettered a message to %s", out.topic)
-        return dead
+        return decode_batch(ingest, messages, args.dead_letter, lambda line: print(line, flush=True))
 
     group = args.group or f"alertformer-decode-{uuid.uuid4().hex[:8]}"
     loop = TransactionalLoop(make_consumer(config.kafka, group), make_producer(config.kafka, f"{group}-{uuid.uuid4()}"),
@@ -78,12 +102,15 @@ def cmd_run(args) -> int:
     stats = service.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
     log.info("stopped messages_in=%d messages_out=%d batches=%d aborts=%d",
              stats.messages_in, stats.messages_out, stats.batches, stats.aborts)
+    print(json.dumps(service.summary.as_dict()))  # what this process committed
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, given the `command` about to run, of that one and the built-in ones."""
     parser = argparse.ArgumentParser(prog="alertformer", description="Real-time transformer scoring of astronomical alert streams.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"alertformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("replay", help="produce alert packets from files into a topic at a chosen rate",
@@ -103,11 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("decode", help="consume the input topics, decode alerts, dead-letter bad ones, print JSON lines",
+    p = sub.add_parser("decode", help="consume the input topics, decode alerts, print one JSON line per message",
                        description="Consume the configured input topics as a consumer-group member, decode every alert "
-                                   "and print one JSON line per alert; undecodable messages go to the dead-letter topic "
-                                   "in the same transaction as the consumer offsets.")
+                                   "and print one JSON line per message: the alert's summary, or why it does not "
+                                   "decode. Undecodable messages are not sent to the dead-letter topic again (alertformer "
+                                   "run does that for the topics it scores) unless --dead-letter is given.")
     add_config_argument(p)
+    p.add_argument("--dead-letter", action="store_true",
+                   help="also produce undecodable messages to the dead-letter topic, in the transaction of the "
+                        "consumer offsets (for input topics no scorer reads)")
     p.add_argument("--group", help="consumer group id (default: a new one, reading from the start)")
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
@@ -118,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "topic), window each alert with the object's stored history, score the batch in "
                                    "one forward pass, produce scored alerts, ELAsTiCC2 classifications and follow-up "
                                    "requests in one Kafka transaction with the consumer offsets, then update Redis. "
-                                   "SIGTERM finishes the batch, commits and leaves the group.")
+                                   "SIGTERM finishes the batch, commits and leaves the group. On stopping, prints "
+                                   "what it committed as one JSON line: alerts scored, dead letters, follow-up "
+                                   "requests, scored alerts by top class.")
     add_config_argument(p)
     p.add_argument("--checkpoint", help="model checkpoint (default: scoring.checkpoint, then the shipped model)")
     p.add_argument("--instance-id", help="stable id of this process (default: scoring.instance_id, then the host name)")
@@ -126,14 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
     p.set_defaults(func=cmd_run)
 
-    for module in ("stream.monitor", "stream.subscribe", "stream.models_cli", "training.simulate_cli",
-                   "training.train", "training.evaluate", "training.refit_service", "stream.bench"):
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else (
+        [] if command in sub.choices else COMMAND_MODULES.values())
+    for module in modules:
         importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The global options take no value, so the first other word is the command.
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     try:

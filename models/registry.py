@@ -100,8 +100,13 @@ class ModelRegistry:
 
     def register(self, checkpoint: str | os.PathLike, *, parent: str | None = None, lineage: dict | None = None,
                  metrics: dict | None = None, note: str = "") -> VersionInfo:
-        """Copy a checkpoint in as the next version (checked loadable first); return its info."""
-        load_checkpoint(checkpoint)  # refuse files this code cannot serve
+        """Copy a checkpoint in as the next version (checked loadable first); return its info.
+
+        `metrics` default to the checkpoint's own (its evaluation at training time).
+        """
+        _, checkpoint_meta = load_checkpoint(checkpoint)  # refuse files this code cannot serve
+        if metrics is None:
+            metrics = checkpoint_meta.get("metrics", {})
         with self._locked():
             for stale in self.versions_dir.glob(".tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
@@ -110,7 +115,7 @@ class ModelRegistry:
             tmp = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=".tmp-"))
             shutil.copyfile(checkpoint, tmp / CHECKPOINT_NAME)
             meta = {"version": version, "parent": parent, "created_utc": _utc_now(), "lineage": lineage or {},
-                    "metrics": metrics or {}, "note": note}
+                    "metrics": metrics, "note": note}
             (tmp / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
             for name in (CHECKPOINT_NAME, META_NAME):
                 with open(tmp / name, "rb") as f:

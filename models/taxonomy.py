@@ -1,4 +1,4 @@
-"""The ELAsTiCC2 classes the model covers, and the scores read from them.
+"""The ELAsTiCC2 classes the model covers, their names, and the scores read from them.
 
 Class ids and names come from ELAsTiCC2's ``taxonomy_classIds.csv``
 (SCIENCE.md section 2); the subset is embedded here so nothing reads the
@@ -15,7 +15,12 @@ SN-like, for ``sn_likelihood``, means "a supernova": Ia, Ib/c, II and SLSN.
 ELAsTiCC files SLSN under Non-Recurring/Long rather than SN-like, but a
 superluminous supernova is a young supernova worth follow-up, which is the
 question this score answers. TDE and KN are not supernovae and stay out.
+
+The ELAsTiCC2 name is each class's one canonical spelling (`ID_TO_NAME`, in every output);
+`class_id` accepts it and the usual other spellings (``SN Ia``, ``kilonova``, ``flare``, ...).
 """
+import re
+
 import numpy as np
 
 # (ELAsTiCC2 class id, ELAsTiCC2 name), in model output order.
@@ -38,6 +43,83 @@ CLASS_NAMES: tuple[str, ...] = tuple(name for _, name in _CLASSES)
 N_CLASSES = len(CLASS_IDS)
 ID_TO_INDEX: dict[int, int] = {cid: i for i, cid in enumerate(CLASS_IDS)}
 ID_TO_NAME: dict[int, str] = dict(_CLASSES)
+
+# Other spellings of each class, accepted wherever a class is named (`class_id`): compared after
+# `_squash` (lower case, letters and digits only), and also without a leading "sn".
+_ALIASES: dict[int, tuple[str, ...]] = {
+    2222: ("SN Ia", "type Ia"),
+    2223: ("SN Ib/c", "Ibc", "Ib", "Ic", "stripped envelope"),
+    2224: ("SN II", "IIP", "IIL", "IIn"),
+    2232: ("kilonova",),
+    2233: ("flare", "M-dwarf", "stellar flare", "M dwarf flare"),
+    2234: ("dwarf nova", "DN", "cataclysmic variable", "CV"),
+    2242: ("superluminous supernova", "SLSN-I", "SLSN-II"),
+    2243: ("tidal disruption event",),
+    2323: ("RRL", "RR Lyr"),
+    2325: ("eclipsing binary",),
+    2332: ("active galactic nucleus", "QSO"),
+    9000: ("asteroid", "solar system object", "SSO", "minor planet"),
+}
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _names_to_ids() -> dict[str, int]:
+    table = {}
+    for cid, name in (*_CLASSES, *((cid, alias) for cid, aliases in _ALIASES.items() for alias in aliases)):
+        table[_squash(name)] = cid
+        table.setdefault(_squash(name).removeprefix("sn"), cid)
+    return table
+
+
+_NAME_TO_ID = _names_to_ids()
+
+
+def class_id(name_or_id) -> int:
+    """The ELAsTiCC2 class id of a class id or name, in any usual spelling.
+
+    Names are compared in lower case with letters and digits only, and "SN" in front
+    may be left out: ``SN Ia``, ``SNIa``, ``ia``; ``KN``, ``kilonova``; ``M-dwarf Flare``,
+    ``flare``. Ids may be ints or digit strings.
+
+    Parameters
+    ----------
+    name_or_id : int or str
+
+    Returns
+    -------
+    int
+        One of `CLASS_IDS`.
+
+    Raises
+    ------
+    ValueError
+        Naming the input and the model's classes.
+
+    >>> class_id("SN Ia"), class_id("kilonova"), class_id("m-dwarf flare"), class_id("2243"), class_id(2323)
+    (2222, 2232, 2233, 2243, 2323)
+    """
+    if isinstance(name_or_id, (int, np.integer)) or str(name_or_id).strip().isdigit():
+        cid = int(name_or_id)
+    else:
+        key = _squash(str(name_or_id))
+        cid = _NAME_TO_ID.get(key, _NAME_TO_ID.get(key.removeprefix("sn")))
+    if cid not in ID_TO_NAME:
+        known = ", ".join(f"{c} {n}" for c, n in _CLASSES)
+        raise ValueError(f"{name_or_id!r} is not one of the model's classes ({known})")
+    return cid
+
+
+def class_name(name_or_id) -> str:
+    """The canonical (ELAsTiCC2) name of a class given by id or any spelling `class_id` accepts.
+
+    >>> class_name(2222), class_name("flare"), class_name("SN II")
+    ('Ia', 'M-dwarf Flare', 'II')
+    """
+    return ID_TO_NAME[class_id(name_or_id)]
+
 
 # Meta classes of the brokerClassification schema, never model outputs.
 RESIDUAL_ID = 200  # the probability a partial classifier leaves unassigned

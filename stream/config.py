@@ -20,7 +20,7 @@ from redis.connection import parse_url as parse_redis_url
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
 from models.priors import prior_weights
-from models.taxonomy import CLASS_IDS, CLASS_NAMES, ID_TO_INDEX
+from models.taxonomy import CLASS_IDS, ID_TO_INDEX, class_id
 from stream.deadletter import OVERHEAD_BYTES as DEADLETTER_OVERHEAD_BYTES
 from stream.errors import ConfigError
 from stream.secrets import MASK, is_secret_name, mask_in_logs, mask_url, url_secrets
@@ -223,23 +223,12 @@ class FollowupRule(_Section):
 
 
 def class_index(name: str) -> int:
-    """Model output index of a class given by ELAsTiCC2 id or name (case, spaces and hyphens ignored).
+    """Model output index of a class given by ELAsTiCC2 id or any name `models.taxonomy.class_id` accepts.
 
-    >>> class_index("2232"), class_index("m-dwarf flare"), class_index("Ia")
+    >>> class_index("2232"), class_index("m-dwarf flare"), class_index("SN Ia")
     (3, 4, 0)
     """
-    key = str(name).strip()
-    if key.isdigit() and int(key) in ID_TO_INDEX:
-        return ID_TO_INDEX[int(key)]
-    wanted = _class_key(key)
-    for index, class_name in enumerate(CLASS_NAMES):
-        if _class_key(class_name) == wanted:
-            return index
-    raise ValueError(f"unknown class {name!r}; classes: {', '.join(CLASS_NAMES)} (or their ELAsTiCC2 ids)")
-
-
-def _class_key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "/")
+    return ID_TO_INDEX[class_id(name)]
 
 
 def _default_rules() -> list[FollowupRule]:

@@ -82,14 +82,18 @@ def create_topics(client_config: dict, names, partitions: int, timeout_s: float 
     return [t.topic for t in wanted]
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stream.health", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG or built-in defaults)")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
     parser.add_argument("--redis-url", help="Redis URL (overrides the config)")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="give up after this many seconds")
     parser.add_argument("--create-topics", action="store_true", help="create the configured topics")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 
     mask_in_logs(url_secrets(args.redis_url))

@@ -12,6 +12,8 @@ from stream.hotswap import announce
 from stream.keys import Keys
 from stream.redis_io import make_redis
 
+MAX_LISTED_METRICS_CHARS = 200  # longer metrics are listed by name only
+
 
 def _registry(config) -> ModelRegistry:
     if not config.registry.path:
@@ -23,8 +25,36 @@ def _announce(config, version: str) -> None:
     announce(make_redis(config.redis, socket_timeout=2.0), Keys(config.redis.prefix), version)
 
 
+def _metrics_headline(metrics: dict, version: str | None = None) -> str:
+    """`metrics` as JSON if short, else their names (``models show VERSION`` prints them whole)."""
+    text = json.dumps(metrics, sort_keys=True)
+    if len(text) <= MAX_LISTED_METRICS_CHARS:
+        return text
+    return f"{{{', '.join(metrics)}}}" + (f" (alertformer models show {version})" if version else "")
+
+
+def served_line(config, registry: ModelRegistry | None) -> str:
+    """What a scorer started now would serve, and why: one line for ``models list``."""
+    from models.checkpoint import load_checkpoint
+    from stream.score import checkpoint_version, served_checkpoint
+
+    served = served_checkpoint(config.scoring, registry)
+    if served.version is not None:
+        return f"served: {served.version} ({served.source})"
+    why = {"scoring.checkpoint": "scoring.checkpoint is set: the registry's champion is not served",
+           "shipped model": "no registry champion" if registry is not None else "registry.path not set"}[served.source]
+    if not served.path.is_file():
+        raise ConfigError(f"scoring.checkpoint: {served.path} does not exist")
+    _, meta = load_checkpoint(served.path)
+    return (f"served: {checkpoint_version(served.path, meta)} ({served.source} {served.path}; {why})  "
+            f"created={meta.get('created_utc')}  metrics={_metrics_headline(meta.get('metrics', {}))}")
+
+
 def cmd_models(args) -> int:
     config = load_config(args.config)
+    if args.action == "list" and not config.registry.path:
+        print(served_line(config, None))
+        return 0
     registry = _registry(config)
     champion = registry.champion()
     if args.action == "list":
@@ -32,7 +62,8 @@ def cmd_models(args) -> int:
             mark = "*" if info.version == champion else " "
             metrics = info.meta.get("metrics", {})
             print(f"{mark} {info.version}  parent={info.meta.get('parent')}  created={info.meta['created_utc']}  "
-                  f"metrics={json.dumps(metrics, sort_keys=True)}  {info.meta.get('note', '')}")
+                  f"metrics={_metrics_headline(metrics, info.version)}  {info.meta.get('note', '')}")
+        print(served_line(config, registry))
     elif args.action == "show":
         info = registry.get(args.version or champion or "")
         print(json.dumps(info.meta | {"champion": info.version == champion, "checkpoint": str(info.checkpoint)},
@@ -46,6 +77,9 @@ def cmd_models(args) -> int:
         _announce(config, version)
         print(f"champion: {version}")
     elif args.action == "import":
+        if args.unless_champion and champion is not None:
+            print(f"champion: {champion} (kept; nothing imported)")
+            return 0
         info = registry.register(args.checkpoint, note=args.reason)
         if args.promote:
             registry.promote(info.version, reason=args.reason)
@@ -60,7 +94,8 @@ def add_parser(sub) -> None:
                                    "announce the new champion; running scorers swap to it between two batches.")
     add_config_argument(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="every version, * marks the champion")
+    actions.add_parser("list", help="every version (* marks the champion), then the model a scorer started now "
+                       "serves; without registry.path only the latter")
     show = actions.add_parser("show", help="one version's metadata (default: the champion)")
     show.add_argument("version", nargs="?")
     promote = actions.add_parser("promote", help="make a version champion")
@@ -68,8 +103,11 @@ def add_parser(sub) -> None:
     promote.add_argument("--reason", default="manual promotion")
     rollback = actions.add_parser("rollback", help="undo the latest promotion")
     rollback.add_argument("--reason", default="manual rollback")
-    imp = actions.add_parser("import", help="register a checkpoint file as a new version")
+    imp = actions.add_parser("import", help="register a checkpoint file as a new version, with the metrics it carries")
     imp.add_argument("checkpoint")
     imp.add_argument("--promote", action="store_true", help="and make it champion")
+    imp.add_argument("--unless-champion", action="store_true",
+                     help="import nothing if the registry has a champion already (a start-up step that may run "
+                          "again, e.g. in docker compose)")
     imp.add_argument("--reason", default="imported")
     p.set_defaults(func=cmd_models)

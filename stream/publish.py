@@ -12,7 +12,7 @@ from alertformer import __version__
 from models.bands import BAND_NAMES
 from models.context import N_CONTEXT
 from models.lightcurve import LightCurve
-from models.taxonomy import CLASS_IDS, ELASTICC_OUTPUT_IDS
+from models.taxonomy import CLASS_IDS, CLASS_NAMES, ELASTICC_OUTPUT_IDS
 from stream import avro_io
 from stream.avro_batch import BatchRecordWriter
 from stream.ingest import Ingested
@@ -26,6 +26,7 @@ SCORED_SCHEMA = "alertformer.scored_alert"
 CLASSIFICATION_SCHEMA = "elasticc.v0_9_1.brokerClassification"
 CLASS_IDS_ARRAY = np.asarray(CLASS_IDS, dtype=np.int64)  # (C,)
 ELASTICC_IDS_ARRAY = np.asarray(ELASTICC_OUTPUT_IDS, dtype=np.int64)  # (C,) alertformer's own classes as Residual
+CLASS_NAMES_ARRAY = np.asarray(CLASS_NAMES, dtype=object)  # (C,)
 BAND_NAMES_ARRAY = np.asarray(BAND_NAMES, dtype=object)  # indexed by band code
 
 
@@ -65,6 +66,7 @@ def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, sc
     n = len(items)
     published_ms = time.time_ns() // 1_000_000
     classes = (CLASS_IDS_ARRAY, batch.probs)
+    top = batch.probs.argmax(axis=1)  # (n,) model output index of each alert's most probable class
     publish_ms = np.fromiter((i.kafka_timestamp_ms for i in items), dtype=np.int64, count=n)
     scored_writer, classification_writer = _writers()
     scored = scored_writer.write({
@@ -78,6 +80,7 @@ def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, sc
         "nVisits": batch.n_visits, "nDetections": batch.n_detections, "raDeg": batch.ra_deg, "decDeg": batch.dec_deg,
         "latestMjdTai": batch.latest_mjd_tai, "latestFluxNjy": batch.latest_flux_njy,
         "latestBand": BAND_NAMES_ARRAY[batch.latest_band].tolist(),
+        "topClassId": CLASS_IDS_ARRAY[top], "topClass": CLASS_NAMES_ARRAY[top].tolist(),
     }, n)
     classifications = classification_writer.write({
         "alertId": batch.alert_id, "diaSourceId": batch.source_id, "elasticcPublishTimestamp": publish_ms,

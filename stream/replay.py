@@ -16,11 +16,12 @@ import fastavro
 from confluent_kafka import Producer
 from tqdm import tqdm
 
-from stream.decode import decode_auto, encode_rubin, rubin_records_from_parquet
+from stream.decode import decode_auto, decode_elasticc, encode_rubin, rubin_records_from_parquet
 from stream.errors import AlertformerError, BadPacket
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 60.0  # wait for outstanding deliveries at the end
+WIRE_MAGIC = b"\x00"  # first byte of the Confluent wire format (Rubin)
 QUEUE_FULL_BACKOFF_S = 0.05  # librdkafka's local queue is full: serve callbacks, then retry
 
 
@@ -43,6 +44,26 @@ def _keyed(value: bytes, source: Path) -> "Packet":
     except BadPacket as err:
         log.warning("replay: a packet of %s does not decode (%s); sending it without a key", source, err)
         return Packet(None, value)
+
+
+def packet_from_file(path: Path) -> Packet:
+    """A file of one alert packet: the Confluent wire format (sent even if it does not decode, as a
+    malformed alert for the stream to dead-letter) or ELAsTiCC's schemaless Avro.
+
+    Raises
+    ------
+    ReplayError
+        For any other file (text, CSV, an unknown format): it is not an alert packet.
+    """
+    value = path.read_bytes()
+    if value[:1] == WIRE_MAGIC:
+        return _keyed(value, path)
+    try:
+        return Packet(decode_elasticc(value).object_id.encode(), value)
+    except BadPacket:
+        raise ReplayError(f"{path}: not an alert packet (starts with {value[:4]!r}: neither the Confluent wire "
+                          f"format b'\\x00', an Avro container file b'Obj\\x01', Parquet of Rubin alerts, nor an "
+                          "ELAsTiCC alert)") from None
 
 
 def packets_from_container(path: Path) -> list[Packet]:
@@ -71,7 +92,10 @@ def packets_from_rubin_parquet(path: Path, schema_version: str | None = None) ->
 
 
 def load_packets(sources: Sequence[str | Path], rubin_schema_version: str | None = None) -> list[Packet]:
-    """Read every source into packets, in the order given; directories are walked in name order."""
+    """Read every source into packets, in the order given; directories are walked in name order.
+
+    Raises `ReplayError` naming a missing source or a file that is not an alert packet.
+    """
     packets: list[Packet] = []
     for source in map(Path, sources):
         if not source.exists():
@@ -83,7 +107,7 @@ def load_packets(sources: Sequence[str | Path], rubin_schema_version: str | None
             elif path.read_bytes()[:4] == b"Obj\x01":
                 packets += packets_from_container(path)
             else:
-                packets.append(_keyed(path.read_bytes(), path))
+                packets.append(packet_from_file(path))
     return packets
 
 

@@ -33,13 +33,14 @@ from models.encode import FEATURE_NAMES, Batch, encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer
 from models.priors import apply_prior, prior_weights
+from models.paths import SHIPPED_CHECKPOINT
+from models.registry import ModelRegistry
 from models.taxonomy import flare_likelihood, sn_likelihood
 from stream.config import ScoringSettings
 from stream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 DET_FEATURE = FEATURE_NAMES.index("det")
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "shipped" / "alertformer.pt"
 CPU_CHUNK_CURVES = 64  # default curves per forward call on the CPU (scoring.forward_chunk_curves)
 PRECISIONS = ("fp32", "bf16")
 TRACE_TOLERANCE = 1e-5  # largest probability difference allowed between the trace and the eager model
@@ -70,6 +71,28 @@ def set_torch_threads(threads: int) -> None:
     """Set torch's intra-op threads of this process (``scoring.torch_threads``); 0 keeps torch's default."""
     if threads:
         torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class ServedCheckpoint:
+    """The checkpoint a scorer started now serves, and why (`served_checkpoint`)."""
+
+    path: Path
+    version: str | None  # the registry's version; None: named by `checkpoint_version`
+    source: str  # "scoring.checkpoint", "registry champion" or "shipped model"
+
+
+def served_checkpoint(scoring: ScoringSettings, registry: ModelRegistry | None) -> ServedCheckpoint:
+    """An explicit ``scoring.checkpoint``, else the registry's champion, else the shipped model.
+
+    Raises RegistryError if the champion's files are missing.
+    """
+    if scoring.checkpoint:
+        return ServedCheckpoint(Path(scoring.checkpoint), None, "scoring.checkpoint")
+    champion = registry.champion() if registry is not None else None
+    if champion is not None:
+        return ServedCheckpoint(registry.get(champion).checkpoint, champion, "registry champion")
+    return ServedCheckpoint(SHIPPED_CHECKPOINT, None, "shipped model")
 
 
 def checkpoint_version(path: Path, meta: dict) -> str:

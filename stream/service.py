@@ -16,9 +16,9 @@ import logging
 import socket
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis
@@ -26,6 +26,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
+from models.taxonomy import CLASS_NAMES, N_CLASSES
 from stream import avro_io
 from stream.config import StreamConfig
 from stream.errors import ConfigError, NonFiniteScores
@@ -40,7 +41,7 @@ from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
 from stream.redis_io import check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
-from stream.score import Scorer, Scores, set_torch_threads
+from stream.score import Scorer, Scores, served_checkpoint, set_torch_threads
 from stream.scored import ScoredBatch
 from stream.state import StateWriter
 from stream.window import build_windows
@@ -67,9 +68,35 @@ class Finished:
     requests: list[dict]  # follow-up requests, for the webhook
 
 
+@dataclass
+class RunSummary:
+    """What this process has committed: alerts scored, dead letters, follow-up requests, and the
+    scored alerts counted by their most probable class (canonical names, `models.taxonomy`)."""
+
+    alerts_scored: int = 0
+    dead_letters: int = 0
+    followup_requests: int = 0
+    top_classes: Counter = field(default_factory=Counter)
+
+    def add(self, probs: np.ndarray | None, n_dead: int, n_requests: int) -> None:
+        """Count a committed batch: `probs` (B, C) of its scored alerts (None: none scored)."""
+        if probs is not None and len(probs):
+            counts = np.bincount(probs.argmax(axis=1), minlength=N_CLASSES)  # (C,)
+            self.alerts_scored += len(probs)
+            self.top_classes.update({CLASS_NAMES[i]: int(n) for i, n in enumerate(counts) if n})
+        self.dead_letters += n_dead
+        self.followup_requests += n_requests
+
+    def as_dict(self) -> dict:
+        """JSON-ready, classes from the most frequent."""
+        return {"alerts_scored": self.alerts_scored, "dead_letters": self.dead_letters,
+                "followup_requests": self.followup_requests, "top_classes": dict(self.top_classes.most_common())}
+
+
 class ScoringService:
     def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
         self.config = config
+        self.summary = RunSummary()
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
@@ -115,13 +142,13 @@ class ScoringService:
     def _initial_scorer(self, registry: ModelRegistry | None) -> Scorer:
         """An explicit checkpoint, else the registry's champion, else the shipped model."""
         scoring = self.config.scoring
-        champion = registry.champion() if registry is not None and not scoring.checkpoint else None
-        if champion is None:
-            return Scorer.from_checkpoint(scoring.checkpoint, scoring)
         try:
-            return Scorer.from_file(registry.get(champion).checkpoint, champion, scoring)
+            served = served_checkpoint(scoring, registry)
+            if served.version is None:
+                return Scorer.from_checkpoint(served.path, scoring)
+            return Scorer.from_file(served.path, served.version, scoring)
         except (RegistryError, CheckpointMismatch) as err:
-            raise ConfigError(f"registry.path: champion {champion} cannot be served: {err}") from None
+            raise ConfigError(f"registry.path: champion {registry.champion()} cannot be served: {err}") from None
 
     def prepare(self, messages: list[Message]) -> Finish:
         """Decode, window and encode the batch, start its forward pass; return the function that finishes it."""
@@ -219,6 +246,7 @@ class ScoringService:
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
         self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points)
+        self.summary.add(None if done.batch is None else done.batch.probs, done.n_dead, len(done.requests))
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
         self.state.write_batch(done.batch, done.merged, self.lag(), self.scorer.version)
         if self._in_flight:

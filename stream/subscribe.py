@@ -19,7 +19,11 @@ pure predicate over a decoded record, so both are testable without Kafka:
   only ``=``/``!=``. A null field (e.g. ``latestMagAb``) never passes. Avro
   ``float`` fields carry float32 values: 0.85 arrives as 0.8500000238.
 - ``--class ID|NAME``: scored records whose most probable class is that one;
-  classification records with that class above ``--min-prob`` (default 0.5).
+  classification records with that class above ``--min-prob`` (default 0.5). Any
+  spelling `models.taxonomy.class_id` accepts (``2222``, ``Ia``, ``SN Ia``, ``flare``).
+
+Printed records name each class beside its id (``className``), and scored records
+add their most probable class (``topClassId``, ``topClass``).
 - ``--cone RA,DEC,RADIUS_DEG``: scored and follow-up records within the cone.
 
 Timestamps of classification records (Avro ``timestamp-millis``) are printed
@@ -41,7 +45,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaError
 from pydantic import ValidationError
 
-from models.taxonomy import CLASS_IDS, ID_TO_NAME
+from models.taxonomy import ID_TO_NAME, NOT_CLASSIFIED_ID, RESIDUAL_ID, class_id
 from stream import avro_io
 from stream.config import SkyRegion, add_config_argument, load_config
 from stream.errors import BadPacket, ConfigError
@@ -178,20 +182,15 @@ def parse_where(text: str, kind: str) -> Comparison:
 
 
 def parse_class(text: str) -> int:
-    """An ELAsTiCC2 class id from an id or a class name (case, spaces and punctuation ignored).
+    """An ELAsTiCC2 class id from an id or a class name in any spelling `models.taxonomy.class_id` accepts.
 
-    >>> parse_class("2222"), parse_class("m-dwarf flare"), parse_class("SLSN")
-    (2222, 2233, 2242)
+    >>> parse_class("2222"), parse_class("m-dwarf flare"), parse_class("SLSN"), parse_class("SN Ia")
+    (2222, 2233, 2242, 2222)
     """
-    def squashed(name: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", name.lower())
-
-    by_name = {squashed(name): cid for cid, name in ID_TO_NAME.items()}
-    class_id = int(text) if text.strip().isdigit() else by_name.get(squashed(text))
-    if class_id not in CLASS_IDS:
-        known = ", ".join(f"{cid} {name}" for cid, name in ID_TO_NAME.items())
-        raise ConfigError(f"--class {text!r}: not one of the model's classes ({known})")
-    return class_id
+    try:
+        return class_id(text)
+    except ValueError as err:
+        raise ConfigError(f"--class {err}") from None
 
 
 def parse_cone(text: str) -> SkyRegion:
@@ -253,17 +252,43 @@ def _jsonable(value):
     return value
 
 
+# ELAsTiCC2 names of every class id a record can carry (the meta classes from taxonomy_classIds.csv).
+CLASS_NAMES_BY_ID = ID_TO_NAME | {RESIDUAL_ID: "Residual", NOT_CLASSIFIED_ID: "NotClassified"}
+
+
+def with_class_names(record: dict, kind: str) -> dict:
+    """`record` with each class named beside its id (``className``) and, for scored records, the
+    most probable class (``topClassId``, ``topClass``); records of other kinds are returned as they are.
+
+    >>> with_class_names({"classProbabilities": [{"classId": 2222, "probability": 0.3},
+    ...                                          {"classId": 2233, "probability": 0.7}]}, "scored")
+    {'classProbabilities': [{'classId': 2222, 'className': 'Ia', 'probability': 0.3}, \
+{'classId': 2233, 'className': 'M-dwarf Flare', 'probability': 0.7}], 'topClassId': 2233, 'topClass': 'M-dwarf Flare'}
+    """
+    field = CLASS_FIELDS.get(kind)
+    if field is None:
+        return record
+    classes = [{"classId": c["classId"], "className": CLASS_NAMES_BY_ID.get(c["classId"]),
+                "probability": c["probability"]} for c in record[field]]
+    named = record | {field: classes}
+    if kind == "scored" and classes:
+        top = max(classes, key=lambda c: c["probability"])
+        named |= {"topClassId": top["classId"], "topClass": top["className"]}
+    return named
+
+
 def record_decoder(kind: str) -> Callable[[bytes], dict]:
-    """``decode(payload) -> record`` for messages of `kind`; raises `BadPacket` for anything else."""
+    """``decode(payload) -> record`` for messages of `kind`, classes named (`with_class_names`);
+    raises `BadPacket` for anything else."""
     schema = SCHEMAS[kind]
     if kind == "classifications":
-        return lambda payload: _jsonable(avro_io.decode_schemaless(schema, payload))
+        return lambda payload: with_class_names(_jsonable(avro_io.decode_schemaless(schema, payload)), kind)
 
     def decode(payload: bytes) -> dict:
         name, record = avro_io.decode(payload)
         if name != schema:
             raise BadPacket(f"an {name} record, not {schema}")
-        return _jsonable(record)
+        return with_class_names(_jsonable(record), kind)
 
     return decode
 
@@ -399,7 +424,8 @@ def add_parser(subparsers) -> None:
                         "snake_case or camelCase, e.g. sn_likelihood>0.8, flare_likelihood>=0.9, n_visits>=3, "
                         "survey=ztf")
     p.add_argument("--class", dest="class_text", metavar="ID|NAME",
-                   help="ELAsTiCC2 class id or name (2222, Ia, 'M-dwarf Flare'): the top class of scored "
+                   help="ELAsTiCC2 class id or name in a usual spelling (2222, Ia, 'SN Ia', KN, kilonova, "
+                        "'M-dwarf Flare', flare): the top class of scored "
                         "records, or a class above --min-prob in classification records")
     p.add_argument("--min-prob", type=float,
                    help=f"with --class on classification records: the probability to exceed "

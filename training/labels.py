@@ -6,7 +6,6 @@ object's history in Redis has moved on or expired.
 """
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +14,12 @@ import numpy as np
 from astropy.time import Time
 
 from models.lightcurve import LightCurve
-from models.taxonomy import CLASS_IDS, ID_TO_NAME
+from models import taxonomy
 from stream import avro_io
 from stream.errors import BadPacket
 from training.datasets import LabeledSet
 
 LABEL_SCHEMA = "alertformer.label"
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[^a-z]", "", name.lower()).removeprefix("sn")
-
-
-_NAME_TO_ID = {_normalise(name): cid for cid, name in ID_TO_NAME.items()} | {"flare": 2233, "dwarfnova": 2234}
 
 
 @dataclass(frozen=True)
@@ -49,12 +41,13 @@ def parse_label(payload: bytes, origin: str) -> Label:
     if class_id is None:
         if not record["className"]:
             raise BadPacket("label has neither classId nor className")
-        class_id = _NAME_TO_ID.get(_normalise(record["className"]))
-        if class_id is None:
+        try:
+            class_id = taxonomy.class_id(record["className"])
+        except ValueError:
             raise BadPacket(f"className {record['className']!r} is not a class the model knows "
-                            f"({', '.join(ID_TO_NAME.values())})")
-    if class_id not in CLASS_IDS:
-        raise BadPacket(f"classId {class_id} is not a class the model knows ({', '.join(map(str, CLASS_IDS))})")
+                            f"({', '.join(taxonomy.CLASS_NAMES)})") from None
+    if class_id not in taxonomy.CLASS_IDS:
+        raise BadPacket(f"classId {class_id} is not a class the model knows ({', '.join(map(str, taxonomy.CLASS_IDS))})")
     if not record["objectId"]:
         raise BadPacket("objectId is empty")
     return Label(record["objectId"], int(class_id), record["source"], int(record["labeledMs"]),

@@ -20,6 +20,24 @@ from stream.errors import ConfigError
 log = logging.getLogger(__name__)
 PACKET_SUFFIX = ".avro-wire"
 MIN_NAME_DIGITS = 6  # 000001.avro-wire: names sort in alert order
+# Each seed simulates its objects in its own block of ids, so the streams of two seeds can go to
+# one topic and one Redis without their objects merging: ids of seed s are
+# FIRST_OBJECT_ID + s * MAX_OBJECTS_PER_SEED + 0..n-1 (training.sim_alerts.FIRST_OBJECT_ID = 10**12).
+MAX_OBJECTS_PER_SEED = 10**7
+# Source ids (object id * POINT_ID_STRIDE + point) must stay below 2**62 (training.sim_alerts), which
+# leaves room for this many blocks; seeds that are equal modulo it share a block.
+ID_BLOCKS = 46_000_000
+
+
+def first_object_id(seed: int) -> int:
+    """The first simulated object id of `seed` (>= 0): the start of the seed's block of ids.
+
+    >>> first_object_id(0), first_object_id(1), first_object_id(ID_BLOCKS + 1)
+    (1000000000000, 1000010000000, 1000010000000)
+    """
+    from training.sim_alerts import FIRST_OBJECT_ID
+
+    return FIRST_OBJECT_ID + seed % ID_BLOCKS * MAX_OBJECTS_PER_SEED
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,7 +57,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "(object_id, class_id, class_name) of the alerted objects go to a CSV beside the packets. "
                     "Prints a JSON summary (seed, counts, seconds, alerts/s of encoding and writing).")
     p.add_argument("--n", type=int, required=True, help="number of objects to simulate")
-    p.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of numpy.random.default_rng, >= 0 (default 0); it also picks the object ids, so "
+                        "streams of different seeds (modulo 46,000,000) never share an object")
     p.add_argument("--survey", choices=["lsst"], default="lsst",
                    help="survey to simulate; only lsst has an alert format here (default lsst)")
     p.add_argument("--mix", choices=["realistic", "balanced"], default="realistic",
@@ -79,12 +99,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from stream.decode import rubin_schema
-    from training.sim_alerts import FIRST_OBJECT_ID, RubinAlertStream
+    from training.sim_alerts import RubinAlertStream
     from training.simulate import CLASS_NAMES, REALISTIC_MIX, simulate
 
     labels_path = _check_paths(args)
-    if args.n < 1:
-        raise ConfigError(f"--n {args.n}: need at least one object")
+    if not 1 <= args.n <= MAX_OBJECTS_PER_SEED:
+        raise ConfigError(f"--n {args.n}: need 1 to {MAX_OBJECTS_PER_SEED:,} objects (each seed's block of ids)")
+    if args.seed < 0:
+        raise ConfigError(f"--seed {args.seed}: need a seed >= 0")
     if args.days is not None and args.days <= 0:
         raise ConfigError(f"--days {args.days}: need a positive span")
     if args.schema_version is not None:
@@ -95,7 +117,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     start_s = time.monotonic()
     sims = simulate(args.n, np.random.default_rng(args.seed), args.survey,
                     class_weights=REALISTIC_MIX if args.mix == "realistic" else None,
-                    first_object_id=FIRST_OBJECT_ID)
+                    first_object_id=first_object_id(args.seed))
     start_mjd = args.start_mjd
     if start_mjd is None and args.days is not None:
         start_mjd = float(sims.mjd_tai[sims.is_detection].min())

@@ -39,6 +39,17 @@ def test_missing_replay_source_is_named(tmp_path):
     assert result.returncode == 2 and "nothing.avro" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_replaying_a_file_that_is_not_an_alert_exits_2(tmp_path):
+    labels = tmp_path / "night_labels.csv"
+    labels.write_text("object_id,class_id,class_name\n1000000000000,2222,SN Ia\n")
+    result = run("replay", str(labels))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"alertformer replay: {labels}: not an alert packet (starts with "
+                                                  "b'obje': neither the Confluent wire format b'\\x00', an Avro "
+                                                  "container file b'Obj\\x01', Parquet of Rubin alerts, nor an "
+                                                  "ELAsTiCC alert)"]
+
+
 def test_registry_errors_are_one_line(tmp_path):
     import os
 
@@ -91,3 +102,41 @@ def test_unknown_section_in_a_file_is_named(tmp_path):
     config.write_text("[bogus]\nx = 1\n")
     result = run("run", "--config", str(config))
     assert result.returncode == 2 and "bogus" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_version():
+    from alertformer import __version__
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"alertformer {__version__}"
+
+
+def test_the_scoring_service_loads_no_training_code():
+    """``alertformer run`` builds only its own parser, and the service imports nothing of `training`."""
+    code = ("import sys; from alertformer.cli import build_parser; import stream.service; "
+            "build_parser('run').parse_args(['run']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_decode_prints_each_message_and_dead_letters_only_when_asked(shared_data):
+    """``alertformer run`` dead-letters undecodable input already: decode does not send them again by default."""
+    import json
+
+    from confluent_kafka import Message
+
+    from alertformer.cli import decode_batch
+    from stream.ingest import Ingest
+
+    alert = (shared_data / "ztf" / "alerts" / "472263571115115000.avro").read_bytes()
+    messages = [Message(topic="alerts", partition=0, offset=0, value=alert, key=b"k"),
+                Message(topic="alerts", partition=0, offset=1, value=b"\x00\x00\x00\x03\xe8truncated", key=None)]
+    ingest = Ingest({"alerts": "auto"}, "alertformer.deadletter")
+    for send in (False, True):
+        lines = []
+        outputs = decode_batch(ingest, messages, send, lines.append)
+        records = [json.loads(line) for line in lines]
+        assert [r["offset"] for r in records] == [0, 1] and records[0]["objectId"] == "ZTF17aaajnnn"
+        assert records[1]["undecodable"] and records[1]["dead_lettered"] is send
+        assert [o.topic for o in outputs] == (["alertformer.deadletter"] if send else [])

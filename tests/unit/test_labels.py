@@ -10,6 +10,8 @@ from training.labels import SnapshotStore, label_message, ms_to_mjd_tai, parse_l
 @pytest.mark.parametrize("kwargs,class_id", [
     ({"class_id": 2222}, 2222), ({"class_name": "SN Ia"}, 2222), ({"class_name": "SNIbc"}, 2223),
     ({"class_name": "M-dwarf flare"}, 2233), ({"class_name": "flare"}, 2233), ({"class_name": "tde"}, 2243),
+    ({"class_name": "kilonova"}, 2232), ({"class_name": "KN"}, 2232), ({"class_name": "Ia"}, 2222),
+    ({"class_name": "Dwarf Novae"}, 2234), ({"class_name": "SN IIP"}, 2224),
 ])
 def test_parse_known_classes(kwargs, class_id):
     label = parse_label(label_message("obj1", labeled_ms=1_700_000_000_000, **kwargs), "t/0/5")

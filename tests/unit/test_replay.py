@@ -2,7 +2,7 @@
 import pytest
 
 from stream.decode import decode_auto
-from stream.replay import ReplayError, load_packets, schedule_s
+from stream.replay import Packet, ReplayError, load_packets, schedule_s
 
 
 def test_sample_packets_are_keyed_by_object_id(shared_data):
@@ -23,6 +23,27 @@ def test_undecodable_packet_is_sent_without_key(tmp_path):
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(ReplayError, match="missing.avro"):
         load_packets([tmp_path / "missing.avro"])
+
+
+@pytest.mark.parametrize("content", [b"object_id,class_id\n1,2222\n", b"", b"# notes\n", b"PAR1\x15\x04"])
+def test_a_file_that_is_not_an_alert_is_refused_naming_it(tmp_path, content):
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "alerts" / "ok.bin").write_bytes(b"\x00\x00\x00\x03\xe8junk")  # a malformed alert: sent
+    (tmp_path / "alerts" / "notes.txt").write_bytes(content)
+    with pytest.raises(ReplayError, match=r"notes\.txt: not an alert packet"):
+        load_packets([tmp_path / "alerts"])
+
+
+def test_an_elasticc_packet_file_is_replayed_with_its_key(tmp_path):
+    from stream.decode import encode_elasticc
+
+    source = {"diaSourceId": 103, "diaObjectId": 1234, "midPointTai": 60010.5, "filterName": "r", "ra": 150.25,
+              "decl": 2.5, "psFlux": 950.0, "psFluxErr": 40.0, "snr": 10.0}
+    value = encode_elasticc({"alertId": 77, "diaSource": source, "prvDiaSources": [], "prvDiaForcedSources": [],
+                             "diaObject": {"diaObjectId": 1234, "simVersion": "t", "ra": 150.25, "decl": 2.5}},
+                            fill_defaults=True)
+    (tmp_path / "alert.avro").write_bytes(value)
+    assert load_packets([tmp_path / "alert.avro"]) == [Packet(b"1234", value)]
 
 
 @pytest.mark.parametrize("n,rate,visit,interval,expected", [

@@ -168,7 +168,7 @@ def test_followup_record_matches_schema():
 
 
 def test_unknown_class_or_bad_probability_in_a_rule_is_a_config_error():
-    with pytest.raises(ValueError, match="unknown class 'Kilonovae'"):
+    with pytest.raises(ValueError, match="'Kilonovae' is not one of the model's classes"):
         FollowupRule(name="r", min_prob={"Kilonovae": 0.5})
     with pytest.raises(ValueError, match=r"min_prob\[KN\] = 1.5"):
         FollowupRule(name="r", min_prob={"KN": 1.5})

@@ -21,7 +21,8 @@ from training.sim_alerts import (
     FIRST_OBJECT_ID, FORCED_TWIN_ID_BIT, HISTORY_DAYS, RubinAlertStream, SimAlert, rubin_alert_stream, visit_ids,
 )
 from training.simulate import CLASS_NAMES, REALISTIC_MIX, SimulatedSet, simulate
-from training.simulate_cli import PACKET_SUFFIX, add_parser
+from training.simulate import POINT_ID_STRIDE
+from training.simulate_cli import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, add_parser, first_object_id
 
 N_OBJECTS = 12
 SEED = 20260214
@@ -184,7 +185,8 @@ def test_cli_writes_packets_that_replay_reads_and_labels(tmp_path, capsys):
     assert _run_cli(["--n", "3", "--seed", "5", "--out", str(out), "--quiet"]) == 0
     files = sorted(out.iterdir())
     assert files[0].name == f"000001{PACKET_SUFFIX}"
-    expected = rubin_alert_stream(_simulate(3, seed=5, class_weights=REALISTIC_MIX))  # the command's defaults
+    expected = rubin_alert_stream(simulate(3, np.random.default_rng(5), class_weights=REALISTIC_MIX,
+                                           first_object_id=first_object_id(5)))  # the command's defaults
     packets = load_packets([out])
     assert [(p.key, p.value) for p in packets] == [(a.key, a.value) for a in expected]
     with open(tmp_path / "night_labels.csv", newline="") as f:
@@ -194,6 +196,31 @@ def test_cli_writes_packets_that_replay_reads_and_labels(tmp_path, capsys):
     assert all(r["class_name"] == CLASS_NAMES[int(r["class_id"])] for r in rows)
     assert '"alerts": %d' % len(expected) in capsys.readouterr().out
 
+
+
+def _label_ids(tmp_path, name: str, seed: int) -> set[int]:
+    assert _run_cli(["--n", "4", "--seed", str(seed), "--out", str(tmp_path / name), "--quiet"]) == 0
+    with open(tmp_path / f"{name}_labels.csv", newline="") as f:
+        return {int(r["object_id"]) for r in csv.DictReader(f)}
+
+
+def test_object_ids_depend_on_the_seed(tmp_path, capsys):
+    """Two seeds' streams replayed into one topic must not merge their objects."""
+    seed_1, seed_1_again, seed_2 = (_label_ids(tmp_path, n, s) for n, s in (("a", 1), ("b", 1), ("c", 2)))
+    assert seed_1 == seed_1_again and not seed_1 & seed_2
+    assert min(seed_1) >= first_object_id(1) and max(seed_1) < first_object_id(2) <= min(seed_2)
+    # The last seed's ids still make source ids (object id * stride + point) below the forced-twin bit.
+    assert (first_object_id(ID_BLOCKS - 1) + MAX_OBJECTS_PER_SEED) * POINT_ID_STRIDE <= FORCED_TWIN_ID_BIT
+    assert first_object_id(1_764_800_000) == first_object_id(1_764_800_000 % ID_BLOCKS)  # a demo's time seed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "--seed -1: need a seed >= 0"),
+    (["--n", str(MAX_OBJECTS_PER_SEED + 1)], "each seed's block of ids"),
+])
+def test_seeds_and_counts_outside_the_id_blocks_are_refused(tmp_path, argv, message):
+    with pytest.raises(ConfigError, match=message):
+        _run_cli(["--n", "1", *argv, "--out", str(tmp_path / "x")])
 
 
 def test_cli_refuses_paths_that_would_mix_files_into_a_replay(tmp_path):

@@ -212,3 +212,22 @@ def test_dead_letter_records_print_with_the_original_bytes_in_base64():
     assert base64.b64decode(decoded["payload"]) == b"\x00bad" and decoded["reason"] == "truncated"
     assert build_filter("deadletter", ["offset>=7"])(decoded)
     json.dumps(decoded)
+
+
+def test_printed_records_name_each_class_and_the_top_class():
+    scored = record_decoder("scored")(avro_io.encode(SCHEMAS["scored"], SCORED | {"classProbabilities": class_probs(2232)}))
+    names = {c["classId"]: c["className"] for c in scored["classProbabilities"]}
+    assert names[2222] == "Ia" and names[2232] == "KN" and names[2233] == "M-dwarf Flare" and len(names) == len(CLASS_IDS)
+    assert (scored["topClassId"], scored["topClass"]) == (2232, "KN")
+    assert build_filter("scored", class_text="kilonova")(scored)
+    payload = avro_io.encode_schemaless(SCHEMAS["classifications"], CLASSIFICATION | {
+        "classifications": [{"classId": 2233, "probability": 0.7}, {"classId": 300, "probability": 0.3}]})
+    classified = record_decoder("classifications")(payload)
+    assert [(c["classId"], c["className"]) for c in classified["classifications"]] == [
+        (2233, "M-dwarf Flare"), (300, "NotClassified")]
+    assert "topClass" not in classified
+
+
+@pytest.mark.parametrize("spelling", ["Ia", "SN Ia", "SNIa", "2222"])
+def test_class_accepts_every_spelling(spelling):
+    assert build_filter("scored", class_text=spelling)(SCORED)
