@@ -178,3 +178,25 @@ def test_rejects_empty_input():
         encode([lc], now_mjd_tai=lc.mjd_tai[0] - 1.0)
     with pytest.raises(ValueError, match="max_visits"):
         encode([lc], max_visits=0)
+
+
+def test_context_features_mask_missing_and_absurd_values_and_are_never_nan():
+    from models.context import CONTEXT_FIELDS, context_vector
+    from models.encode import CONTEXT_FEATURES
+
+    lc = LightCurve.from_arrays([1, 2], [60000.0, 60001.0], [2, 2], [500.0, 900.0], [100.0, 100.0], [True, True])
+    contexts = np.stack([
+        np.full(len(CONTEXT_FIELDS), np.nan),  # a packet that says nothing
+        context_vector(real_bogus=7.0, star_score=-1.0, star_distance_arcsec=-3.0, ss_distance_arcsec=np.nan,
+                       first_detection_mjd_tai=1e300, ref_mag_ab=np.inf),  # absurd everywhere
+        context_vector(real_bogus=0.9, star_distance_arcsec=np.inf, first_detection_mjd_tai=59990.0),
+    ])
+    batch = encode([lc] * 3, contexts=contexts)
+    assert torch.isfinite(batch.context).all()
+    assert not batch.context_mask[:2].any()
+    known = dict(zip([name for name, _ in CONTEXT_FEATURES], batch.context_mask[2].tolist()))
+    assert known == {"real_bogus": True, "star_score": False, "star_distance": True, "prior_history": True,
+                     "ss_distance": False, "gaia_distance": False, "ref_distance": False, "ref_mag": False}
+    values = dict(zip([name for name, _ in CONTEXT_FEATURES], batch.context[2].tolist()))
+    assert values["real_bogus"] == pytest.approx(0.8) and values["star_distance"] == pytest.approx(np.log10(101) / 2)
+    assert values["prior_history"] == pytest.approx(np.log10(11.0) / 3)  # detected 10 days before the window
