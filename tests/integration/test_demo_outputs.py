@@ -93,3 +93,14 @@ def test_scored_records_carry_their_top_class(demo_env, read_committed):
     for record in records:
         top = max(record["classProbabilities"], key=lambda c: c["probability"])["classId"]
         assert (record["topClassId"], record["topClass"]) == (top, ID_TO_NAME[top])
+
+
+def test_show_prints_a_scored_objects_curve_and_draws_it(demo_env, tmp_path):
+    pytest.importorskip("matplotlib")
+    env, _, _, _ = demo_env
+    figure = tmp_path / "ztf.png"
+    lines = alertformer("show", "ZTF17aaajnnn", "--png", str(figure), env=env).stdout.splitlines()
+    assert lines[0].startswith("ZTF17aaajnnn  ra=") and "top class: " in lines[0]
+    assert lines[1].split()[:3] == ["mjd_tai", "band", "flux_njy"] and len(lines) > 4  # the real curve's points
+    assert all(line.split()[1] in ("ztf-g", "ztf-r", "ztf-i") for line in lines[2:-1])
+    assert lines[-1] == f"figure: {figure}" and figure.read_bytes()[:4] == b"\x89PNG"

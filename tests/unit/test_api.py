@@ -11,7 +11,7 @@ from astropy import units as u
 from astropy.table import QTable, Table
 from astropy.time import Time
 
-from alertformer import FluxScaleWarning, Model, Score, score
+from alertformer import FluxScaleWarning, Model, Score
 from models.bands import parse_band_names
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES
@@ -182,7 +182,7 @@ def test_bad_magnitudes_name_the_field(model):
 
 def test_the_readme_example_runs():
     failures, tried = doctest.testfile(str(REPO / "README.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert tried == 3 and failures == 0
+    assert tried >= 3 and failures == 0  # the example: import, score, the result
 
 
 def test_importing_alertformer_stays_light():
