@@ -17,8 +17,8 @@ import socket
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import redis
