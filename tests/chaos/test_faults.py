@@ -52,6 +52,30 @@ def test_frozen_redis_slows_scoring_for_one_timeout_per_batch(private_stack, cha
                              "redis_skipped_calls": int(consumer[b"redisSkippedCalls"])})
 
 
+def test_redis_kill_9_and_restart_does_not_stop_scoring(private_stack, chaos_config):
+    alerts = rubin_alerts(n_objects=scaled(20, 100), alerts_per_object=scaled(10, 30), seed=43)
+    tail = Tail(private_stack.bootstrap, chaos_config.topics.scored)
+    producing = produce_at_rate(chaos_config, alerts)
+    supervisor = Supervisor(os.environ | config_env(chaos_config)).start()
+    assert wait_for(lambda: tail.arrivals, 180)
+    private_stack.signal_redis(signal.SIGKILL)
+    time.sleep(scaled(3, 10))
+    restarted = private_stack.up()  # starts Redis again (empty: it keeps nothing on disk here)
+    client = redis.Redis.from_url(private_stack.redis_url)
+    key = Keys(chaos_config.redis.prefix).consumer(chaos_config.scoring.instance_id)
+    state_back = wait_for(lambda: client.exists(key), 120)
+    state_back_s = round(time.monotonic() - restarted, 1) if state_back else None
+
+    producing.join(LIVENESS_S)
+    assert supervisor.join(LIVENESS_S), f"the scorer hung: {supervisor.exits}"
+    records = [avro_io.decode(v)[1] for v in tail.stop()]
+    assert sorted(r["alertId"] for r in records) == sorted(a.alert_id for a in alerts)
+    assert [code for _, code, _ in supervisor.exits] == [0]
+    assert int(client.hget(key, "redisOutages")) > 0
+    report("redis kill -9 + restart", {"alerts": len(alerts), "state_written_after_restart_s": state_back_s,
+                                       "redis_outages": int(client.hget(key, "redisOutages"))})
+
+
 @dataclass(frozen=True)
 class Packet:
     key: bytes
