@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from stream.config import KafkaSettings
 from stream.errors import AbortTxn, AlertformerError, ConfigError, Fatal, Retriable
@@ -55,7 +55,8 @@ def _client(factory: Callable[[dict], object], conf: dict, kafka: KafkaSettings)
 
 def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str]) -> None:
     """Fail fast, with one line, if no broker answers within `kafka.connect_timeout_s` (refused, TLS or SASL
-    handshake failed) or a topic of `topics` (setting name -> topic) does not exist.
+    handshake failed), a topic of `topics` (setting name -> topic) does not exist, or one would refuse a
+    record of `kafka.max_message_bytes` (the broker would fail whole transactions, every replay again).
 
     Raises
     ------
@@ -79,6 +80,14 @@ def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str]) -> None:
     if missing:
         raise ConfigError("; ".join(missing) + f" on {kafka.bootstrap_servers} (python -m stream.health "
                           "--create-topics creates the configured topics)")
+    resources = {field: ConfigResource(ConfigResource.Type.TOPIC, name) for field, name in topics.items()}
+    described = admin.describe_configs(list(resources.values()), request_timeout=kafka.connect_timeout_s)
+    for field, resource in resources.items():
+        limit = int(next(f for r, f in described.items() if r.name == resource.name).result()[
+            "max.message.bytes"].value)
+        if limit < kafka.max_message_bytes:
+            raise ConfigError(f"kafka.max_message_bytes: {kafka.max_message_bytes} exceeds max.message.bytes "
+                              f"{limit} of topic {resource.name} (topics.{field}); lower it, or raise the topic's")
 
 
 def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:

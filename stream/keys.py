@@ -13,7 +13,8 @@ key                                             type    content
                                                         trimmed to the best ``top_n``
 ``{p}:consumers``                               zset    consumer id → last heartbeat (ms since epoch)
 ``{p}:consumer:{id}``                           hash    counters (``alerts``, ``deadLetters``, ``batches``,
-                                                        ``aborts``, ``redisOutages``), ``alertsPerS``,
+                                                        ``aborts``, ``redisOutages``, ``redisSkippedCalls``,
+                                                        ``droppedPoints``, ``droppedStoredPoints``), ``alertsPerS``,
                                                         ``latencyP50Ms``/``P95``/``P99`` (Kafka timestamp →
                                                         publish), ``lag``, ``modelVersion``, ``heartbeatMs``,
                                                         ``host``, ``pid``

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 EXIT_FATAL = 3  # as `alertformer` exits for a Fatal error: a supervisor restarts the process
 MARGIN_S = 5.0  # a call's deadline is its own timeout plus this (librdkafka returns at its timeout when it can)
-STOP_GRACE_S = 45.0  # after SIGTERM: one batch to finish and commit (at most one transactional timeout) and close
+STOP_GRACE_S = 45.0  # after SIGTERM: the batch in hand to finish and commit (a few transactional timeouts) and close
 TICK_S = 0.2  # how often the thread looks at the clock
 
 

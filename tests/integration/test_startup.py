@@ -25,3 +25,17 @@ def test_missing_output_topic_is_named(stream_config):
     config = stream_config.model_copy(update={"topics": stream_config.topics.updated(scored="test.no-such-topic")})
     with pytest.raises(ConfigError, match=r"^topics\.scored: topic test\.no-such-topic does not exist"):
         ScoringService(config)
+
+
+def test_output_topic_smaller_than_max_message_bytes_is_named(stream_config, kafka_settings):
+    import uuid
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = f"test.small.{uuid.uuid4().hex[:10]}"
+    admin = AdminClient(kafka_settings.client_config())  # kept alive until the topic is created
+    admin.create_topics([NewTopic(name, 1, 1, config={"max.message.bytes": "500000"})])[name].result(30)
+    config = stream_config.model_copy(update={"topics": stream_config.topics.updated(deadletter=name)})
+    with pytest.raises(ConfigError, match=rf"^kafka\.max_message_bytes: 1000000 exceeds max\.message\.bytes 500000 "
+                                          rf"of topic {name} \(topics\.deadletter\)"):
+        ScoringService(config)

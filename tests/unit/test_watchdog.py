@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError
 from fakes import FakeConsumer, FakeMessage, FakeProducer, kafka_exception
 
 from stream.errors import Fatal
-from stream.loop import Output, TransactionalLoop, sequential
+from stream.loop import TXN_TIMEOUT_S, Output, TransactionalLoop, sequential
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -71,6 +71,7 @@ def test_a_timed_out_transactional_call_retires_the_producer():
     producer = TimingOut()
     loop = TransactionalLoop(FakeConsumer([[FakeMessage(b"x")]]), producer, ["alerts"],
                              sequential(lambda messages: [Output("out", b"v")]))
-    with pytest.raises(Fatal, match="commit_transaction timed out after 30 s: the transaction's outcome is unknown"):
+    with pytest.raises(Fatal, match=f"commit_transaction timed out after {TXN_TIMEOUT_S:g} s: the transaction's "
+                                    "outcome is unknown"):
         loop.run(max_messages=1)
     assert producer.calls == ["init", "begin", "send_offsets", "commit"]  # no retry, no abort on it

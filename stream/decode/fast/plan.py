@@ -83,7 +83,7 @@ REASONS = (
     "non-finite or non-positive photometry",
     "unknown band",
     "no object id",
-    "physically implausible photometry or position (stream.decode.physical)",
+    "implausible value in the alert's own source or position (stream.decode.physical)",
 )
 (OK, BAD_HEADER, BAD_TRUNCATED, BAD_VARINT, BAD_LENGTH, BAD_UTF8, BAD_INDEX, BAD_TIMESTAMP,
  BAD_TRAILING, BAD_BLOCK, BAD_NULL, BAD_VALUE, BAD_BAND, BAD_OBJECT, IMPLAUSIBLE) = range(len(REASONS))

@@ -7,8 +7,8 @@ message of the batch, reading only the ~10 fields the light curve needs and
 skipping the other ~100 per diaSource without building a Python object.
 
 A message the fast path cannot vouch for (corrupt bytes, a NaN flux, an
-unknown band, a schema id it has no plan for, a physically implausible point
-or position, ...) is decoded again by `decode_rubin`, so a bad message gets exactly decode_rubin's `BadPacket`
+unknown band, a schema id it has no plan for, an implausible value in the alert's
+own source or position, ...) is decoded again by `decode_rubin`, so a bad message gets exactly decode_rubin's `BadPacket`
 text, and a message that only looked odd (say, fastavro's leniency with a
 truncated cutout) gets exactly decode_rubin's alert.
 """
@@ -292,11 +292,10 @@ class FastRubinDecoder:
         if n:  # size the next batch's output for this one's points, with a margin
             self._points_guess = max(POINTS_PER_MESSAGE_GUESS, 5 * used // (4 * n) + 1)
         columns = [c[:used] for c in columns]
-        reason[_implausible_messages(reason, ra_deg, dec_deg, offsets, columns)] = IMPLAUSIBLE
+        offsets, columns, dropped = _physically_checked(reason, source_id, ra_deg, dec_deg, offsets, columns)
         batch = dict(schema_index=plan_index, ok=reason == OK, alert_id=alert_id, source_id=source_id,
                      object_id=object_id, object_is_ss=object_is_ss, ra_deg=ra_deg, dec_deg=dec_deg, offsets=offsets,
-                     **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason,
-                     dropped_points=np.zeros(n, dtype=np.int64))
+                     **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason, dropped_points=dropped)
         names = list(self.schema_names)
         errors, slow = {}, {}
         for i in np.flatnonzero(reason != OK).tolist():
@@ -309,17 +308,29 @@ class FastRubinDecoder:
         return RubinBatch(schema_names=tuple(names), errors=errors, **batch)
 
 
-def _implausible_messages(reason: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray, offsets: np.ndarray,
-                          columns: list[np.ndarray]) -> np.ndarray:
-    """(B,) bool: messages the fast path decoded with an implausible point or position.
+def _physically_checked(reason: np.ndarray, source_id: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray,
+                        offsets: np.ndarray, columns: list[np.ndarray]) -> tuple[np.ndarray, list, np.ndarray]:
+    """`stream.decode.physical.checked_curve` for every message the fast path decoded, at once.
 
-    decode_rubin decodes them again, so the dropped points, their count and a bad alert's
-    BadPacket text are its own (the fast path only recognises these messages).
+    A message whose own source or position is implausible gets reason `IMPLAUSIBLE` (in place): decode_rubin
+    decodes it again, for its BadPacket text. From the others, implausible points of the history are
+    dropped. Returns the new offsets, the point columns and the (B,) dropped counts.
     """
-    point_bad = implausible(*(columns[LightCurve.FIELDS.index(f)] for f in ("mjd_tai", "flux_njy", "flux_err_njy")))
-    owner = np.repeat(np.arange(len(reason)), np.diff(offsets))
-    has_bad_point = np.bincount(owner[point_bad], minlength=len(reason)) > 0
-    return (reason == OK) & (has_bad_point | ~position_plausible(ra_deg, dec_deg))
+    n = len(reason)
+    mjd, flux, err, is_detection = (columns[LightCurve.FIELDS.index(f)] for f in
+                                 ("mjd_tai", "flux_njy", "flux_err_njy", "is_detection"))
+    point_bad = implausible(mjd, flux, err)
+    fast = reason == OK
+    if not point_bad.any() and position_plausible(ra_deg[fast], dec_deg[fast]).all():
+        return offsets, columns, np.zeros(n, dtype=np.int64)
+    owner = np.repeat(np.arange(n), np.diff(offsets))
+    own_bad = point_bad & is_detection & (columns[0] == source_id[owner])  # the alert's own detection
+    rerouted = fast & ((np.bincount(owner[own_bad], minlength=n) > 0) | ~position_plausible(ra_deg, dec_deg))
+    reason[rerouted] = IMPLAUSIBLE
+    drop = point_bad & fast[owner] & ~rerouted[owner]
+    dropped = np.bincount(owner[drop], minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(np.diff(offsets) - dropped)])
+    return offsets, [c[~drop] for c in columns], dropped
 
 
 def _empty_columns(capacity: int) -> list[np.ndarray]:
