@@ -142,7 +142,7 @@ def weighted_cross_entropy(logits: torch.Tensor, targets: np.ndarray, sample_wei
 def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[EvalSet], *, device: torch.device,
              iters: int, batch_size: int, learning_rate: float, min_lr: float, warmup_iters: int,
              weight_decay: float, grad_clip: float, eval_interval: int, scheme: str,
-             drop_nondetections_prob: float, seed: int, scale_jitter_dex: float = 0.0,
+             drop_nondetections_prob: float, seed: int, scale_jitter_dex: float = 0.0, drop_context_prob: float = 0.0,
              class_weighting: str = "balanced", class_weight_max_ratio: float | None = None,
              replay: LabeledSet | None = None, replay_fraction: float = 0.0, patience: int = 0, n_chunks: int = 1,
              log_interval: int = 50, stage: str = "finetune", progress: bool = True) -> dict:
@@ -158,8 +158,8 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
         with the lowest `selection_loss` are restored before returning.
     iters, batch_size, learning_rate, min_lr, warmup_iters, weight_decay, grad_clip
         Steps, curves per step, and the `get_lr` schedule over ``iters``.
-    scheme, drop_nondetections_prob, scale_jitter_dex
-        Prefix augmentation (`training.prefixes.prefix_batch`).
+    scheme, drop_nondetections_prob, scale_jitter_dex, drop_context_prob
+        Prefix augmentation (`training.prefixes.prefix_batches`).
     seed : int
     class_weighting : {"balanced", "none"}
         Inverse-frequency class weights, each source (``train``, ``replay``) on its own
@@ -216,7 +216,8 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
             source[batch_size - n_replay:] = 1
         chunks, order = prefix_batches(curves, rng, max_visits, n_chunks=n_chunks, scheme=scheme,
                                        drop_nondetections_prob=drop_nondetections_prob,
-                                       scale_jitter_dex=scale_jitter_dex, contexts=contexts)
+                                       scale_jitter_dex=scale_jitter_dex, contexts=contexts,
+                                       drop_context_prob=drop_context_prob)
         logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
         loss = weighted_cross_entropy(logits, targets[order], None if weights_np is None
                                       else weights_np[source[order], targets[order]], device)

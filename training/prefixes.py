@@ -253,9 +253,13 @@ def prefix_batch(curves: Sequence[LightCurve], rng: np.random.Generator, max_vis
 
 def prefix_batches(curves: Sequence[LightCurve], rng: np.random.Generator, max_visits: int, *, n_chunks: int = 1,
                    min_detections: int = 1, scheme: str = "uniform", drop_nondetections_prob: float = 0.0,
-                   scale_jitter_dex: float = 0.0, contexts: np.ndarray | None = None
-                   ) -> tuple[list[Batch], np.ndarray]:
+                   scale_jitter_dex: float = 0.0, contexts: np.ndarray | None = None,
+                   drop_context_prob: float = 0.0) -> tuple[list[Batch], np.ndarray]:
     """`prefix_batch`, split into ``n_chunks`` batches of similar window length.
+
+    With ``drop_context_prob`` > 0 each curve loses its whole context with that probability, so
+    the model also knows curves whose packets say nothing (the Python API's light curves, a
+    survey whose context the decoder does not read) and does not lean on the context alone.
 
     A batch is padded to its longest window, and random prefixes are mostly
     short: one 64-token curve among 128 short ones makes ~70 % of the tokens
@@ -272,6 +276,9 @@ def prefix_batches(curves: Sequence[LightCurve], rng: np.random.Generator, max_v
         Row r of the concatenated batches is ``curves[order[r]]`` (permute targets with it).
     """
     cut = _cut(curves, rng, min_detections, scheme, drop_nondetections_prob, scale_jitter_dex)
+    if contexts is not None and drop_context_prob > 0:
+        unknown = rng.random(len(cut)) < drop_context_prob  # (B,) curves shown without their context
+        contexts = np.where(unknown[:, None], np.nan, contexts)
     lengths = np.minimum(np.fromiter((len(c) for c in cut), dtype=np.int64, count=len(cut)), max_visits)
     order = np.argsort(lengths, kind="stable")  # (B,)
     chunks = [part for part in np.array_split(order, max(1, min(n_chunks, len(order)))) if len(part)]

@@ -65,6 +65,9 @@ n_time_freqs = 16
 # augmentation (training.prefixes.prefix_batch)
 prefix_scheme = "log"  # cut at k detections with P(k) ~ 1/k; "uniform" for uniform among detections
 drop_nondetections_prob = 0.3  # share of curves shown with detections only
+# share of curves shown without their alert context: without it, a model trained with contexts
+# everywhere scored real BTS curves passed without one (the Python API's case) all as one class
+drop_context_prob = 0.3
 # flux and error x 10**U(-0.4, 0.4) per training curve: the simulated ZTF errors are ~2.5x smaller than
 # real ones, and the error scale alone sent real BTS supernovae to the EB class (training.prefixes.prefix_batch)
 scale_jitter_dex = 0.4
@@ -275,7 +278,8 @@ def run(config: dict) -> dict:
                           batch_size=c["finetune_batch_size"], learning_rate=c["finetune_lr"],
                           min_lr=c["finetune_min_lr"], warmup_iters=c["finetune_warmup_iters"],
                           eval_interval=c["finetune_eval_interval"], seed=seed + 2,
-                          class_weight_max_ratio=c["class_weight_max_ratio"], stage="finetune-sim", **shared)
+                          class_weight_max_ratio=c["class_weight_max_ratio"], drop_context_prob=c["drop_context_prob"],
+                          stage="finetune-sim", **shared)
         metrics["finetune_sim"] = {"best_iter": result["best_iter"], "iters": result["iters_run"],
                                    "wall_s": result["wall_s"], "best_val": _summary(result["best_metrics"]["sim_val"]),
                                    "history": [{"iter": h["iter"], "train_loss": h["train_loss"],
@@ -306,7 +310,8 @@ def run(config: dict) -> dict:
                               learning_rate=c["bts_lr"], min_lr=c["bts_min_lr"], warmup_iters=c["bts_warmup_iters"],
                               eval_interval=c["bts_eval_interval"], seed=seed + 3, replay=sim_train,
                               replay_fraction=c["bts_replay_fraction"], patience=c["bts_patience"],
-                              class_weight_max_ratio=c["class_weight_max_ratio"], stage="finetune-bts", **shared)
+                              class_weight_max_ratio=c["class_weight_max_ratio"],
+                              drop_context_prob=c["drop_context_prob"], stage="finetune-bts", **shared)
             metrics["finetune_bts"] = {
                 "best_iter": result["best_iter"], "iters": result["iters_run"], "wall_s": result["wall_s"],
                 "class_weights": result["class_weights"],

@@ -17,6 +17,7 @@ from stream.score import SHIPPED_CHECKPOINT
 from training.datasets import simulated
 from training.metrics import roc_auc
 from training.prefixes import first_n_detections
+from training.simulate import ELASTICC_CLASS_IDS
 
 FRESH_SEED = 20261128
 SN_IDS = (2222, 2223, 2224, 2242)
@@ -37,7 +38,8 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def fresh_lsst():
-    return simulated("test", 1100, seed=FRESH_SEED, survey="lsst")
+    """Simulated LSST alerts of the evaluation's 11 ELAsTiCC2 classes, with the context the Rubin decoder gives."""
+    return simulated("test", 1100, seed=FRESH_SEED, survey="lsst", classes=ELASTICC_CLASS_IDS)
 
 
 def test_shipped_checkpoint_is_small_and_current(shipped):
@@ -52,14 +54,16 @@ def test_separates_supernovae_and_flares_on_fresh_simulations(shipped, fresh_lss
                                                               min_flare_auc):
     model, _ = shipped
     if condition == "whole":
-        curves, class_ids = fresh_lsst.curves, fresh_lsst.class_ids
+        curves, class_ids, contexts = fresh_lsst.curves, fresh_lsst.class_ids, fresh_lsst.contexts
     else:
         n = int(condition.split("=")[1])
-        cut = [(first_n_detections(c, n), k) for c, k in zip(fresh_lsst.curves, fresh_lsst.class_ids)]
-        curves, class_ids = zip(*[(c, k) for c, k in cut if c is not None])
-        class_ids = np.asarray(class_ids)
+        cut = [(first_n_detections(c, n), k, x)
+               for c, k, x in zip(fresh_lsst.curves, fresh_lsst.class_ids, fresh_lsst.contexts)]
+        curves, class_ids, contexts = zip(*[(c, k, x) for c, k, x in cut if c is not None])
+        class_ids, contexts = np.asarray(class_ids), np.stack(contexts)
     with torch.no_grad():
-        probs = torch.cat([model.predict_proba(encode(curves[s:s + 512], model.config.max_visits))
+        probs = torch.cat([model.predict_proba(encode(curves[s:s + 512], model.config.max_visits,
+                                                      contexts=contexts[s:s + 512]))
                            for s in range(0, len(curves), 512)]).numpy()
     sn_auc = roc_auc(np.isin(class_ids, SN_IDS), sn_likelihood(probs))
     assert sn_auc > min_sn_auc, f"{condition}: SN-vs-rest ROC-AUC {sn_auc:.3f}"

@@ -31,6 +31,7 @@ n_time_freqs = 16
 
 prefix_scheme = "log"
 drop_nondetections_prob = 0.3
+drop_context_prob = 0.3
 scale_jitter_dex = 0.4
 weight_decay = 0.1
 grad_clip = 1.0
