@@ -91,3 +91,10 @@ def read_committed(kafka_settings):
         return out
 
     return read
+
+
+def pytest_ignore_collect(collection_path):
+    """conftest.py files hold fixtures, not doctests. With --doctest-modules pytest would import each
+    again as the module "conftest", and tests/chaos/conftest.py (collected before this file) would
+    shadow this one: an import-file-mismatch error that stops the whole run."""
+    return True if collection_path.name == "conftest.py" else None
