@@ -282,20 +282,25 @@ class ScoringSettings(_Section):
                             "nearest them (models.encode.window_indices)")
     history_ttl_s: int = Field(400 * 86400, ge=1, description="Redis light curves and scores expire after this")
     top_n: int = Field(1000, ge=1, description="length of the top-candidate sorted sets")
-    class_prior: Literal["balanced", "lsst-plasticc"] | dict[str, float] = Field(
+    class_prior: Literal["balanced", "lsst-plasticc", "rates"] = Field(
         "balanced", description="class rates the published probabilities assume: balanced (as trained), "
-                                "lsst-plasticc (the PLAsTiCC Rubin mix) or a table of rates by class name or id")
+                                "lsst-plasticc (the PLAsTiCC Rubin mix) or rates (the table class_prior_rates)")
+    class_prior_rates: dict[str, float] = Field(
+        default_factory=dict, description="with class_prior = \"rates\": relative rate of every class, by name or id")
 
     @model_validator(mode="after")
     def _known_prior(self):
+        if self.class_prior_rates and self.class_prior != "rates":
+            raise ValueError(f"class_prior_rates is set but class_prior is {self.class_prior!r}; set class_prior "
+                             "= \"rates\" to use it")
         prior_weights(self.prior_by_id())  # raises ValueError naming the problem
         return self
 
     def prior_by_id(self) -> str | dict[int, float]:
-        """``class_prior`` with a table's class names turned into ELAsTiCC2 ids (`models.priors`)."""
-        if isinstance(self.class_prior, str):
+        """The prior for `models.priors.prior_weights`: a name, or the rates table by ELAsTiCC2 id."""
+        if self.class_prior != "rates":
             return self.class_prior
-        return {CLASS_IDS[class_index(name)]: rate for name, rate in self.class_prior.items()}
+        return {CLASS_IDS[class_index(name)]: rate for name, rate in self.class_prior_rates.items()}
 
 
 class RegistrySettings(_Section):

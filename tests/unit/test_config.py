@@ -218,3 +218,13 @@ def test_unknown_section_in_a_file_is_named(tmp_path):
     path.write_text("[bogus]\nx = 1\n")
     with pytest.raises(ConfigError, match=r"bogus: Extra inputs are not permitted"):
         load_config(path)
+
+
+def test_class_prior_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_SCORING__CLASS_PRIOR", "lsst-plasticc")
+    assert load_config().scoring.class_prior == "lsst-plasticc"  # a plain word, not JSON
+    monkeypatch.setenv("ALERTFORMER_SCORING__CLASS_PRIOR", "rates")
+    monkeypatch.setenv("ALERTFORMER_SCORING__CLASS_PRIOR_RATES",
+                       '{"Ia": 47, "II": 29, "Ib/c": 5, "RR Lyrae": 6, "AGN": 3, "EB": 3, "flare": 3, "SLSN": 1, '
+                       '"TDE": 0.4, "KN": 0.01, "dwarf nova": 1, "asteroid": 1}')
+    assert load_config().scoring.prior_by_id()[2222] == 47

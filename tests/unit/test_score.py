@@ -85,7 +85,8 @@ def test_class_prior_reweights_the_balanced_probabilities(tiny_model, random_cur
     save_checkpoint(path, tiny_model)
     balanced = Scorer.from_file(path, "v", ScoringSettings(device="cpu", max_visits=MAX_VISITS)).score(random_curves)
     table = {name: 1.0 for name in CLASS_NAMES} | {"Ia": 9.0}  # SN Ia nine times as common as each other class
-    prior = Scorer.from_file(path, "v", ScoringSettings(device="cpu", max_visits=MAX_VISITS, class_prior=table))
+    prior = Scorer.from_file(path, "v", ScoringSettings(device="cpu", max_visits=MAX_VISITS, class_prior="rates",
+                                                      class_prior_rates=table))
     scores = prior.score(random_curves)
     np.testing.assert_allclose(scores.probs.sum(axis=1), 1.0, atol=1e-5)
     odds = scores.probs / balanced.probs  # each row: Ia gains 9x against every other class
@@ -99,4 +100,9 @@ def test_class_prior_reweights_the_balanced_probabilities(tiny_model, random_cur
 ])
 def test_a_bad_class_prior_is_a_config_error(prior, message):
     with pytest.raises(ValueError, match=message):
-        ScoringSettings(class_prior=prior)
+        if isinstance(prior, dict):
+            ScoringSettings(class_prior="rates", class_prior_rates=prior)
+        else:
+            ScoringSettings(class_prior=prior)
+    with pytest.raises(ValueError, match="class_prior_rates is set but class_prior is 'balanced'"):
+        ScoringSettings(class_prior_rates={"Ia": 1.0})
