@@ -276,6 +276,7 @@ class FeatureBaseline:
         self.bands: list[int] | None = None  # band codes seen in training, in code order
         self.classifier = None
         self.feature_names: list[str] = []
+        self.used_features: np.ndarray | None = None  # (F,) bool: the feature columns the classifier was fit on
 
     def features(self, curves: Sequence[LightCurve], contexts: np.ndarray | None = None) -> np.ndarray:
         """Feature matrix of ``curves``: per-band ``light-curve`` features, `global_features`, and
@@ -347,6 +348,9 @@ class FeatureBaseline:
         self.classifier = HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             early_stopping=bool(is_val.any()), n_iter_no_change=20, random_state=self.seed)
+        # A feature never defined in the training rows (a band seen only in held-out curves) would have no bins.
+        self.used_features = ~np.all(np.isnan(x[~val_row]), axis=0)  # (F,)
+        x = x[:, self.used_features]
         with threadpool_limits(self.classifier_threads, user_api="openmp"):
             if is_val.any():
                 self.classifier.fit(x[~val_row], y[~val_row], X_val=x[val_row], y_val=y[val_row])
@@ -364,7 +368,7 @@ class FeatureBaseline:
 
         probs = np.zeros((len(curves), N_CLASSES), dtype=np.float64)
         if len(curves):
-            x = self.features(curves, contexts)
+            x = self.features(curves, contexts)[:, self.used_features]
             with threadpool_limits(self.classifier_threads, user_api="openmp"):
                 probs[:, self.classifier.classes_] = self.classifier.predict_proba(x)
         return probs

@@ -338,7 +338,7 @@ def simulate(
     SimulatedSet
         Objects in random order.
 
-    >>> sims = simulate(11, np.random.default_rng(0))
+    >>> sims = simulate(12, np.random.default_rng(0))
     >>> sorted(set(sims.class_id.tolist())) == sorted(CLASS_IDS.values())
     True
     >>> bool(all(lc.is_detection.any() for lc in sims))

@@ -51,7 +51,7 @@ n_sim_train = 20000  # simulated train curves per survey (lsst and ztf), balance
 n_sim_val = 2200  # simulated val curves per survey (200 per class)
 sim_mix = "balanced"  # or "realistic"
 use_bts = True  # stage 3 on the real ZTF BTS train split
-# stage 3 also on the real ZTF packets' train part, as the service windows them (training.real_packets)
+# stage 3 (with use_bts) also on the real ZTF packets' train part, as the service windows them (training.real_packets)
 use_real_packets = True
 bts_val_draws = 4  # random prefixes per BTS val object (270 objects: more draws, less noise)
 data_dir = ""  # data directory holding labeled/; "" = $ALERTFORMER_DATA or the repository's data/
@@ -237,7 +237,7 @@ def run(config: dict) -> dict:
     if c["use_bts"]:
         bts = {split: ztf_bts(split, seed, c["data_dir"] or None) for split in ("train", "val")}
     packets = {}
-    if c["use_real_packets"]:
+    if c["use_bts"] and c["use_real_packets"]:  # stage 3 trains on both
         packets = {split: ztf_packet_set(split, c["data_dir"] or None) for split in ("train", "val")}
     data = {
         "sim": {f"{split}_{survey}": {"source": s.source, "n": len(s), "class_counts": s.class_counts()}

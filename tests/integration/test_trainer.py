@@ -71,7 +71,7 @@ def send_labels(config, labels, class_ids):
 
 def test_helpful_labels_promote_and_scorers_switch(trainer_config, read_committed):
     # Half flares, which the champion never saw; the rest every class, so nothing is forgotten.
-    pool = simulated("train", 660, seed=77)
+    pool = simulated("train", 720, seed=77)  # 60 of each of the 12 classes
     flares = np.flatnonzero(pool.class_ids == FLARE)
     labels = pool.subset(np.concatenate([flares, np.flatnonzero(pool.class_ids != FLARE)[:165 - len(flares)]]))
     assert len(labels) == 165 and len(flares) == 60

@@ -18,12 +18,13 @@ PREVIOUS = avro_io.resources.files("stream.schemas") / avro_io.PREVIOUS_DIR
 
 def test_scored_records_carry_the_top_class_by_id_and_name(shared_data):
     alert = decode_auto((shared_data / "ztf" / "alerts" / "472263571115115000.avro").read_bytes())
-    items = [Ingested(alert, "alerts", 0, offset, 1_700_000_000_000) for offset in (7, 8)]
+    items = [Ingested(alert, "alerts", 0, offset, 1_700_000_000_000, None) for offset in (7, 8)]
     probs = np.full((2, N_CLASSES), 0.01, dtype=np.float32)
     probs[0, CLASS_IDS.index(2232)] = probs[1, CLASS_IDS.index(2233)] = 0.9  # KN, then M-dwarf Flare
     n = np.array([3, 3], dtype=np.int32)
     scores = Scores(probs, probs[:, 0], probs[:, 4], n, n, "v1", 1_700_000_000_500)
-    outputs = scored_outputs(items, scored_batch(items, scores), 1_700_000_000_100, "scored", "classifications")
+    batch = scored_batch(items, scores, [alert.light_curve] * 2)
+    outputs = scored_outputs(items, batch, 1_700_000_000_100, "scored", "classifications")
     records = [avro_io.decode(o.value) for o in outputs if o.topic == "scored"]
     assert [(name, r["topClassId"], r["topClass"]) for name, r in records] == [
         (SCORED_SCHEMA, 2232, "KN"), (SCORED_SCHEMA, 2233, "M-dwarf Flare")]

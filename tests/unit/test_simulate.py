@@ -12,6 +12,7 @@ from training.simulate import CLASS_IDS, POINT_ID_STRIDE, REALISTIC_MIX, Simulat
 
 N_PER_CLASS = 30
 GALACTIC = {CLASS_IDS[c] for c in ("M-dwarf flare", "dwarf nova", "RR Lyrae", "EB")}
+SOLAR_SYSTEM = {CLASS_IDS["asteroid"]}  # z = 0, no template
 VARIABLES = {CLASS_IDS[c] for c in ("AGN", "RR Lyrae", "EB")}
 SNR_TOLERANCE = 1e-4  # the flag is set in float64, the stored flux and error are float32
 
@@ -136,7 +137,7 @@ def test_ztf_has_upper_limits_before_and_detections_after(ztf):
 
 
 def test_redshift_and_positions(lsst):
-    galactic = np.isin(lsst.class_id, list(GALACTIC))
+    galactic = np.isin(lsst.class_id, list(GALACTIC | SOLAR_SYSTEM))
     assert np.all(lsst.redshift[galactic] == 0.0)
     assert np.all((lsst.redshift[~galactic] > 0.0) & (lsst.redshift[~galactic] < 4.0))
     assert np.all((lsst.ra_deg >= 0) & (lsst.ra_deg < 360) & (lsst.dec_deg >= -90) & (lsst.dec_deg <= 12))

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models.bands import BAND_CODE
+from models.context import CONTEXT_INDEX
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer, ModelConfig
 from models.taxonomy import CLASS_IDS, ID_TO_INDEX
@@ -46,11 +47,11 @@ def test_simulated_splits_are_disjoint_and_differ(sim_splits):
 
 
 def test_simulated_surveys_mixes_and_seeds():
-    ztf = simulated("train", 22, seed=0, survey="ztf")
+    ztf = simulated("train", 24, seed=0, survey="ztf")
     assert ztf.source == "sim-ztf-balanced-train-seed0"
     assert {int(b) for c in ztf.curves for b in np.unique(c.band)} <= {BAND_CODE["ztf-g"], BAND_CODE["ztf-r"],
                                                                        BAND_CODE["ztf-i"]}
-    assert sorted(ztf.class_counts().values()) == [2] * 11  # balanced
+    assert sorted(ztf.class_counts().values()) == [2] * 12  # balanced over the 12 classes
     blocks = {sim_first_object_id(sp, sv, mx) for sp in ("train", "val", "test") for sv in ("lsst", "ztf")
               for mx in ("balanced", "realistic")}
     assert len(blocks) == 12
@@ -80,7 +81,9 @@ def test_class_balance_weights():
 # --- ZTF BTS ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bts(shared_data) -> dict:
-    return {split: ztf_bts(split, seed=0, data_dir=shared_data) for split in ("all", "train", "val", "test")}
+    """The BTS as published (detections only, no context): what the file holds."""
+    return {split: ztf_bts(split, seed=0, data_dir=shared_data, service_form=False)
+            for split in ("all", "train", "val", "test")}
 
 
 def test_bts_units_bands_and_labels(bts):
@@ -119,9 +122,22 @@ def test_bts_data_dir_from_environment(tmp_path, monkeypatch):
         "ZTFa,60000.1,ztfg,2.0,0.5,23,0.2,SNIa\nZTFa,60001.2,ztfr,3.0,0.5,22,0.2,SNIa\n"
         "ZTFb,60000.0,ztfr,4.0,1.0,22,0.2,Nova\n")
     monkeypatch.setenv("ALERTFORMER_DATA", str(tmp_path))
-    full = ztf_bts("all")
+    full = ztf_bts("all", service_form=False)
     assert full.object_ids == ["ZTFa"] and full.class_ids.tolist() == [2222]
     np.testing.assert_allclose(full.curves[0].flux_njy, [2000.0, 3000.0])
+
+
+def test_bts_service_form_adds_prediscovery_limits_and_a_context(bts, shared_data):
+    served = ztf_bts("all", seed=0, data_dir=shared_data, service_form=True)
+    assert served.object_ids == bts["all"].object_ids
+    for plain, lc, context in zip(bts["all"].curves[:50], served.curves[:50], served.contexts[:50]):
+        first = plain.mjd_tai[0]
+        limits = ~lc.is_detection
+        np.testing.assert_array_equal(lc.flux_njy[lc.is_detection], plain.flux_njy)  # the detections unchanged
+        assert limits.any() and np.all(lc.mjd_tai[limits] < first) and np.all(lc.mjd_tai[limits] >= first - 30.0)
+        assert np.all(lc.flux_njy[limits] == 0.0) and np.all(lc.flux_err_njy[limits] > 0)
+        assert not np.isnan(context[CONTEXT_INDEX["real_bogus"]])
+        assert context[CONTEXT_INDEX["first_detection_mjd_tai"]] == first  # a young transient's history
 
 
 # --- prefixes ---------------------------------------------------------------------------

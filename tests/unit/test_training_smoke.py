@@ -84,7 +84,7 @@ def test_smoke_recipe_trains_calibrates_and_saves(tmp_path):
 def test_bts_stage_runs_with_replay(tmp_path, shared_data):
     config = load_config("smoke", overrides={
         "out_path": str(tmp_path / "m.pt"), "work_dir": str(tmp_path), "data_dir": str(shared_data),
-        "n_sim_train": 110, "n_sim_val": 110, "use_bts": True, "pretrain_iters": 0, "finetune_iters": 0,
+        "n_sim_train": 120, "n_sim_val": 120, "use_bts": True, "pretrain_iters": 0, "finetune_iters": 0,
         "bts_iters": 6, "bts_batch_size": 32, "bts_eval_interval": 3, "bts_val_draws": 1})
     metrics = run(config)["metrics"]
     assert metrics["finetune_bts"]["iters"] == 6 and len(metrics["finetune_bts"]["history"]) == 2
@@ -93,7 +93,8 @@ def test_bts_stage_runs_with_replay(tmp_path, shared_data):
     ia, ibc = CLASS_IDS.index(2222), CLASS_IDS.index(2223)
     assert weights["train"][ia] < 1.0 < weights["train"][ibc]  # BTS is mostly SN Ia
     assert set(metrics["val"]["bts_val"]["random_prefixes"]) >= {"macro_f1", "sn_vs_rest_ap", "ece"}
-    assert set(metrics["calibration_final"]["ece_after"]) == {"bts_val", "sim_val"}
+    assert set(metrics["calibration_final"]["ece_after"]) == {"bts_val", "packets_val", "sim_val"}
+    assert metrics["val"]["packets_val"]["random_prefixes"]["n"] > 0  # the real packets' val part, service form
 
 
 def test_fine_tuning_beats_chance_on_easy_classes():
