@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from models.lightcurve import LightCurve
+from models.paths import SHIPPED_CHECKPOINT
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.metrics import ECE_BINS, classification_report
 from training.packet_eval import evaluate_packets, format_packet_report
@@ -58,7 +59,6 @@ from training.simulate import ELASTICC_CLASS_IDS
 
 log = logging.getLogger(__name__)
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "shipped" / "alertformer.pt"
 N_DET_CUTS: tuple = (1, 2, 3, 5, 10, "all")
 DAY_CUTS: tuple[float, ...] = (1, 3, 7, 14, 30)
 TEST_SETS: tuple[str, ...] = ("sim-lsst-balanced", "sim-lsst-realistic", "ztf-bts")
