@@ -328,6 +328,10 @@ class TrainerSettings(_Section):
     holdout_seed: int = 20261128
     metric: Literal["macro_f1", "sn_vs_rest_ap", "flare_vs_rest_ap", "balanced_nll"] = "macro_f1"
     margin: float = Field(0.005, ge=0, description="the challenger must beat the champion by more than this")
+    real_holdout: bool = Field(True, description="also judge on the held-out real ZTF packets (data/labeled, or "
+                                                 "$ALERTFORMER_DATA): a challenger that loses there is not promoted")
+    real_tolerance: float = Field(0.0, ge=0, description="how much worse than the champion on the real holdout a "
+                                                         "challenger may be and still be promoted")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

@@ -11,6 +11,7 @@ from collections import deque
 import numpy as np
 import redis
 
+from models.context import N_CONTEXT, missing_context
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
 from stream.history import HistoryStore
@@ -20,6 +21,40 @@ from stream.scored import ScoredBatch
 LATENCY_WINDOW = 10_000  # latencies kept for the percentiles (most recent alerts)
 RATE_WINDOW_S = 10.0  # alerts/s over about this many seconds
 HEARTBEAT_INTERVAL_S = 1.0  # when idle
+
+
+def pack_context(context: np.ndarray) -> str:
+    """An alert's context (`models.context`, (N_CONTEXT,) float64) as the ``context`` field of its object's
+    hash: the hex of its little-endian float64 bytes, NaN where the packet did not say (inf is a real
+    value: none nearby). Text, so that readers with ``decode_responses`` read the hash too."""
+    return np.asarray(context, dtype="<f8").tobytes().hex()
+
+
+def unpack_context(text: str | bytes | None) -> np.ndarray:
+    """Inverse of `pack_context`; all NaN for a missing or malformed field (an object scored before contexts)."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", errors="replace")
+    try:
+        blob = bytes.fromhex(text or "")
+    except ValueError:
+        return missing_context()
+    if len(blob) != 8 * N_CONTEXT:
+        return missing_context()
+    return np.frombuffer(blob, dtype="<f8").astype(np.float64)
+
+
+def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dict[str, np.ndarray]:
+    """The context of each object's latest scored alert (all NaN for an object without one).
+
+    Raises
+    ------
+    redis.RedisError
+        When Redis does not answer.
+    """
+    pipe = client.pipeline(transaction=False)
+    for object_id in object_ids:
+        pipe.hget(keys.object_scores(object_id), "context")
+    return {object_id: unpack_context(blob) for object_id, blob in zip(object_ids, pipe.execute())}
 
 
 class ConsumerMetrics:
@@ -102,6 +137,7 @@ class StateWriter:
                 "nVisits": int(batch.n_visits[i]), "latestMjdTai": float(batch.latest_mjd_tai[i]),
                 "raDeg": float(batch.ra_deg[i]), "decDeg": float(batch.dec_deg[i]),
                 "modelVersion": batch.model_version, "updatedMs": batch.scored_ms,
+                "context": pack_context(batch.context[i]),
             })
             pipe.expire(key, self.ttl_s)
         for name, values in (("sn", batch.sn_likelihood), ("flare", batch.flare_likelihood)):

@@ -1,8 +1,10 @@
 """Labels in: parse label messages, join each with its object's light curve, keep snapshots on disk.
 
 A snapshot holds the light curve as it was known at the label's time (points up to
-``labeledMs``), so a retrain from the same snapshots is reproducible even after the
-object's history in Redis has moved on or expired.
+``labeledMs``), in the service's form (the history the scorer keeps: detections, forced
+photometry or upper limits), and the alert context of the object's latest scored alert, so
+a retrain learns from what the scorer sees, and a retrain from the same snapshots is
+reproducible even after the object's history in Redis has moved on or expired.
 """
 import json
 import os
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.time import Time
 
+from models.context import N_CONTEXT
 from models.lightcurve import LightCurve
 from models import taxonomy
 from stream import avro_io
@@ -78,9 +81,12 @@ class SnapshotStore:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def append(self, labels: list[Label], curves: list[LightCurve]) -> Path | None:
+    def append(self, labels: list[Label], curves: list[LightCurve], contexts: np.ndarray | None = None) -> Path | None:
+        """Write one snapshot file; `contexts` (len(labels), N_CONTEXT) float64, default all unknown (NaN)."""
         if not labels:
             return None
+        if contexts is None:
+            contexts = np.full((len(labels), N_CONTEXT), np.nan)
         offsets = np.cumsum([0] + [len(c) for c in curves])
         columns = {f: np.concatenate([getattr(c, f) for c in curves]) for f in LightCurve.FIELDS}
         meta = [{"object_id": l.object_id, "class_id": l.class_id, "source": l.source, "labeled_ms": l.labeled_ms,
@@ -88,7 +94,8 @@ class SnapshotStore:
         number = 1 + max((int(p.stem) for p in self.dir.glob("[0-9]*.npz")), default=0)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".npz")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, offsets=offsets, labels=np.array(json.dumps(meta)), **columns)
+            np.savez(f, offsets=offsets, labels=np.array(json.dumps(meta)),
+                     contexts=np.asarray(contexts, dtype=np.float64), **columns)
             f.flush()
             os.fsync(f.fileno())
         path = self.dir / f"{number:06d}.npz"
@@ -98,7 +105,7 @@ class SnapshotStore:
     def load(self, since: int = 0) -> tuple[LabeledSet, int]:
         """Every snapshot from file number `since` + 1 on, deduplicated by label message;
         returns the set and the last file number read."""
-        curves, class_ids, object_ids, seen, last = [], [], [], set(), since
+        curves, class_ids, object_ids, contexts, seen, last = [], [], [], [], set(), since
         for path in sorted(self.dir.glob("[0-9]*.npz")):
             number = int(path.stem)
             if number <= since:
@@ -106,6 +113,9 @@ class SnapshotStore:
             last = number
             with np.load(path) as data:
                 offsets = data["offsets"]
+                # files written before snapshots kept contexts: unknown
+                file_contexts = (data["contexts"] if "contexts" in data.files
+                                 else np.full((len(offsets) - 1, N_CONTEXT), np.nan))
                 for i, meta in enumerate(json.loads(str(data["labels"]))):
                     if meta["origin"] in seen:
                         continue
@@ -114,4 +124,6 @@ class SnapshotStore:
                     curves.append(LightCurve(*(data[f][s:e] for f in LightCurve.FIELDS)))
                     class_ids.append(meta["class_id"])
                     object_ids.append(meta["object_id"])
-        return LabeledSet(curves, np.array(class_ids, dtype=np.int64), object_ids, "labels"), last
+                    contexts.append(file_contexts[i])
+        return LabeledSet(curves, np.array(class_ids, dtype=np.int64), object_ids, "labels",
+                          np.array(contexts).reshape(-1, N_CONTEXT)), last

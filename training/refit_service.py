@@ -6,7 +6,12 @@ letter) → append the snapshots to disk → commit the consumer offsets. Every
 ``retrain_every_labels`` new labels (or ``retrain_every_hours`` after the last decision),
 `training.refit.refit` trains a challenger from the champion; it is registered with its
 lineage whatever the outcome, promoted and announced only if `decide` says so, and the
-decision is appended to ``decisions.jsonl`` with both sets of figures.
+decision is appended to ``decisions.jsonl`` with the figures of both models on both parts of
+the holdout (simulated; real, the held-out real ZTF packets of `training.real_packets`).
+
+A snapshot keeps what the scorer saw: the object's history from Redis (detections, forced
+photometry or upper limits, as the decoders produced them) and the context of its latest
+scored alert, so the challenger learns from the service's form of real data.
 
 Crash safety: snapshots and ``state.json`` are replaced atomically; the registry's writes
 are atomic; ``state.json`` moves past a batch of labels only after its decision is recorded.
@@ -20,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import redis
 from confluent_kafka import KafkaException
 
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -32,7 +39,8 @@ from stream.hotswap import announce
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.redis_io import make_redis
-from training.datasets import simulated
+from stream.state import read_contexts
+from training.datasets import LabeledSet, simulated, ztf_packet_set
 from training.finetune import EvalSet
 from training.labels import SnapshotStore, ms_to_mjd_tai, parse_label, snapshot
 from training.pretrain import device_of
@@ -70,6 +78,8 @@ class TrainerService:
         self.state_path = self.work_dir / "state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {
             "trained_through": 0, "last_decision_ms": int(time.time() * 1e3)}
+        self._real_packets = self._load_real_packets() if self.settings.real_holdout else None
+        self._real_holdout: EvalSet | None = None
         self.keys = Keys(config.redis.prefix)
         self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S)
         self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
@@ -97,11 +107,12 @@ class TrainerService:
                 parsed.append((msg, parse_label(msg.value() or b"", f"{msg.topic()}/{msg.partition()}/{msg.offset()}")))
             except BadPacket as err:
                 self._dead(msg, err)
-        curves = self._histories([label.object_id for _, label in parsed])
-        if curves is None:  # stopping during a Redis outage: commit nothing, the labels come again
+        known = self._histories([label.object_id for _, label in parsed])
+        if known is None:  # stopping during a Redis outage: commit nothing, the labels come again
             return 0
+        curves, contexts = known
         until = ms_to_mjd_tai([label.labeled_ms for _, label in parsed]) if parsed else []
-        accepted, snaps = [], []
+        accepted, snaps, snap_contexts = [], [], []
         for (msg, label), until_mjd_tai in zip(parsed, until):
             curve = curves.get(label.object_id)
             if curve is None:
@@ -113,22 +124,26 @@ class TrainerService:
                 continue
             accepted.append(label)
             snaps.append(snap)
-        self.store.append(accepted, snaps)
+            snap_contexts.append(contexts[label.object_id])
+        self.store.append(accepted, snaps, np.array(snap_contexts))
         self.producer.flush(30)
         if messages:
             self.consumer.commit(asynchronous=False)
         self.pending += len(accepted)
         return len(accepted)
 
-    def _histories(self, object_ids: list[str]) -> dict | None:
-        """Stored light curves; waits out a Redis outage (a missing curve must mean an unknown
-        object, never an unreachable store). None if asked to stop meanwhile."""
+    def _histories(self, object_ids: list[str]) -> tuple[dict, dict] | None:
+        """Stored light curves and latest contexts; waits out a Redis outage (a missing curve must mean an
+        unknown object, never an unreachable store). None if asked to stop meanwhile."""
         while True:
             outages = self.history.outages
             self.history.new_batch()  # every attempt asks Redis (a timeout must not read as "no history")
             curves = self.history.get(object_ids)
             if self.history.outages == outages:
-                return curves
+                try:
+                    return curves, read_contexts(self.redis, self.keys, object_ids)
+                except redis.RedisError as err:
+                    self.history.outage("contexts", err)
             if self._stopping:
                 return None
             time.sleep(REDIS_RETRY_S)
@@ -158,6 +173,21 @@ class TrainerService:
             self._fixed_sets = (replay, val, holdout)
         return self._fixed_sets
 
+    def _load_real_packets(self) -> LabeledSet:
+        """The real part of the holdout: the test part of the labelled real ZTF packets (never trained on)."""
+        try:
+            return ztf_packet_set("test")
+        except FileNotFoundError as err:
+            raise ConfigError(f"trainer.real_holdout: the labelled real packets are not there ({err}); set "
+                              "ALERTFORMER_DATA to the data folder, or trainer.real_holdout = false") from None
+
+    def real_holdout(self, max_visits: int) -> EvalSet | None:
+        """The real part as fixed evaluation prefixes (4 per alert window, seeded); None when switched off."""
+        if self._real_packets is not None and self._real_holdout is None:
+            self._real_holdout = EvalSet.from_labeled("real_holdout", self._real_packets, self.settings.holdout_seed,
+                                                      max_visits, draws=4, scheme="log")
+        return self._real_holdout
+
     def retrain(self) -> dict:
         """One round: challenger, decision, registration, maybe promotion; returns the decision record."""
         champion_version = self.registry.champion()
@@ -165,11 +195,13 @@ class TrainerService:
         labels, through = self.store.load(since=self.state["trained_through"])
         replay, val, holdout = self.fixed_sets(champion.config.max_visits)
         challenger, decision, summary = refit(champion, labels, replay, val, holdout, self.settings, self.device,
-                                              seed=through)
+                                              seed=through, real_holdout=self.real_holdout(champion.config.max_visits))
         lineage = {"parent": champion_version, "labels": len(labels), "snapshot_files": [
             self.state["trained_through"] + 1, through], "label_classes": labels.class_counts(), **summary}
         metrics = {"holdout_champion": decision.champion, "holdout_challenger": decision.challenger,
-                   "metric": decision.metric, "gain": decision.gain, "margin": decision.margin}
+                   "real_holdout_champion": decision.real_champion, "real_holdout_challenger": decision.real_challenger,
+                   "metric": decision.metric, "gain": decision.gain, "real_gain": decision.real_gain,
+                   "margin": decision.margin, "real_tolerance": decision.real_tolerance, "reason": decision.reason}
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             path = save_checkpoint(Path(tmp) / "challenger.pt", challenger.cpu(), metrics=metrics,
                                    train_config={"trainer": self.settings.model_dump()},
@@ -177,7 +209,7 @@ class TrainerService:
             info = self.registry.register(path, parent=champion_version, lineage=lineage, metrics=metrics,
                                           note="promoted" if decision.promote else "rejected")
         if decision.promote:
-            self.registry.promote(info.version, reason=f"{decision.metric} +{decision.gain:.4f} over {champion_version}")
+            self.registry.promote(info.version, reason=f"{decision.reason} (over {champion_version})")
             announce(self.redis, self.keys, info.version)
         record = {"at_ms": int(time.time() * 1e3), "champion": champion_version, "challenger": info.version,
                   "promoted": decision.promote, **metrics, "lineage": lineage}

@@ -6,15 +6,18 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import redis
 from conftest import config_env, rubin_alerts
 
+from models.context import CONTEXT_INDEX
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
 from stream.kafka_io import make_producer
 from stream.keys import Keys
 from stream.service import ScoringService
+from stream.state import read_contexts
 
 pytestmark = pytest.mark.integration
 MALFORMED = [b"\x00\x00\x00\x03\xe8\x02cut", b"not an alert at all"]
@@ -71,6 +74,10 @@ def test_each_input_scored_once_with_state(stream_config, read_committed):
     assert client.zcard(keys.top("sn")) == 20 and client.zcard(keys.top("flare")) == 20
     obj = client.hgetall(keys.object_scores(alerts[0].object_id))
     assert int(obj[b"nVisits"]) == 3
+    # the latest alert's context rides along for the trainer: a Rubin diaObject is no known asteroid
+    context = read_contexts(client, keys, [alerts[0].object_id, "never-scored"])
+    assert context[alerts[0].object_id][CONTEXT_INDEX["ss_distance_arcsec"]] == np.inf
+    assert np.isnan(context["never-scored"]).all()
     consumer = client.hgetall(keys.consumer(service.instance_id))
     assert int(consumer[b"alerts"]) == len(alerts) and int(consumer[b"deadLetters"]) == len(MALFORMED)
     assert float(consumer[b"latencyP99Ms"]) >= float(consumer[b"latencyP50Ms"]) > 0

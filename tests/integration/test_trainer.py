@@ -12,16 +12,19 @@ import redis
 import torch
 from conftest import config_env
 
-from models.checkpoint import save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.context import context_vector
 from models.model import AlertTransformer, ModelConfig
 from models.registry import ModelRegistry
 from stream.history import HistoryStore
 from stream.kafka_io import make_producer
 from stream.keys import Keys
 from stream.service import ScoringService
+from stream.state import pack_context
 from training.datasets import simulated
 from training.finetune import EvalSet, finetune
-from training.labels import label_message
+from training.labels import SnapshotStore, label_message
+from training.refit import refit
 from training.refit_service import TrainerService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,7 +56,9 @@ def trainer_config(stream_config, flare_blind_champion, tmp_path):
         "registry": stream_config.registry.model_copy(update={"path": str(registry.root), "poll_interval_s": 30.0}),
         "trainer": stream_config.trainer.model_copy(update={
             "work_dir": str(tmp_path / "trainer"), "retrain_every_labels": 150, "mode": "full", "iters": 120,
-            "batch_size": 64, "learning_rate": 2e-3, "replay_size": 0, "holdout_size": 220, "margin": 0.01})})
+            "batch_size": 64, "learning_rate": 2e-3, "replay_size": 0, "holdout_size": 220, "margin": 0.01,
+            # the real part is reported but does not decide here: a flare-blind toy model has no skill on it
+            "real_tolerance": 1.0})})
 
 
 def send_labels(config, labels, class_ids):
@@ -76,11 +81,21 @@ def test_helpful_labels_promote_and_scorers_switch(trainer_config, read_committe
     labels = pool.subset(np.concatenate([flares, np.flatnonzero(pool.class_ids != FLARE)[:165 - len(flares)]]))
     assert len(labels) == 165 and len(flares) == 60
     send_labels(trainer_config, labels, labels.class_ids)
+    client, keys = redis.Redis.from_url(trainer_config.redis.url), Keys(trainer_config.redis.prefix)
+    scored_context = context_vector(real_bogus=0.93, n_detections_history=4, ss_distance_arcsec=np.inf)
+    client.hset(keys.object_scores(labels.object_ids[0]), "context", pack_context(scored_context))
     scorer = ScoringService(trainer_config)
     assert scorer.scorer.version == "v0001"
     try:
         [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)
         assert decision["promoted"], {k: decision[k] for k in ("holdout_champion", "holdout_challenger")}
+        # both models were also judged on the held-out real packets, and the record says so
+        assert decision["real_holdout_champion"]["n"] == decision["real_holdout_challenger"]["n"] > 100
+        assert decision["real_gain"] is not None and "real holdout" in decision["reason"]
+        snapshots, _ = SnapshotStore(os.path.join(trainer_config.trainer.work_dir, "snapshots")).load()
+        np.testing.assert_array_equal(snapshots.contexts[snapshots.object_ids.index(labels.object_ids[0])],
+                                      scored_context)
+        assert np.isnan(snapshots.contexts[snapshots.object_ids.index(labels.object_ids[1])]).all()
         assert decision["holdout_challenger"]["macro_f1"] > decision["holdout_champion"]["macro_f1"] + 0.01
         assert decision["holdout_challenger"]["flare_vs_rest_ap"] > decision["holdout_champion"]["flare_vs_rest_ap"]
         registry = ModelRegistry(trainer_config.registry.path)
@@ -133,3 +148,27 @@ def test_killed_mid_training_leaves_champion_and_resumes(trainer_config):
     [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)  # resumes with the same labels
     assert decision["lineage"]["labels"] == 165
     assert json.loads(open(os.path.join(work_dir, "state.json")).read())["trained_through"] >= 1
+
+
+def test_a_challenger_that_gains_on_simulations_but_loses_on_the_real_part_is_not_promoted(trainer_config,
+                                                                                           flare_blind_champion):
+    """The flare labels teach the challenger flares (a simulated gain). The stand-in real part holds flare
+    curves labelled as whatever the champion calls them, so learning flares can only lose there."""
+    champion, _ = load_checkpoint(flare_blind_champion)
+    pool = simulated("train", 720, seed=77)
+    labels = pool.subset(np.flatnonzero(pool.class_ids == FLARE)[:40])
+    labels = type(labels).concatenate([labels, pool.subset(np.flatnonzero(pool.class_ids != FLARE)[:120])])
+    flares = simulated("test", 480, seed=79)
+    flares = flares.subset(np.flatnonzero(flares.class_ids == FLARE))
+    probe = EvalSet.from_labeled("probe", flares, 1, 64)
+    with torch.no_grad():
+        called = torch.cat([champion(b)[0] for b in probe.batches]).argmax(-1)
+    real = EvalSet("real_holdout", probe.batches, called)
+    holdout = EvalSet.from_labeled("holdout", simulated("test", 220, seed=80), 2, 64)
+    settings = trainer_config.trainer.model_copy(update={"real_tolerance": 0.0})
+    _, decision, _ = refit(champion, labels, None, holdout, holdout, settings, torch.device("cpu"),
+                           real_holdout=real)
+    assert decision.gain > decision.margin, decision.reason  # it did gain on the simulated part
+    assert decision.real_gain < 0 and not decision.promote, decision.reason
+    _, without_real, _ = refit(champion, labels, None, holdout, holdout, settings, torch.device("cpu"))
+    assert without_real.promote, without_real.reason

@@ -1,7 +1,10 @@
 """Label messages and label snapshots."""
+import json
+
 import numpy as np
 import pytest
 
+from models.context import context_vector, missing_context
 from models.lightcurve import LightCurve
 from stream.errors import BadPacket
 from training.labels import SnapshotStore, label_message, ms_to_mjd_tai, parse_label, snapshot
@@ -50,3 +53,18 @@ def test_snapshot_store_round_trip_and_dedupe(tmp_path):
     newer, _ = store.load(since=1)
     assert newer.object_ids == ["a", "b"]
     assert list(tmp_path.glob(".tmp-*")) == []
+
+
+def test_snapshots_keep_each_labels_context_and_old_files_read_as_unknown(tmp_path):
+    curve = LightCurve.from_arrays([1, 2], [60000.0, 60001.0], [1, 2], [10, 20], [1, 1], [True, True])
+    store = SnapshotStore(tmp_path)
+    labels = [parse_label(label_message(name, class_id=2222), f"t/0/{i}") for i, name in enumerate("ab")]
+    contexts = np.stack([context_vector(real_bogus=0.9, ss_distance_arcsec=np.inf), missing_context()])
+    store.append(labels, [curve, curve], contexts)
+    np.testing.assert_array_equal(store.load()[0].contexts, contexts)
+    old = tmp_path / "000002.npz"  # a file from before contexts were kept
+    np.savez(old, offsets=np.array([0, 2]), labels=np.array(json.dumps([{
+        "object_id": "c", "class_id": 2222, "source": "s", "labeled_ms": 0, "reference": None, "origin": "t/0/9"}])),
+        **{f: getattr(curve, f) for f in LightCurve.FIELDS})
+    labeled, _ = store.load(since=1)
+    assert labeled.object_ids == ["c"] and np.isnan(labeled.contexts).all()
