@@ -32,6 +32,9 @@ YOUNG_SN_MIN_LIKELIHOOD = 0.8
 YOUNG_SN_MAX_AGE_DAYS = 30.0
 YOUNG_SN_MIN_REAL_BOGUS = 0.5
 YOUNG_SN_MAX_STAR_SCORE = 0.5
+# ZTF's jdstarthist counts any earlier detection at the position (bogus ones, host variability): 5 of 32
+# train/val SNe looked 2-6 years old by it. A long-lived variable or AGN has hundreds of detections.
+YOUNG_SN_HISTORY_DETECTIONS = 20
 # KafkaSettings fields that are librdkafka consumer settings: field -> librdkafka name.
 _CONSUMER_SETTINGS = {"consumer_queue_kbytes": "queued.max.messages.kbytes",
                       "consumer_fetch_backoff_ms": "fetch.queue.backoff.ms"}
@@ -205,6 +208,10 @@ class FollowupRule(_Section):
     min_visits: int = Field(1, ge=1)
     min_detections: int = Field(1, ge=1)
     max_age_days: float | None = Field(None, gt=0, description="days since the source's first detection, at most")
+    young_history_detections: int | None = Field(
+        None, ge=1, description="with max_age_days: a source with at most this many detections ever at its "
+                                "position (ZTF ndethist, Rubin nDiaSources) counts as young whatever its first "
+                                "detection (a few old spurious detections make jdstarthist years old)")
     min_real_bogus: float | None = Field(None, ge=0, le=1, description="real/bogus score (ZTF drb or rb), at least")
     max_star_score: float | None = Field(
         None, ge=0, le=1, description="no catalogued source within star_match_arcsec with a star score above this")
@@ -215,6 +222,8 @@ class FollowupRule(_Section):
 
     @model_validator(mode="after")
     def _known_classes(self):
+        if self.young_history_detections is not None and self.max_age_days is None:
+            raise ValueError("young_history_detections qualifies max_age_days, which is not set")
         for name, threshold in (self.min_prob or {}).items():
             class_index(name)  # raises ValueError naming the class
             if not 0 <= threshold <= 1:
@@ -232,10 +241,11 @@ def class_index(name: str) -> int:
 
 
 def _default_rules() -> list[FollowupRule]:
-    """Young supernovae: likely SN, detected for at most 30 days, real, not on a star; bright flares."""
+    """Young supernovae: likely SN, detected for at most 30 days (or at most 20 times ever), real, not on a
+    star; bright flares."""
     return [FollowupRule(name="young_sn", min_sn_likelihood=YOUNG_SN_MIN_LIKELIHOOD, min_visits=3,
-                         max_age_days=YOUNG_SN_MAX_AGE_DAYS, min_real_bogus=YOUNG_SN_MIN_REAL_BOGUS,
-                         max_star_score=YOUNG_SN_MAX_STAR_SCORE),
+                         max_age_days=YOUNG_SN_MAX_AGE_DAYS, young_history_detections=YOUNG_SN_HISTORY_DETECTIONS,
+                         min_real_bogus=YOUNG_SN_MIN_REAL_BOGUS, max_star_score=YOUNG_SN_MAX_STAR_SCORE),
             FollowupRule(name="flare", min_flare_likelihood=0.9)]
 
 
@@ -282,9 +292,10 @@ class ScoringSettings(_Section):
                             "nearest them (models.encode.window_indices)")
     history_ttl_s: int = Field(400 * 86400, ge=1, description="Redis light curves and scores expire after this")
     top_n: int = Field(1000, ge=1, description="length of the top-candidate sorted sets")
-    class_prior: Literal["balanced", "lsst-plasticc", "rates"] = Field(
+    class_prior: Literal["balanced", "lsst-plasticc", "ztf-alerts", "rates"] = Field(
         "balanced", description="class rates the published probabilities assume: balanced (as trained), "
-                                "lsst-plasticc (the PLAsTiCC Rubin mix) or rates (the table class_prior_rates)")
+                                "lsst-plasticc (the PLAsTiCC Rubin mix), ztf-alerts (an assumed ZTF stream mix, "
+                                "models/priors.py) or rates (the table class_prior_rates)")
     class_prior_rates: dict[str, float] = Field(
         default_factory=dict, description="with class_prior = \"rates\": relative rate of every class, by name or id")
 

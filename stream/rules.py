@@ -89,7 +89,10 @@ def rule_mask(rule: FollowupRule, batch: ScoredBatch) -> np.ndarray:
     for name, threshold in (rule.min_prob or {}).items():
         mask &= batch.probs[:, class_index(name)] >= threshold
     if rule.max_age_days is not None:
-        mask &= ~(batch.age_days > rule.max_age_days)
+        old = batch.age_days > rule.max_age_days
+        if rule.young_history_detections is not None:
+            old &= ~(batch.context_field("n_detections_history") <= rule.young_history_detections)
+        mask &= ~old
     if rule.min_real_bogus is not None:
         mask &= ~(batch.context_field("real_bogus") < rule.min_real_bogus)
     if rule.max_star_score is not None:

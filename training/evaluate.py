@@ -52,8 +52,9 @@ import numpy as np
 
 from models.lightcurve import LightCurve
 from models.paths import SHIPPED_CHECKPOINT
+from models.priors import apply_prior, prior_weights
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
-from training.metrics import ECE_BINS, classification_report
+from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1
 from training.packet_eval import evaluate_packets, format_packet_report
 from training.simulate import ELASTICC_CLASS_IDS
 
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 N_DET_CUTS: tuple = (1, 2, 3, 5, 10, "all")
 DAY_CUTS: tuple[float, ...] = (1, 3, 7, 14, 30)
 TEST_SETS: tuple[str, ...] = ("sim-lsst-balanced", "sim-lsst-realistic", "ztf-bts")
+# the stream prior (`models.priors`) a set's class mix follows: its probabilities are also scored as
+# published under that prior (`scoring.class_prior`)
+STREAM_PRIORS = {"sim-lsst-realistic": "lsst-plasticc"}
 PEER_CHOICES = ("features", "supernnova", "none", "all")
 DEFAULT_N_TEST = 2000  # per simulated test set (~180 per class when balanced)
 DEFAULT_N_TRAIN_PEERS = 5000  # simulated train curves per survey for each peer
@@ -70,6 +74,14 @@ WHOLE_CURVE = "whole"  # every point, also forced photometry after the last dete
 HEADLINE_CUTS = ("n_det=1", "n_det=2", "n_det=3", "n_det=all", WHOLE_CURVE)
 QUICK = {"n_test": 44, "n_train_peers": 110, "n_bts_test": 30, "n_bts_train": 40, "feature_fit": "lmsder",
          "feature_max_iter": 20, "snn_epochs": 2}
+
+
+def _under_prior(probs, targets, prior: str) -> dict:
+    """Accuracy, macro-F1 and top-label ECE of the probabilities published under `prior` (`models.priors`)."""
+    shifted = apply_prior(np.asarray(probs, dtype=np.float64), prior_weights(prior))
+    predicted = shifted.argmax(axis=1)
+    return {"prior": prior, "accuracy": float(np.mean(predicted == targets)),
+            "macro_f1": macro_f1(targets, predicted), "ece": expected_calibration_error(shifted, targets, ECE_BINS)}
 
 
 def condition_names() -> list[str]:
@@ -404,6 +416,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
                     entry["models"][model_name] = {"n": 0}
                     continue
                 rep = classification_report(probs, targets[kept], ECE_BINS)
+                if ts.name in STREAM_PRIORS:
+                    rep["under_stream_prior"] = _under_prior(probs, targets[kept], STREAM_PRIORS[ts.name])
                 rep["seconds"] = seconds
                 rep["curves_per_s"] = len(kept) / seconds if seconds > 0 else None
                 entry["models"][model_name] = rep

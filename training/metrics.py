@@ -205,7 +205,7 @@ def average_precision(y_true, score) -> float:
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
-def reliability(confidence, correct, n_bins: int = ECE_BINS) -> dict[str, np.ndarray]:
+def reliability(confidence, correct, n_bins: int = ECE_BINS, weight=None) -> dict[str, np.ndarray]:
     """Reliability-diagram data: per equal-width bin of ``confidence`` on [0, 1].
 
     Parameters
@@ -216,11 +216,14 @@ def reliability(confidence, correct, n_bins: int = ECE_BINS) -> dict[str, np.nda
     correct : (N,) array-like of bool or float
         Whether the event happened (top-label: the prediction was right).
     n_bins : int
+    weight : (N,) array-like of float, optional
+        Sample weights (e.g. to reweight a test set to a stream's class mix); ``count``
+        is then the weight per bin.
 
     Returns
     -------
     dict
-        ``edges`` (n_bins + 1,), ``count`` (n_bins,) int64, ``confidence`` and
+        ``edges`` (n_bins + 1,), ``count`` (n_bins,) int64 (float with weights), ``confidence`` and
         ``accuracy`` (n_bins,) float64 means per bin (NaN for an empty bin).
         Bins are ``[e_k, e_{k+1})``, the last one closed.
 
@@ -234,10 +237,11 @@ def reliability(confidence, correct, n_bins: int = ECE_BINS) -> dict[str, np.nda
         raise ValueError(f"confidence {conf.shape} and correct {hit.shape}: need two (N,) arrays")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bin_of = np.clip((conf * n_bins).astype(np.int64), 0, n_bins - 1)  # (N,) p = 1 goes to the last bin
-    count = np.bincount(bin_of, minlength=n_bins)
+    w = np.ones_like(conf) if weight is None else np.asarray(weight, dtype=np.float64)
+    count = np.bincount(bin_of, minlength=n_bins) if weight is None else np.bincount(bin_of, w, n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(bin_of, weights=conf, minlength=n_bins) / count
-        accuracy = np.bincount(bin_of, weights=hit, minlength=n_bins) / count
+        mean_conf = np.bincount(bin_of, weights=w * conf, minlength=n_bins) / count
+        accuracy = np.bincount(bin_of, weights=w * hit, minlength=n_bins) / count
     return {"edges": edges, "count": count, "confidence": mean_conf, "accuracy": accuracy}
 
 
@@ -274,14 +278,31 @@ def expected_calibration_error(probs, y_true, n_bins: int = ECE_BINS) -> float:
     return _ece_from_bins(reliability(probs.max(axis=1), probs.argmax(axis=1) == y_true, n_bins))
 
 
-def binary_ece(y_true, score, n_bins: int = ECE_BINS) -> float:
-    """ECE of a probability ``score`` for the event ``y_true`` (e.g. "is a supernova").
+def binary_ece(y_true, score, n_bins: int = ECE_BINS, weight=None) -> float:
+    """ECE of a probability ``score`` for the event ``y_true`` (e.g. "is a supernova"), optionally
+    with sample weights.
 
     >>> binary_ece([1, 0, 1, 1], [0.75, 0.75, 0.75, 0.75], n_bins=4)
     0.0
+    >>> binary_ece([1, 0], [0.5, 0.5], n_bins=4, weight=[1.0, 3.0])  # the weights make it 25 % positive
+    0.25
     """
     y, s = _binary_inputs(y_true, score)
-    return _ece_from_bins(reliability(s, y, n_bins))
+    return _ece_from_bins(reliability(s, y, n_bins, weight))
+
+
+def prior_shift_weights(is_event, event_share: float) -> np.ndarray:
+    """(N,) sample weights that give the events `is_event` a share `event_share` of the total weight:
+    a test set reweighted to a stream's mix (importance weights of a label shift).
+
+    >>> prior_shift_weights([True, False, False, False], 0.5).tolist()
+    [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+    """
+    is_event = np.asarray(is_event, dtype=bool)
+    share = is_event.mean()
+    if share in (0.0, 1.0):
+        raise ValueError("prior_shift_weights: need both events and non-events")
+    return np.where(is_event, event_share / share, (1.0 - event_share) / (1.0 - share))
 
 
 def bootstrap_macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, n_resamples: int = BOOTSTRAP_RESAMPLES,

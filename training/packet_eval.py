@@ -9,7 +9,9 @@ Per alert we keep the window's number of detections. "At N_det = k" takes, for e
 object, its first alert whose window has between k and the next cut - 1 detections
 (`NDET_BINS`): real packets arrive when the survey sends them, so not every object has an
 alert at exactly k detections. "all" is each object's last alert. Reported per bin:
-SN-vs-non-SN ROC-AUC and PR-AUC of ``sn_likelihood`` and its calibration (binary ECE);
+SN-vs-non-SN ROC-AUC and PR-AUC of ``sn_likelihood`` and its calibration (binary ECE), both as
+trained (balanced prior) and under the ZTF stream prior (`STREAM_PRIOR`: probabilities published
+under it, alerts reweighted so that SNe have its share);
 for each rule, the share of objects of each label for which it fired at any alert, and by
 the 5th detection (at an alert whose window has at most 5), as purity and completeness.
 """
@@ -17,18 +19,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.taxonomy import sn_likelihood
+from models.priors import ZTF_ALERTS_PRIOR, apply_prior, prior_weights
+from models.taxonomy import SN_LIKE_IDS, sn_likelihood
 from stream.config import FollowupRule, ScoringSettings
 from stream.offline import OfflineScoring
 from stream.score import Scorer
 from stream.service import HISTORY_POINTS_FACTOR
-from training.metrics import average_precision, binary_ece, roc_auc
+from training.metrics import average_precision, binary_ece, prior_shift_weights, roc_auc
 from training.real_packets import NON_SN_LABELS, SN_LABELS, TOPIC, packet_messages, packet_windows, ztf_packets
 
 NDET_BINS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))  # (first, last) detections in the window; None: no end
 EARLY_DETECTIONS = 5  # "by the 5th detection"
 PEER_SIM_CURVES = 5000  # simulated ZTF training curves of the peer (the evaluation's other peers use as many)
 QUICK_PEER_SIM_CURVES = 220
+STREAM_PRIOR = "ztf-alerts"  # `models.priors`: the ECE "under the stream prior"
+STREAM_SN_SHARE = sum(ZTF_ALERTS_PRIOR[cid] for cid in SN_LIKE_IDS) / sum(ZTF_ALERTS_PRIOR.values())
 
 
 @dataclass(frozen=True)
@@ -82,10 +87,15 @@ def _sn_metrics(scores: PacketScores, rows: np.ndarray) -> dict:
     labels = scores.label[rows]
     judged = np.isin(labels, SN_LABELS) | np.isin(labels, NON_SN_LABELS)
     truth, score = np.isin(labels[judged], SN_LABELS), scores.sn_likelihood[rows][judged].astype(np.float64)
+    both = truth.any() and (~truth).any()
+    under_prior = sn_likelihood(apply_prior(scores.probs[rows][judged].astype(np.float64),
+                                            prior_weights(STREAM_PRIOR)))
     return {"n_sn": int(truth.sum()), "n_non_sn": int((~truth).sum()),
-            "roc_auc": roc_auc(truth, score) if truth.any() and (~truth).any() else None,
+            "roc_auc": roc_auc(truth, score) if both else None,
             "pr_auc": average_precision(truth, score) if truth.any() else None,
-            "ece": binary_ece(truth, score) if truth.size else None}
+            "ece": binary_ece(truth, score) if truth.size else None,
+            "ece_stream_prior": (binary_ece(truth, under_prior, weight=prior_shift_weights(truth, STREAM_SN_SHARE))
+                                 if both else None)}
 
 
 def _rule_rates(scores: PacketScores, rule: str) -> dict:
@@ -176,12 +186,13 @@ def format_packet_report(report: dict) -> str:
 
     lines = [f"real ZTF packets, split {report['split']}: {report['n_alerts']} alerts of {report['n_objects']} objects, "
              f"model {report['model_version']}",
-             f"{'N_det':6s} {'SN':>4s} {'nonSN':>5s} {'ROC':>5s} {'PR':>5s} {'ECE':>5s}"]
+             f"{'N_det':6s} {'SN':>4s} {'nonSN':>5s} {'ROC':>5s} {'PR':>5s} {'ECE':>5s} {'ECE@' + STREAM_PRIOR:>14s}"]
     peer = report.get("peer", {}).get("sn_vs_non_sn", {})
     if peer:
         lines[-1] += f"   peer: {'ROC':>5s} {'PR':>5s} {'ECE':>5s}"
     for name, m in report["sn_vs_non_sn"].items():
-        line = f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {num(m['pr_auc'])} {num(m['ece'])}"
+        line = (f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {num(m['pr_auc'])} {num(m['ece'])} "
+                f"{num(m.get('ece_stream_prior')):>14s}")
         if name in peer:
             line += f"         {num(peer[name]['roc_auc'])} {num(peer[name]['pr_auc'])} {num(peer[name]['ece'])}"
         lines.append(line)

@@ -40,6 +40,9 @@ out_path = "models/shipped/alertformer.pt"  # the final checkpoint
 work_dir = "out/train"  # config.json, metrics.json, stage checkpoints
 seed = 0
 device = "auto"  # "auto": cuda if available, else cpu
+# a checkpoint whose weights start the run ("" = a fresh model); with pretrain_iters = finetune_iters = 0
+# it reruns stage 3 alone from a saved stage-2 checkpoint (e.g. out/train/finetune_sim.pt)
+init_from = ""
 # torch CPU threads; 0 keeps torch's default. 1 on the shared 2-core machine: when another process
 # holds a core, a second torch thread waits at every barrier (steps of 0.1 s took up to 5 s).
 num_threads = 1
@@ -53,6 +56,9 @@ sim_mix = "balanced"  # or "realistic"
 use_bts = True  # stage 3 on the real ZTF BTS train split
 # stage 3 (with use_bts) also on the real ZTF packets' train part, as the service windows them (training.real_packets)
 use_real_packets = True
+# stage 3 also shows each BTS train curve in its published form (the file's detections alone, no
+# context), beside the service form (simulated ZTF limits, a drawn SN context)
+bts_both_forms = False
 bts_val_draws = 4  # random prefixes per BTS val object (270 objects: more draws, less noise)
 data_dir = ""  # data directory holding labeled/; "" = $ALERTFORMER_DATA or the repository's data/
 # model (models.model.ModelConfig)
@@ -206,6 +212,17 @@ def _summary(metrics: dict) -> dict:
     return {k: metrics[k] for k in keep if k in metrics}
 
 
+def _initial_weights(path: str, model_config) -> torch.nn.Module:
+    """The model of checkpoint `path`, which must have this run's architecture."""
+    from models.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(path)
+    if model.config != model_config:
+        raise ConfigError(f"init_from: {path} holds a model of config {model.config}, this run asks for {model_config}")
+    model.train()
+    return model
+
+
 def run(config: dict) -> dict:
     """Run the recipe with a resolved ``config`` (`load_config`); returns ``{"checkpoint", "metrics", "data"}``."""
     from models.checkpoint import save_checkpoint
@@ -236,6 +253,9 @@ def run(config: dict) -> dict:
     bts = {}
     if c["use_bts"]:
         bts = {split: ztf_bts(split, seed, c["data_dir"] or None) for split in ("train", "val")}
+        if c["bts_both_forms"]:
+            bts.update({f"{split}_published": ztf_bts(split, seed, c["data_dir"] or None, service_form=False)
+                        for split in ("train", "val")})
     packets = {}
     if c["use_bts"] and c["use_real_packets"]:  # stage 3 trains on both
         packets = {split: ztf_packet_set(split, c["data_dir"] or None) for split in ("train", "val")}
@@ -252,7 +272,10 @@ def run(config: dict) -> dict:
 
     model_config = ModelConfig(d_model=c["d_model"], n_heads=c["n_heads"], n_layers=c["n_layers"],
                                dropout=c["dropout"], max_visits=c["max_visits"], n_time_freqs=c["n_time_freqs"])
-    model = AlertTransformer(model_config).to(device)
+    model = AlertTransformer(model_config)
+    if c["init_from"]:
+        model = _initial_weights(c["init_from"], model_config)
+    model = model.to(device)
     log.info("model params=%d", model.get_num_params())
     aug = {"scheme": c["prefix_scheme"], "drop_nondetections_prob": c["drop_nondetections_prob"],
            "scale_jitter_dex": c["scale_jitter_dex"]}
@@ -305,6 +328,12 @@ def run(config: dict) -> dict:
                                                 draws=c["bts_val_draws"], scheme=c["prefix_scheme"])
             eval_sets = [eval_bts, eval_packets, eval_sim]
             real_train = LabeledSet.concatenate([bts["train"], packets["train"]])
+        if "train_published" in bts:
+            real_train = LabeledSet.concatenate([real_train, bts["train_published"]])
+            eval_bts_published = EvalSet.from_labeled("bts_val_published", bts["val_published"], seed + 105,
+                                                      c["max_visits"], draws=c["bts_val_draws"],
+                                                      scheme=c["prefix_scheme"])
+            eval_sets.insert(1, eval_bts_published)
         if c["bts_iters"] > 0:
             result = finetune(model, real_train, eval_sets, iters=c["bts_iters"], batch_size=c["bts_batch_size"],
                               learning_rate=c["bts_lr"], min_lr=c["bts_min_lr"], warmup_iters=c["bts_warmup_iters"],
@@ -337,6 +366,11 @@ def run(config: dict) -> dict:
         val["bts_val"] = {"random_prefixes": _summary(eval_bts.metrics(model, device, temperature)),
                           **{k: _summary(v) for k, v in metrics_at_detections(
                               model, bts["val"], device, (1, 2, 3, 5, 10)).items()}}
+    if "val_published" in bts:
+        val["bts_val_published"] = {
+            "random_prefixes": _summary(eval_bts_published.metrics(model, device, temperature)),
+            **{k: _summary(v) for k, v in metrics_at_detections(model, bts["val_published"], device,
+                                                                (1, 2, 3, 5, 10)).items()}}
     if packets:
         val["packets_val"] = {"random_prefixes": _summary(eval_packets.metrics(model, device, temperature))}
     metrics["val"] = val

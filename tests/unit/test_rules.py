@@ -77,6 +77,11 @@ CONDITIONS = [
     ("age: the packet's history reaches further back", FollowupRule(name="r", max_age_days=30.0),
      {"latest_mjd_tai": [60010.0, 60010.0, 60010.0],
       "context": context_rows(first_detection_mjd_tai=[59000.0, 59990.0, None])}, [False, True, True]),
+    ("age: few detections ever make an old first detection young", FollowupRule(
+        name="r", max_age_days=30.0, young_history_detections=20),
+     {"latest_mjd_tai": [60010.0] * 4, "context": context_rows(first_detection_mjd_tai=[59000.0] * 3 + [59990.0],
+                                                               n_detections_history=[20, 21, None, 500])},
+     [True, False, False, True]),
     ("real/bogus; missing is not applied", FollowupRule(name="r", min_real_bogus=0.5),
      {"context": context_rows(real_bogus=[0.5, 0.49, None])}, [True, False, True]),
     ("absurd real/bogus is missing", FollowupRule(name="r", min_real_bogus=0.5),

@@ -5,6 +5,7 @@ out_path = "models/shipped/alertformer.pt"
 work_dir = "out/train"
 seed = 0
 device = "auto"
+init_from = ""  # a fresh model
 num_threads = 1  # see training/train.py: a 2nd thread stalls when another process holds a core
 progress = True
 log_interval = 50
@@ -18,6 +19,7 @@ n_sim_val = 2200
 sim_mix = "balanced"
 use_bts = True
 use_real_packets = True
+bts_both_forms = False  # True also shows BTS train curves in the published form (measured: worse on val)
 bts_val_draws = 4
 data_dir = ""
 
