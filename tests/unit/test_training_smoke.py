@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from models.taxonomy import CLASS_IDS
 from training.datasets import LabeledSet, simulated
@@ -81,20 +81,44 @@ def test_smoke_recipe_trains_calibrates_and_saves(tmp_path):
     assert (tmp_path / "pretrain.pt").is_file()
 
 
-def test_bts_stage_runs_with_replay(tmp_path, shared_data):
+@pytest.mark.parametrize("both_forms", [False, True])
+def test_bts_stage_runs_with_replay(tmp_path, shared_data, both_forms):
     config = load_config("smoke", overrides={
         "out_path": str(tmp_path / "m.pt"), "work_dir": str(tmp_path), "data_dir": str(shared_data),
         "n_sim_train": 120, "n_sim_val": 120, "use_bts": True, "pretrain_iters": 0, "finetune_iters": 0,
-        "bts_iters": 6, "bts_batch_size": 32, "bts_eval_interval": 3, "bts_val_draws": 1})
-    metrics = run(config)["metrics"]
+        "bts_iters": 6, "bts_batch_size": 32, "bts_eval_interval": 3, "bts_val_draws": 1,
+        "bts_both_forms": both_forms})
+    result = run(config)
+    metrics = result["metrics"]
     assert metrics["finetune_bts"]["iters"] == 6 and len(metrics["finetune_bts"]["history"]) == 2
     weights = metrics["finetune_bts"]["class_weights"]
     np.testing.assert_allclose(weights["replay"], 1.0)  # the balanced simulations keep unit weights
     ia, ibc = CLASS_IDS.index(2222), CLASS_IDS.index(2223)
     assert weights["train"][ia] < 1.0 < weights["train"][ibc]  # BTS is mostly SN Ia
     assert set(metrics["val"]["bts_val"]["random_prefixes"]) >= {"macro_f1", "sn_vs_rest_ap", "ece"}
-    assert set(metrics["calibration_final"]["ece_after"]) == {"bts_val", "packets_val", "sim_val"}
+    published = {"bts_val_published"} if both_forms else set()
+    assert set(metrics["calibration_final"]["ece_after"]) == {"bts_val", "packets_val", "sim_val"} | published
     assert metrics["val"]["packets_val"]["random_prefixes"]["n"] > 0  # the real packets' val part, service form
+    if both_forms:  # each BTS train curve twice: with simulated limits and context, and as published
+        bts = result["data"]["bts"]
+        assert bts["train_published"]["n"] == bts["train"]["n"] and "bts_val_published" in metrics["val"]
+
+
+def test_init_from_starts_from_a_checkpoint_of_the_same_architecture(tmp_path):
+    config = load_config("smoke", overrides={"out_path": str(tmp_path / "m.pt"), "work_dir": str(tmp_path),
+                                             "n_sim_train": 110, "n_sim_val": 110, "pretrain_iters": 0,
+                                             "finetune_iters": 0, "calibrate": False})
+    torch.manual_seed(5)
+    start = AlertTransformer(ModelConfig(d_model=config["d_model"], n_heads=config["n_heads"],
+                                         n_layers=config["n_layers"], dropout=config["dropout"]))
+    save_checkpoint(tmp_path / "start.pt", start)
+    run({**config, "init_from": str(tmp_path / "start.pt")})
+    trained, _ = load_checkpoint(tmp_path / "m.pt")
+    for name, value in start.state_dict().items():  # no stage ran: the starting weights come out
+        torch.testing.assert_close(trained.state_dict()[name], value)
+    save_checkpoint(tmp_path / "other.pt", AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1)))
+    with pytest.raises(ConfigError, match="init_from"):
+        run({**config, "init_from": str(tmp_path / "other.pt")})
 
 
 def test_fine_tuning_beats_chance_on_easy_classes():
