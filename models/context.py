@@ -47,6 +47,13 @@ _VALID_RANGE: dict[str, tuple[float, float]] = {
 }
 _LOW, _HIGH = (np.array([_VALID_RANGE[f][k] for f in CONTEXT_FIELDS]) for k in (0, 1))
 
+# The fields the model is shown, per survey, where not all: those its training gave that survey's
+# curves (`training.sim_context` draws simulated Rubin contexts through `model_context` too), so
+# that training and serving agree. The Rubin decoder reads more (reliability, the diaObject's
+# history), for the rules, the live state and the trainer's snapshots; a model trained with them
+# widens this table.
+MODEL_CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {"rubin": ("ss_distance_arcsec",)}
+
 
 def missing_context() -> np.ndarray:
     """(N_CONTEXT,) float64, all NaN: a packet that says nothing beyond its photometry."""
@@ -68,6 +75,22 @@ def context_vector(**values) -> np.ndarray:
         if value is not None:
             vector[CONTEXT_INDEX[name]] = float(value)
     return vector
+
+
+def model_context(contexts: np.ndarray, surveys) -> np.ndarray:
+    """A copy of (B, N_CONTEXT) `contexts` with the fields `MODEL_CONTEXT_FIELDS` keeps from the model
+    set to NaN (missing), by each alert's survey ((B,) str: "rubin", "ztf", ...).
+
+    >>> c = model_context(np.zeros((2, N_CONTEXT)), ["rubin", "ztf"])
+    >>> int(np.isnan(c[0]).sum()), int(np.isnan(c[1]).sum())
+    (8, 0)
+    """
+    out = np.array(contexts, dtype=np.float64, copy=True)
+    surveys = np.asarray(surveys)
+    for survey, shown in MODEL_CONTEXT_FIELDS.items():
+        hidden = [CONTEXT_INDEX[f] for f in CONTEXT_FIELDS if f not in shown]
+        out[np.ix_(surveys == survey, hidden)] = np.nan
+    return out
 
 
 def valid_context(context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

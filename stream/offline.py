@@ -86,7 +86,7 @@ class OfflineScoring:
     def run(self, messages: Iterable[RecordedMessage], batch_size: int) -> Iterable[OfflineBatch]:
         """Score `messages` in order, `batch_size` at a time; yields one `OfflineBatch` per batch with alerts."""
         for good, n_dead, windows in self.windows(messages, batch_size):
-            scored = scored_batch(good, self.scorer.score(windows.curves, windows.contexts), windows.curves)
+            scored = scored_batch(good, self.scorer.score(windows.curves, windows.model_contexts), windows.curves)
             yield OfflineBatch(scored, evaluate_rules(self.rules, scored), n_dead)
 
     def windows(self, messages: Iterable[RecordedMessage], batch_size: int) -> Iterable[tuple]:

@@ -171,7 +171,7 @@ class ScoringService:
         windows = build_windows(alerts, self._history([a.object_id for a in alerts]))
         self._in_flight.append(windows.merged)
         scorer = self.scorer
-        encoded = scorer.encode_batch(windows.curves, windows.contexts)
+        encoded = scorer.encode_batch(windows.curves, windows.model_contexts)
         probabilities = self._forward.submit(scorer.probabilities, encoded)
 
         def finish() -> list[Output]:

@@ -11,7 +11,7 @@ from collections import deque
 import numpy as np
 import redis
 
-from models.context import N_CONTEXT, missing_context
+from models.context import N_CONTEXT, missing_context, model_context
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
 from stream.history import HistoryStore
@@ -44,7 +44,8 @@ def unpack_context(text: str | bytes | None) -> np.ndarray:
 
 
 def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dict[str, np.ndarray]:
-    """The context of each object's latest scored alert (all NaN for an object without one).
+    """The context of each object's latest scored alert as the model is shown it (`models.context.model_context`,
+    by the survey stored beside it); all NaN for an object without one.
 
     Raises
     ------
@@ -53,8 +54,11 @@ def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dic
     """
     pipe = client.pipeline(transaction=False)
     for object_id in object_ids:
-        pipe.hget(keys.object_scores(object_id), "context")
-    return {object_id: unpack_context(blob) for object_id, blob in zip(object_ids, pipe.execute())}
+        pipe.hmget(keys.object_scores(object_id), "context", "survey")
+    stored = pipe.execute()
+    contexts = np.array([unpack_context(blob) for blob, _ in stored]).reshape(-1, N_CONTEXT)
+    surveys = [survey.decode() if isinstance(survey, bytes) else (survey or "") for _, survey in stored]
+    return dict(zip(object_ids, model_context(contexts, surveys)))
 
 
 class ConsumerMetrics:
@@ -137,7 +141,7 @@ class StateWriter:
                 "nVisits": int(batch.n_visits[i]), "latestMjdTai": float(batch.latest_mjd_tai[i]),
                 "raDeg": float(batch.ra_deg[i]), "decDeg": float(batch.dec_deg[i]),
                 "modelVersion": batch.model_version, "updatedMs": batch.scored_ms,
-                "context": pack_context(batch.context[i]),
+                "context": pack_context(batch.context[i]), "survey": batch.survey[i],
             })
             pipe.expire(key, self.ttl_s)
         for name, values in (("sn", batch.sn_likelihood), ("flare", batch.flare_likelihood)):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.context import N_CONTEXT
+from models.context import N_CONTEXT, model_context
 from models.lightcurve import LightCurve
 from stream.alert import DecodedAlert
 
@@ -18,11 +18,13 @@ TIME_SLACK_DAYS = 1e-6  # ~0.1 s: the triggering source itself must stay in its 
 
 @dataclass(frozen=True)
 class Windows:
-    """Per alert, the curve and context (B, N_CONTEXT) to score; per object, the merged curve to store."""
+    """Per alert, the curve and context (B, N_CONTEXT) to score, and the context as the model is shown it
+    (`models.context.model_context`); per object, the merged curve to store."""
 
     curves: list[LightCurve]
     contexts: np.ndarray
     merged: dict[str, LightCurve]
+    model_contexts: np.ndarray
 
 
 def _until(curve: LightCurve, mjd_tai: float) -> LightCurve:
@@ -59,7 +61,8 @@ def build_windows(alerts: list[DecodedAlert], history: dict[str, LightCurve]) ->
                 [earlier, alert.light_curve])
         curves.append(curve)
     contexts = np.stack([a.context for a in alerts]) if alerts else np.empty((0, N_CONTEXT))
-    return Windows(curves, contexts, {a.object_id: merged[a.object_id] for a in alerts})
+    return Windows(curves, contexts, {a.object_id: merged[a.object_id] for a in alerts},
+                   model_context(contexts, [a.survey for a in alerts]))
 
 
 def first_detection_mjd_tai(curves: list[LightCurve]) -> np.ndarray:

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.context import CONTEXT_INDEX, N_CONTEXT
+from models.context import CONTEXT_INDEX, N_CONTEXT, model_context
 from models.taxonomy import SOLAR_SYSTEM_ID
 from stream.decode.rubin import rubin_context
 from training.real_packets import packet_windows, ztf_packets
@@ -53,12 +53,13 @@ def draw_contexts(class_ids: np.ndarray, first_detection_mjd_tai: np.ndarray, su
     """(N, N_CONTEXT) contexts for simulated curves of `class_ids` whose first detection is given (MJD TAI; NaN: none).
 
     ZTF: a real context of the class's kind, its history set against the simulated curve (module docstring).
-    LSST: what the Rubin decoder reads (only the solar-system association).
+    LSST: what the model is shown of a Rubin alert's context (`models.context.model_context`).
     """
     n = len(class_ids)
     if survey == "lsst":  # a simulated asteroid is a known one: Rubin keys it by its ssObjectId
-        return np.stack([rubin_context(bool(cid == SOLAR_SYSTEM_ID)) for cid in class_ids]) if n else \
+        contexts = np.stack([rubin_context(bool(cid == SOLAR_SYSTEM_ID)) for cid in class_ids]) if n else \
             np.empty((0, N_CONTEXT))
+        return model_context(contexts, np.full(n, "rubin"))
     if survey != "ztf":
         raise ValueError(f"survey={survey!r}: expected 'lsst' or 'ztf'")
     pools = real_context_pools()

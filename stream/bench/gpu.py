@@ -173,7 +173,7 @@ def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int, warm_up: b
         good, dead_letters = timed("decode", ingest, messages)
         dead[0] += len(dead_letters)
         windows = timed("windows", build_windows, [g.alert for g in good], {})
-        encoded = timed("encode", scorer.encode_batch, windows.curves, windows.contexts)
+        encoded = timed("encode", scorer.encode_batch, windows.curves, windows.model_contexts)
         return good, windows.curves, encoded, forward.submit(forward_pass, encoded)
 
     def finish(good, curves, encoded, probabilities):

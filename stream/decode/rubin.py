@@ -15,7 +15,7 @@ from fastavro.schema import load_schema
 from lsst.alert.packet.schema import get_schema_root
 
 from models.bands import BAND_CODE
-from models.context import context_vector
+from models.context import CONTEXT_INDEX, N_CONTEXT
 from stream.alert import DecodedAlert
 from stream.decode._avro import (
     WIRE_HEADER, coerced, fill_defaults as _fill_defaults, raising_bad_packet, read_record, split_wire_format,
@@ -215,22 +215,40 @@ def _decoded(record: dict, schema_name: str) -> DecodedAlert:
         dec_deg=finite_float(source, "dec", "diaSource"),
         light_curve=light_curve(_columns(detections, "diaSourceId", True),
                                 _columns(forced, "diaForcedSourceId", False)),
-        context=rubin_context(not source.get("diaObjectId")),
+        context=rubin_context(not source.get("diaObjectId"), source.get("reliability"),
+                              *_object_history(record.get("diaObject"))),
     ), "diaSource", RUBIN_FIELDS)
 
 
-def rubin_context(is_solar_system: bool) -> np.ndarray:
-    """The alert context (`models.context`) of a Rubin alert: its solar-system association.
+def _object_history(dia_object: dict | None) -> tuple:
+    """(first detection MJD TAI, detections) of the alert's diaObject; None where it does not say."""
+    if not dia_object:
+        return None, None
+    return dia_object.get("firstDiaSourceMjdTai"), dia_object.get("nDiaSources")
+
+
+def rubin_context(is_solar_system: bool, reliability: float | None = None,
+                  first_detection_mjd_tai: float | None = None, n_detections: int | None = None) -> np.ndarray:
+    """The alert context (`models.context`) of a Rubin alert.
 
     A source with an ``ssObjectId`` and no diaObject is a known solar-system object (distance 0);
-    any other is not (inf). The diaSource/diaObject fields (reliability, first detection,
-    detection count) are not read yet: the batch decoder does not extract them.
+    any other is not (inf). ``diaSource.reliability`` is the real/bogus score;
+    ``diaObject.firstDiaSourceMjdTai`` and ``diaObject.nDiaSources`` (schemas 8.0 on) the source's
+    history. None (or NaN) where the packet does not say.
     """
-    return (_SOLAR_SYSTEM_CONTEXT if is_solar_system else _OTHER_CONTEXT).copy()
+    values = (np.nan if v is None else float(v) for v in (reliability, first_detection_mjd_tai, n_detections))
+    return rubin_contexts(np.array([is_solar_system]), *(np.array([v]) for v in values))[0]
 
 
-_SOLAR_SYSTEM_CONTEXT = context_vector(ss_distance_arcsec=0.0)
-_OTHER_CONTEXT = context_vector(ss_distance_arcsec=np.inf)
+def rubin_contexts(is_solar_system: np.ndarray, reliability: np.ndarray, first_detection_mjd_tai: np.ndarray,
+                   n_detections: np.ndarray) -> np.ndarray:
+    """(B, N_CONTEXT) float64: `rubin_context` of B alerts at once, from (B,) columns (NaN: not said)."""
+    context = np.full((len(is_solar_system), N_CONTEXT), np.nan)
+    context[:, CONTEXT_INDEX["ss_distance_arcsec"]] = np.where(is_solar_system, 0.0, np.inf)
+    context[:, CONTEXT_INDEX["real_bogus"]] = reliability
+    context[:, CONTEXT_INDEX["first_detection_mjd_tai"]] = first_detection_mjd_tai
+    context[:, CONTEXT_INDEX["n_detections_history"]] = n_detections
+    return context
 
 
 def _columns(points: Points, id_field: str, is_detection: bool) -> tuple:

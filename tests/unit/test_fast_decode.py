@@ -11,6 +11,7 @@ import fastavro
 import numpy as np
 import pytest
 
+from models.context import CONTEXT_INDEX
 from stream.bench_decode import filled_value, full_record
 from stream.decode import decode_rubin, encode_rubin, rubin_records_from_parquet, rubin_schema, rubin_versions
 from stream.decode.fast import FastRubinDecoder, RubinBatch, Unsupported, compile_plan
@@ -85,6 +86,22 @@ def test_real_alerts_agree_with_fastavro(decoder, payloads):
     assert_agrees(batch, payloads)
     assert int(np.diff(batch.offsets).sum()) == 65
     assert [a.alert_id for a in batch.alerts()] == [decode_rubin(p).alert_id for p in payloads]
+
+
+def test_real_alerts_carry_reliability_and_the_dia_objects_history_as_context(decoder, records, payloads):
+    batch, _ = decoder.decode_batch(payloads)
+    column = {name: batch.context[:, CONTEXT_INDEX[name]] for name in
+              ("real_bogus", "n_detections_history", "first_detection_mjd_tai", "ss_distance_arcsec")}
+    reliability = np.array([r["diaSource"]["reliability"] for r in records], dtype=np.float32)
+    np.testing.assert_array_equal(column["real_bogus"], reliability)  # a float in the schema
+    has_object = np.array([bool(r.get("diaObject")) for r in records])
+    assert 0 < has_object.sum() < len(records)  # the sample has both
+    counts = [r["diaObject"]["nDiaSources"] if r.get("diaObject") else np.nan for r in records]
+    np.testing.assert_array_equal(column["n_detections_history"], counts)
+    assert np.isnan(column["first_detection_mjd_tai"]).all()  # null in every alert of this sample
+    np.testing.assert_array_equal(column["ss_distance_arcsec"] == 0, batch.object_is_ss)
+    for i, p in enumerate(payloads):  # and the same from fastavro
+        np.testing.assert_array_equal(decode_rubin(p).context, batch.context[i])
 
 
 def test_solar_system_alerts_take_the_ss_object_id(decoder, records, payloads):

@@ -1,9 +1,13 @@
 """stream.window.build_windows: what each alert is scored on, and what is stored back."""
+import dataclasses
+
 import numpy as np
 
+from models.context import CONTEXT_INDEX, N_CONTEXT, context_vector, model_context
 from models.lightcurve import LightCurve
 from stream.alert import DecodedAlert
 from stream.window import build_windows
+from training.sim_context import draw_contexts
 
 
 def curve(source_ids, mjd_tai, flux_njy=None) -> LightCurve:
@@ -53,3 +57,18 @@ def test_a_second_alert_of_an_object_in_the_batch_sees_the_first():
     assert same(windows.curves[0], first.light_curve) and same(windows.curves[1], other.light_curve)
     assert same(windows.curves[2], both) and same(windows.merged["o1"], both)
     assert set(windows.merged) == {"o1", "o2"}
+
+
+def test_the_model_is_shown_the_context_fields_its_training_gave_the_survey():
+    full = context_vector(real_bogus=0.9, n_detections_history=12, ss_distance_arcsec=np.inf)
+    rubin = dataclasses.replace(alert("r", 1, curve([1], [60000.0])), context=full)
+    ztf = dataclasses.replace(alert("z", 2, curve([2], [60000.0])), survey="ztf", schema="ztf", context=full)
+    windows = build_windows([rubin, ztf], {})
+    np.testing.assert_array_equal(windows.contexts, [full, full])  # the rules see every field
+    shown = windows.model_contexts
+    assert np.isnan(shown[0, CONTEXT_INDEX["real_bogus"]]) and shown[0, CONTEXT_INDEX["ss_distance_arcsec"]] == np.inf
+    np.testing.assert_array_equal(shown[1], full)
+    # the simulated Rubin curves the model learnt from carry exactly the fields it is shown
+    drawn = draw_contexts(np.array([2222, 9000]), np.array([60000.0, 60000.0]), "lsst", np.random.default_rng(0))
+    shown_fields = ~np.isnan(model_context(np.zeros((1, N_CONTEXT)), ["rubin"]))[0]
+    assert (~np.isnan(drawn) == shown_fields).all()

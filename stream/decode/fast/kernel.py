@@ -21,11 +21,12 @@ from numba.extending import intrinsic
 
 from stream.decode.fast.plan import (
     BAD_BAND, BAD_BLOCK, BAD_HEADER, BAD_INDEX, BAD_LENGTH, BAD_NULL, BAD_OBJECT, BAD_TIMESTAMP, BAD_TRAILING,
-    BAD_TRUNCATED, BAD_UTF8, BAD_VALUE, BAD_VARINT, DETECTION, F_DEC, F_ERR, F_FLUX, F_MJD, F_RA, FORCED, K_BYTES,
+    BAD_TRUNCATED, BAD_UTF8, BAD_VALUE, BAD_VARINT, DETECTION, F_DEC, F_ERR, F_FIRST_MJD, F_FLUX, F_MJD, F_RA,
+    F_RELIABILITY, FORCED, K_BYTES,
     K_FIXED, K_READ_BAND, K_READ_DOUBLE, K_READ_FLOAT, K_READ_LONG, K_VARINT, N_POINT_FLOAT, N_POINT_INT,
     N_REGISTERS, NULLABLE, OK, OP_ARRAY, OP_ARRAY_END, OP_BAD, OP_END, OP_ENUM, OP_FIELDS, OP_JUMP,
     OP_NULL_FLOAT, OP_NULL_INT, OP_POINT_BEGIN, OP_POINT_END, OP_TIMESTAMP, OP_UNION, R_ALERT_ID, R_BAND, R_ID,
-    R_OBJECT, R_SS_OBJECT, R_VISIT, TRIGGER,
+    R_N_DIA_SOURCES, R_OBJECT, R_SS_OBJECT, R_VISIT, TRIGGER,
 )
 
 WIRE_HEADER_BYTES = 5  # magic byte 0, big-endian 32-bit schema id
@@ -470,7 +471,8 @@ def _alert_fields_ok(ireg, ipresent, freg, fpresent):
 @njit(cache=True, nogil=True)
 def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, schema_ids, entries,
                     prog, fields, jumps, band_lut, max_depth, scratch_points,
-                    reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg, offsets,
+                    reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg,
+                    reliability, first_detection_mjd_tai, n_dia_sources, offsets,
                     out_id, out_mjd, out_band, out_flux, out_err, out_det):
     """Decode messages ``first..`` of a batch into the output arrays; return where it stopped.
 
@@ -496,6 +498,10 @@ def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, sc
     reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg : (B,) outputs
         Per message; `reason` 0 where decoded, else why not (`plan.REASONS`); `object_is_ss`
         True where `object_id` is the ssObjectId (no diaObjectId: a solar-system source).
+    reliability, first_detection_mjd_tai, n_dia_sources : (B,) float64 outputs
+        The context fields the packet carries (`stream.decode.rubin.rubin_context`): the
+        diaSource's reliability, the diaObject's first detection (MJD TAI) and detection count;
+        NaN where null or absent.
     offsets : (B + 1,) int64
         Message i's points are ``out_*[offsets[i]:offsets[i + 1]]`` (none if not decoded).
     out_id, out_mjd, out_band, out_flux, out_err, out_det : (P,) outputs
@@ -578,5 +584,8 @@ def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, sc
                 object_is_ss[i] = not has_dia_object
                 ra_deg[i] = freg[F_RA]
                 dec_deg[i] = freg[F_DEC]
+                reliability[i] = freg[F_RELIABILITY] if fpresent[F_RELIABILITY] else np.nan
+                first_detection_mjd_tai[i] = freg[F_FIRST_MJD] if fpresent[F_FIRST_MJD] else np.nan
+                n_dia_sources[i] = np.float64(ireg[R_N_DIA_SOURCES]) if ipresent[R_N_DIA_SOURCES] else np.nan
         reason[i] = why
     return n_messages

@@ -60,11 +60,11 @@ NULLABLE = 32
 # Point kinds (OP_POINT_END a).
 TRIGGER, DETECTION, FORCED = 0, 1, 2
 
-# Integer registers: the point's, then the alert's.
-R_ID, R_VISIT, R_BAND, R_ALERT_ID, R_OBJECT, R_SS_OBJECT = range(6)
-# Float registers.
-F_MJD, F_FLUX, F_ERR, F_RA, F_DEC = range(5)
-N_REGISTERS = 6
+# Integer registers: the point's, then the alert's (its context: diaObject.nDiaSources).
+R_ID, R_VISIT, R_BAND, R_ALERT_ID, R_OBJECT, R_SS_OBJECT, R_N_DIA_SOURCES = range(7)
+# Float registers (the context: diaSource.reliability, diaObject.firstDiaSourceMjdTai).
+F_MJD, F_FLUX, F_ERR, F_RA, F_DEC, F_RELIABILITY, F_FIRST_MJD = range(7)
+N_REGISTERS = 7
 N_POINT_INT, N_POINT_FLOAT = 3, 3  # registers 0..2 are the point's, reset at POINT_BEGIN
 
 # Why the fast path handed a message to fastavro (0: it did not).
@@ -111,12 +111,13 @@ _TRIGGER_FIELDS = {
     "diaSourceId": ("long", R_ID), "visit": ("long", R_VISIT), "midpointMjdTai": ("number", F_MJD),
     "band": ("band", R_BAND), "psfFlux": ("number", F_FLUX), "psfFluxErr": ("number", F_ERR),
     "diaObjectId": ("long", R_OBJECT), "ssObjectId": ("long", R_SS_OBJECT),
-    "ra": ("number", F_RA), "dec": ("number", F_DEC),
+    "ra": ("number", F_RA), "dec": ("number", F_DEC), "reliability": ("number", F_RELIABILITY),
 }
 _DETECTION_FIELDS = {name: _TRIGGER_FIELDS[name]
                      for name in ("diaSourceId", "visit", "midpointMjdTai", "band", "psfFlux", "psfFluxErr")}
 _FORCED_FIELDS = {"diaForcedSourceId": ("long", R_ID),
                   **{k: v for k, v in _DETECTION_FIELDS.items() if k != "diaSourceId"}}
+_OBJECT_FIELDS = {"firstDiaSourceMjdTai": ("number", F_FIRST_MJD), "nDiaSources": ("long", R_N_DIA_SOURCES)}
 
 
 class Unsupported(Exception):
@@ -354,6 +355,8 @@ class _Compiler:
                 self.points(ftype, DETECTION, _DETECTION_FIELDS, in_array=True)
             elif name == "prvDiaForcedSources":
                 self.points(ftype, FORCED, _FORCED_FIELDS, in_array=True)
+            elif name == "diaObject":
+                self.record(ftype, _OBJECT_FIELDS)
             else:
                 self.skip(ftype)
         self.leave(schema)
@@ -393,6 +396,23 @@ class _Compiler:
             else:
                 self.skip(field["type"])
         self.emit(OP_POINT_END, kind)
+        self.leave(schema)
+
+    def record(self, schema, roles: dict) -> None:
+        """A record (or a union of it and null) whose fields in `roles` are read into registers, the rest
+        skipped; a null leaves the registers absent."""
+        schema = self.resolve(schema)
+        if isinstance(schema, list):
+            self.union(schema, lambda b: None if self.kind(b) == "null" else self.record(b, roles))
+            return
+        if self.kind(schema) != "record":
+            raise Unsupported(f"a record field of type {self.kind(schema)!r}")
+        self.enter(schema)
+        for field in schema["fields"]:
+            if field["name"] in roles:
+                self.scalar(field["type"], *roles[field["name"]], nullable=True)
+            else:
+                self.skip(field["type"])
         self.leave(schema)
 
     def scalar(self, schema, role: str, register: int, nullable: bool) -> None:

@@ -28,7 +28,7 @@ from stream.decode.fast.plan import (
 )
 from stream.decode.physical import implausible, position_plausible
 from stream.decode.rubin import (
-    BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_context, rubin_schema, rubin_versions, schema_id,
+    BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_contexts, rubin_schema, rubin_versions, schema_id,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class RubinBatch:
     Per message, (B,): `ok` says whether it decoded; for those that did,
     `alert_id`, `source_id`, `object_id` (the diaObjectId, or the ssObjectId of
     a solar-system source, where `object_is_ss`; `object_key` makes the text key),
-    `ra_deg`/`dec_deg` and ``schema_names[schema_index]`` are `DecodedAlert`'s fields. Per point, (P,): `point_source_id`, `mjd_tai`
+    `ra_deg`/`dec_deg`, ``schema_names[schema_index]`` and `context` ((B, N_CONTEXT)) are `DecodedAlert`'s fields. Per point, (P,): `point_source_id`, `mjd_tai`
     (MJD TAI, float64), `band` (int8 code), `flux_njy`/`flux_err_njy` (nJy,
     float32), `is_detection`; each message's rows are one validated
     `LightCurve`, sorted by time, with unique source ids. A message that did not
@@ -93,6 +93,7 @@ class RubinBatch:
     object_is_ss: np.ndarray
     ra_deg: np.ndarray
     dec_deg: np.ndarray
+    context: np.ndarray
     offsets: np.ndarray
     point_source_id: np.ndarray
     mjd_tai: np.ndarray
@@ -123,7 +124,7 @@ class RubinBatch:
             source_id=int(self.source_id[i]), object_id=object_key(int(self.object_id[i]), bool(self.object_is_ss[i])),
             ra_deg=float(self.ra_deg[i]),
             dec_deg=float(self.dec_deg[i]), light_curve=self.light_curve(i),
-            context=rubin_context(bool(self.object_is_ss[i])), dropped_points=int(self.dropped_points[i]))
+            context=self.context[i].copy(), dropped_points=int(self.dropped_points[i]))
 
     def alerts(self) -> list[DecodedAlert | None]:
         """One `DecodedAlert` per message, in order; None where it did not decode (see `errors`).
@@ -144,7 +145,7 @@ class RubinBatch:
             a, b = offsets[i], offsets[i + 1]
             alerts.append(DecodedAlert("rubin", names[schema], alert_id, source_id, object_key(object_id, is_ss),
                                        ra_deg, dec_deg,
-                                       LightCurve(*(column[a:b] for column in columns)), rubin_context(is_ss),
+                                       LightCurve(*(column[a:b] for column in columns)), self.context[i].copy(),
                                        dropped))
         return alerts
 
@@ -272,6 +273,7 @@ class FastRubinDecoder:
         alert_id, source_id, object_id = (np.zeros(n, dtype=np.int64) for _ in range(3))
         object_is_ss = np.zeros(n, dtype=np.bool_)
         ra_deg, dec_deg = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
+        reliability, first_mjd_tai, n_dia_sources = (np.full(n, np.nan) for _ in range(3))
         offsets = np.zeros(n + 1, dtype=np.int64)
         columns = _empty_columns(max(n * self._points_guess, 1))
         first = 0
@@ -280,7 +282,7 @@ class FastRubinDecoder:
                 addresses, lengths, first, self.version is None, self.fixed_entry, self.fixed_plan,
                 self.schema_ids, self.entries, self.program, self.fields, self.jumps, self.band_lut,
                 self.max_depth, scratch, reason, plan_index, alert_id, source_id, object_id, object_is_ss,
-                ra_deg, dec_deg, offsets, *columns)
+                ra_deg, dec_deg, reliability, first_mjd_tai, n_dia_sources, offsets, *columns)
             if first == n:
                 break
             grown = _empty_columns(2 * len(columns[0]) + scratch)  # room for message `first` at least
@@ -293,8 +295,10 @@ class FastRubinDecoder:
             self._points_guess = max(POINTS_PER_MESSAGE_GUESS, 5 * used // (4 * n) + 1)
         columns = [c[:used] for c in columns]
         offsets, columns, dropped = _physically_checked(reason, source_id, ra_deg, dec_deg, offsets, columns)
+        context = rubin_contexts(object_is_ss, reliability, first_mjd_tai, n_dia_sources)
         batch = dict(schema_index=plan_index, ok=reason == OK, alert_id=alert_id, source_id=source_id,
-                     object_id=object_id, object_is_ss=object_is_ss, ra_deg=ra_deg, dec_deg=dec_deg, offsets=offsets,
+                     object_id=object_id, object_is_ss=object_is_ss, ra_deg=ra_deg, dec_deg=dec_deg, context=context,
+                     offsets=offsets,
                      **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason, dropped_points=dropped)
         names = list(self.schema_names)
         errors, slow = {}, {}
@@ -367,4 +371,5 @@ def _splice(batch: dict, slow: dict[int, DecodedAlert], errors: dict[int, Except
         batch["object_id"][i], batch["object_is_ss"][i] = parse_object_key(alert.object_id)
         batch["ra_deg"][i] = alert.ra_deg
         batch["dec_deg"][i] = alert.dec_deg
+        batch["context"][i] = alert.context
         batch["dropped_points"][i] = alert.dropped_points
