@@ -54,6 +54,7 @@ from models.lightcurve import LightCurve
 from models.paths import SHIPPED_CHECKPOINT
 from models.priors import apply_prior, prior_weights
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
+from training.context_check import context_comparison, format_context_comparison, plot_context_comparison
 from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1
 from training.packet_eval import evaluate_packets, format_packet_report
 from training.simulate import ELASTICC_CLASS_IDS
@@ -73,7 +74,7 @@ DEFAULT_DROP_NONDETECTIONS_PROB = 0.2  # training.train's default, used if the c
 WHOLE_CURVE = "whole"  # every point, also forced photometry after the last detection
 HEADLINE_CUTS = ("n_det=1", "n_det=2", "n_det=3", "n_det=all", WHOLE_CURVE)
 QUICK = {"n_test": 44, "n_train_peers": 110, "n_bts_test": 30, "n_bts_train": 40, "feature_fit": "lmsder",
-         "feature_max_iter": 20, "snn_epochs": 2}
+         "feature_max_iter": 20, "snn_epochs": 2, "n_context_sim": 240}
 
 
 def _under_prior(probs, targets, prior: str) -> dict:
@@ -453,6 +454,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
         "results": results,
         "throughput": _throughput(results),
         "real_packets": evaluate_packets(checkpoint, "test", data_dir=data_dir, peer=peers != "none", quick=quick),
+        "context_check": write_context_check(out_dir, data_dir, figures, quick),
         "headline": _headline(results),
     }
     report["wall_seconds"] = time.perf_counter() - started
@@ -714,6 +716,17 @@ def format_headline(report: dict) -> str:
     return "\n".join(lines)
 
 
+def write_context_check(out_dir: Path, data_dir=None, figures: bool = True, quick: bool = False) -> dict:
+    """`training.context_check` on the real packets' test part: ``context_check.json`` and, with `figures`,
+    ``context_distributions.png`` in `out_dir`; returns the report."""
+    report = context_comparison("test", n_sim=QUICK["n_context_sim"] if quick else 2400, data_dir=data_dir)
+    if figures:
+        plot_context_comparison(report, out_dir / "context_distributions.png")
+    report = {k: v for k, v in report.items() if k != "_values"}
+    (out_dir / "context_check.json").write_text(json.dumps(_json_safe(report), indent=1, allow_nan=False))
+    return report
+
+
 def cmd_evaluate(args) -> int:
     if not Path(args.checkpoint).is_file():
         print(f"alertformer evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
@@ -725,7 +738,8 @@ def cmd_evaluate(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "packets.json").write_text(json.dumps(_json_safe(report), indent=1, allow_nan=False))
         print(format_packet_report(report))
-        print(f"report: {out / 'packets.json'}")
+        print(format_context_comparison(write_context_check(out, args.data_dir, not args.no_figures, args.quick)))
+        print(f"report: {out / 'packets.json'}, {out / 'context_check.json'}")
         return 0
     report = evaluate(args.checkpoint, args.out, n_test=args.n_test, n_train_peers=args.n_train_peers,
                       peers=args.peers, seed=args.seed, quick=args.quick, test_sets=args.test_sets,

@@ -8,9 +8,9 @@ evaluation's test part stays unseen. The detection history is then set against t
 simulated curve: a transient was first detected at its curve's first detection; AGN and
 variable stars had been detected for `LONG_HISTORY_DAYS` before the simulated window.
 
-Simulated Rubin curves get what the Rubin decoder reads today (`stream.decode.rubin.rubin_context`:
-whether the source is a known solar-system object, nothing else), so training sees the context
-serving sees.
+Simulated Rubin curves get what the model is shown of a Rubin alert's context
+(`models.context.model_context`: whether the source is a known solar-system object, nothing
+else), so training sees the context serving shows it.
 """
 from functools import lru_cache
 

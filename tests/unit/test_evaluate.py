@@ -84,6 +84,13 @@ def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"confusion_ztf-bts.png", "reliability_sim-lsst-balanced.png", "metrics_sim-lsst-realistic.png",
             "throughput.png"} <= set(report["figures"])
+    # the realistic set is also scored as published under its stream prior
+    prior = report["results"]["sim-lsst-realistic"]["n_det=all"]["models"]["transformer"]["under_stream_prior"]
+    assert prior["prior"] == "lsst-plasticc" and 0 <= prior["ece"] <= 1 and 0 <= prior["macro_f1"] <= 1
+    # simulated contexts checked against the real test packets, per kind of source and field
+    check = report["context_check"]
+    assert check["asteroids"]["real_bogus"]["n_real"] > 0 and 0 <= check["asteroids"]["real_bogus"]["ks"] <= 1
+    assert (out / "context_distributions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_failing_peer_is_reported_not_fatal(tiny_checkpoint, tmp_path, monkeypatch):
