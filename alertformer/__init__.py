@@ -8,7 +8,7 @@ The command line is `alertformer.cli`; the code lives in the top-level packages 
 - `Model`: a loaded checkpoint with the same two methods; `Score`: what they return;
 - `FluxScaleWarning`: fluxes implausible for the survey (a likely unit mistake).
 """
-__version__ = "0.1.0"
+from models.version import __version__
 
 _API = ("FluxScaleWarning", "Model", "Score", "score", "score_magnitudes")
 __all__ = ["__version__", *_API]

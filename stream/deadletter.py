@@ -9,7 +9,7 @@ import time
 
 from confluent_kafka import Message
 
-from alertformer import __version__
+from models.version import __version__
 from stream import avro_io
 
 DEADLETTER_SCHEMA = "alertformer.deadletter"

@@ -8,7 +8,7 @@ from functools import cache
 
 import numpy as np
 
-from alertformer import __version__
+from models.version import __version__
 from models.bands import BAND_NAMES
 from models.context import N_CONTEXT
 from models.lightcurve import LightCurve

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointMismatch, load_checkpoint
+from models.device import device_of
 from models.encode import FEATURE_NAMES, Batch, encode
 from models.lightcurve import LightCurve
 from models.model import AlertTransformer
@@ -47,11 +48,11 @@ TRACE_TOLERANCE = 1e-5  # largest probability difference allowed between the tra
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("scoring.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
+    """`models.device.device_of` for the ``scoring.device`` setting: a ConfigError naming it."""
+    try:
+        return device_of(name)
+    except ValueError as err:
+        raise ConfigError(f"scoring.device: {err}") from None
 
 
 def pick_precision(name: str, device: torch.device) -> str:

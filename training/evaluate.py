@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.device import device_of
 from models.lightcurve import LightCurve
 from models.paths import SHIPPED_CHECKPOINT
 from models.priors import apply_prior, prior_weights
@@ -360,7 +361,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     started = time.perf_counter()
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = str(device_of("auto"))
     torch_threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     model, meta = load_checkpoint(checkpoint, map_location=device)

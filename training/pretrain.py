@@ -7,7 +7,7 @@ No labels are used, so any photometry will do; the recipe (`training.train`)
 feeds it simulated LSST and ZTF curves together.
 
 Also home of what every training stage shares: the learning-rate schedule
-`get_lr`, `configure_optimizer` and `device_of`.
+`get_lr` and `configure_optimizer` (the device: `models.device.device_of`).
 """
 import logging
 import math
@@ -67,13 +67,6 @@ def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, los
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-
-
-def device_of(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA if available, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()

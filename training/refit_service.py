@@ -30,6 +30,7 @@ import redis
 from confluent_kafka import KafkaException
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.device import device_of
 from models.registry import ModelRegistry
 from stream.config import StreamConfig, add_config_argument
 from stream.deadletter import dead_letter
@@ -43,7 +44,6 @@ from stream.state import read_contexts
 from training.datasets import LabeledSet, simulated, ztf_packet_set
 from training.finetune import EvalSet
 from training.labels import SnapshotStore, ms_to_mjd_tai, parse_label, snapshot
-from training.pretrain import device_of
 from training.refit import refit
 
 log = logging.getLogger(__name__)

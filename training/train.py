@@ -229,7 +229,8 @@ def run(config: dict) -> dict:
     from models.model import AlertTransformer, ModelConfig
     from training.datasets import LabeledSet, simulated, ztf_bts, ztf_packet_set
     from training.finetune import EvalSet, calibrate, finetune, metrics_at_detections
-    from training.pretrain import device_of, pretrain
+    from models.device import device_of
+    from training.pretrain import pretrain
 
     start_s = time.perf_counter()
     c = config
