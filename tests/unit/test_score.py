@@ -106,3 +106,13 @@ def test_a_bad_class_prior_is_a_config_error(prior, message):
             ScoringSettings(class_prior=prior)
     with pytest.raises(ValueError, match="class_prior_rates is set but class_prior is 'balanced'"):
         ScoringSettings(class_prior_rates={"Ia": 1.0})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_one_is_a_config_error_naming_the_setting():
+    from stream.score import pick_device
+
+    with pytest.raises(ConfigError, match="scoring.device: cuda requested but no CUDA device"):
+        pick_device("cuda")
+    with pytest.raises(ConfigError, match="scoring.device: unknown device 'gpu0'"):
+        pick_device("gpu0")
