@@ -103,7 +103,8 @@ def read_state(client: redis.Redis, keys: Keys, top_n: int, stale_after_s: float
     return {
         "now_ms": now_ms, "prefix": keys.prefix, "champion": _text(champion),
         "stale_after_s": stale_after_s, "recent_s": recent_s,
-        "consumers": [h | {"id": cid, "heartbeat_ms": int(hb_ms)} for (cid, hb_ms), h in zip(consumers, consumer_hashes)],
+        "consumers": [h | {"id": cid, "heartbeat_ms": int(hb_ms)}
+                      for (cid, hb_ms), h in zip(consumers, consumer_hashes)],
         "top": top,
     }
 

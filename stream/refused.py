@@ -90,5 +90,6 @@ class Refused:
                 continue  # two outputs of one input refused in this round
             if out.source is None or self.dead_letter is None or key in earlier:
                 raise Fatal(f"produce to {out.topic} failed, and the record cannot be dead-lettered: {err.str()}")
-            self._dead[key] = self.dead_letter(out.source, ProduceRefused(f"produce to {out.topic} failed: {err.str()}"))
+            reason = ProduceRefused(f"produce to {out.topic} failed: {err.str()}")
+            self._dead[key] = self.dead_letter(out.source, reason)
         return len(self._dead) - len(earlier)

@@ -32,7 +32,8 @@ def test_the_last_minute_beside_the_totals(monkeypatch):
     clock[0] += 61  # the first minute is over: a slow batch now
     metrics.record_batch(60, 0, np.full(60, 5000.0))
     fields = metrics.fields()
-    assert fields["alertsPerS"] == pytest.approx(1.0) and fields["alertsPerSTotal"] == pytest.approx(1260 / 121, abs=0.05)
+    assert fields["alertsPerS"] == pytest.approx(1.0)
+    assert fields["alertsPerSTotal"] == pytest.approx(1260 / 121, abs=0.05)
     assert fields["latencyP50Ms"] == pytest.approx(5000, rel=0.03)  # the last minute: only the slow batch
     assert fields["latencyP50MsTotal"] == pytest.approx(100, rel=0.03)  # since the start: mostly fast
     assert fields["latencyP99MsTotal"] == pytest.approx(5000, rel=0.03)
@@ -43,7 +44,8 @@ def test_the_last_minute_beside_the_totals(monkeypatch):
 
 def test_known_asteroids_stay_out_of_the_top_sets_and_objects_carry_their_age():
     batch = make_batch(3, sn_likelihood=[0.9, 0.95, 0.2], flare_likelihood=[0.1, 0.99, 0.3],
-                       context=np.stack([context_vector(ss_distance_arcsec=np.inf), context_vector(ss_distance_arcsec=0.0),
+                       context=np.stack([context_vector(ss_distance_arcsec=np.inf),
+                                         context_vector(ss_distance_arcsec=0.0),
                                          context_vector(first_detection_mjd_tai=59990.5)]))
     keys, pipe = Keys("p"), RecordingPipe()
     StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
