@@ -13,7 +13,8 @@ test: install
 	$(PYTHON) -m pytest -q
 
 # The fault suite at the issue's counts (the default test run has reduced counts): broker kill -9 and
-# restart, a frozen Redis, a killed Redis, 12,000 fuzzed packets; one JSON line per fault in chaos-report.jsonl.
+# restart, scorer kill -9 (20), a two-scorer rebalance, model promotions under load, oversized messages,
+# a frozen Redis, a killed Redis, 12,000 fuzzed packets; one JSON line per fault in chaos-report.jsonl.
 chaos: install
 	CHAOS_SCALE=full CHAOS_REPORT=chaos-report.jsonl $(PYTHON) -m pytest -q -s -m slow tests/chaos --timeout=3600
 

@@ -33,10 +33,10 @@ RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_REC
                            KafkaError.RECORD_LIST_TOO_LARGE, KafkaError._BAD_MSG, KafkaError._INVALID_ARG})
 
 
-def is_record_error(err: KafkaException) -> bool:
-    """True if `err` (from ``produce``) rejects that record only: it becomes a dead letter."""
-    kerr: KafkaError = err.args[0]
-    return not kerr.fatal() and kerr.code() in RECORD_ERRORS
+def is_record_error(err: KafkaError | None) -> bool:
+    """True if `err` (raised by ``produce`` or in a delivery report) refuses that record only: it becomes a
+    dead letter."""
+    return err is not None and not err.fatal() and err.code() in RECORD_ERRORS
 
 
 SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to the others after this
@@ -114,7 +114,8 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
 
 
 def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **overrides) -> Producer:
-    """An idempotent producer with lz4-compressed batches; transactional when an id is given."""
+    """An idempotent producer with lz4-compressed batches; transactional when an id is given (delivery reports
+    for failed records only)."""
     conf = kafka.client_config() | {
         "message.max.bytes": kafka.max_message_bytes,
         "enable.idempotence": True,
@@ -124,4 +125,7 @@ def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **o
     }
     if transactional_id:
         conf["transactional.id"] = transactional_id
+        # The loop's delivery callbacks only look for refused records (`stream.refused`): no Python call for
+        # each record that arrived.
+        conf["delivery.report.only.error"] = True
     return _client(Producer, conf | overrides, kafka)

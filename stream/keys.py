@@ -8,16 +8,25 @@ key                                             type    content
 ``{p}:obj:{objectId}``                          hash    latest scores: ``alertId``, ``snLikelihood``,
                                                         ``flareLikelihood``, ``topClassId``, ``nVisits``,
                                                         ``latestMjdTai``, ``raDeg``, ``decDeg``,
-                                                        ``modelVersion``, ``updatedMs``; TTL ``history_ttl_s``
-``{p}:top:sn`` / ``{p}:top:flare``              zset    objectId → latest snLikelihood / flareLikelihood,
-                                                        trimmed to the best ``top_n``
+                                                        ``modelVersion``, ``updatedMs``, ``ageDays`` (first
+                                                        detection → latest alert; absent if unknown),
+                                                        ``solarSystem`` (1: a known solar-system object),
+                                                        ``survey``, ``context`` (the alert context,
+                                                        `stream.state.pack_context`); TTL ``history_ttl_s``
+``{p}:top:sn:{bucket}`` / ``{p}:top:flare:…``   zset    objectId → snLikelihood / flareLikelihood of the
+                                                        objects scored in that time bucket (`top_bucket`:
+                                                        updatedMs // 300,000), trimmed to the best
+                                                        ``top_n``, no solar-system objects; TTL a day
 ``{p}:consumers``                               zset    consumer id → last heartbeat (ms since epoch)
 ``{p}:consumer:{id}``                           hash    counters (``alerts``, ``deadLetters``, ``batches``,
                                                         ``aborts``, ``redisOutages``, ``redisSkippedCalls``,
-                                                        ``droppedPoints``, ``droppedStoredPoints``), ``alertsPerS``,
-                                                        ``latencyP50Ms``/``P95``/``P99`` (Kafka timestamp →
-                                                        publish), ``lag``, ``modelVersion``, ``heartbeatMs``,
-                                                        ``host``, ``pid``
+                                                        ``droppedPoints``, ``droppedStoredPoints``); over the
+                                                        last minute ``alertsPerS`` (alerts and dead letters)
+                                                        and ``latencyP50Ms``/``P95``/``P99`` (Kafka timestamp
+                                                        → publish; absent if none), since the start
+                                                        ``alertsPerSTotal``, ``latencyP50MsTotal``/…;
+                                                        ``startedMs``, ``lag``, ``modelVersion``,
+                                                        ``heartbeatMs``, ``host``, ``pid``
 ``{p}:model:champion``                          string  version of the promoted model
 ``{p}:model:events``                            pubsub  a promotion or rollback: the new champion version
 ``{p}:followup:{rule}:{objectId}``              string  alertId that triggered `rule` for the object (SET NX:
@@ -25,6 +34,16 @@ key                                             type    content
 ==============================================  ======  =====================================================
 """
 from dataclasses import dataclass
+
+# Top candidates are kept per time bucket: a list ranked by the latest score among objects updated recently,
+# without old objects holding the top for good. A bucket lives for TOP_KEEP_S after its last write.
+TOP_BUCKET_MS = 300_000
+TOP_KEEP_S = 24 * 3600
+
+
+def top_bucket(wall_ms: int) -> int:
+    """The top-candidate bucket of a time (ms since the epoch)."""
+    return wall_ms // TOP_BUCKET_MS
 
 
 @dataclass(frozen=True)
@@ -37,9 +56,9 @@ class Keys:
     def object_scores(self, object_id: str) -> str:
         return f"{self.prefix}:obj:{object_id}"
 
-    def top(self, score: str) -> str:
-        """``score`` is ``"sn"`` or ``"flare"``."""
-        return f"{self.prefix}:top:{score}"
+    def top(self, score: str, bucket: int) -> str:
+        """``score`` is ``"sn"`` or ``"flare"``; `bucket` a time bucket (`top_bucket`)."""
+        return f"{self.prefix}:top:{score}:{bucket}"
 
     @property
     def consumers(self) -> str:

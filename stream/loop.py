@@ -10,6 +10,9 @@ Per batch (after librdkafka's transactions.c):
 4. ``commit_transaction``: retriable errors retry the commit; ``txn_requires_abort``
    aborts and rewinds the consumer to the committed offsets (the batch and the one
    prepared after it are read again; ``on_discard()`` drops what was prepared);
+   an output refused for itself (too large, invalid; by ``produce`` or later in
+   its delivery report) aborts, and the same batch is produced again with that
+   output's input dead-lettered (`stream.refused`), with no rewind;
    fatal errors, and a timeout of any transactional call (its outcome is unknown),
    raise `Fatal` for a supervisor to restart the process with a fresh producer; a call
    that does not return at all is ended by the `Watchdog` (exit code 3);
@@ -34,8 +37,9 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream.errors import AbortTxn, Fatal, ProduceRefused, Retriable
+from stream.errors import AbortTxn, Fatal, Retriable
 from stream.kafka_io import classify, is_record_error
+from stream.refused import Refused
 from stream.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 TXN_TIMEOUT_S = 15.0
 QUEUE_FULL_BACKOFF_S = 0.1  # poll this long when the local producer queue is full, then retry
 COMMIT_RETRIES = 5
+RERUN_FAILED_ROUNDS = 3  # rounds in a row with nothing newly refused, after a refusal, before giving up
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,10 @@ class TransactionalLoop:
     `Watchdog` deadline: one that does not return ends the process with exit code 3. A transactional call
     that times out leaves the transaction's outcome unknown: `Fatal`, and the producer is not used again.
 
-    A plain function of the messages goes in as ``sequential(process)``. An output that the producer
-    refuses for itself (too large, invalid: `is_record_error`) is replaced by ``dead_letter(source, reason)``
-    of its input message; only if that fails too does the transaction fail.
+    A plain function of the messages goes in as ``sequential(process)``. An output that the producer or the
+    broker refuses for itself (too large, invalid: `is_record_error`) aborts the transaction; the batch is
+    produced again with that output's input message as ``dead_letter(source, reason)`` (`stream.refused`);
+    only if that fails too does the transaction fail.
     """
 
     def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], prepare: Prepare,
@@ -204,46 +210,68 @@ class TransactionalLoop:
         t0 = time.perf_counter()
         outputs = finish()
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        try:
-            self._txn("begin_transaction", self.producer.begin_transaction)
-            for out in outputs:
-                self._produce(out)
-            self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
-                      batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), self.txn_timeout_s)
-            self._commit()
-        except KafkaException as err:
-            failure = classify(err)
-            if isinstance(failure, AbortTxn | Retriable):
-                self.abort_and_rewind(failure)
-                self._discard()
-                return False
-            raise failure from err
+        refused = Refused(self.dead_letter)
+        failed_rounds = 0
+        while True:
+            sent = refused.outputs(outputs)
+            try:
+                if self._transaction(messages, sent, owned, refused):
+                    break
+                failure = AbortTxn("an output was refused")
+            except KafkaException as err:
+                failure = classify(err)
+                if not isinstance(failure, AbortTxn | Retriable):
+                    raise failure from err
+                self.producer.poll(0)  # delivery reports not served yet
+                if not refused and not refused.pending:
+                    self.abort_and_rewind(failure)
+                    self._discard()
+                    return False
+            # A round in which an output was refused: abort, then the same batch (whose outputs and offsets are
+            # in hand, so no rewind) with the refused inputs dead-lettered. librdkafka fails the round after a
+            # broker's refusal once more (OUT_OF_ORDER_SEQUENCE_NUMBER: the refused records' sequence numbers).
+            dead = refused.settle()
+            self.stats.record_errors += dead
+            failed_rounds = 0 if dead else failed_rounds + 1
+            if failed_rounds > RERUN_FAILED_ROUNDS:
+                raise Fatal(f"the transaction failed {failed_rounds} times after its refused outputs were "
+                            f"dead-lettered: {failure}")
+            log.warning("output refused: aborting, then producing the batch again with %d more input(s) "
+                        "dead-lettered", dead)
+            self._abort(failure)
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
-        self.stats.messages_out += len(outputs)
+        self.stats.messages_out += len(sent)
         self.stats.last_batch_ms = (time.perf_counter() - t0) * 1e3
         if self.on_committed:
             self.on_committed(messages)
         return True
 
-    def _produce(self, out: Output) -> None:
-        """Produce `out`; if the producer refuses that record alone, produce its input's dead letter instead."""
-        try:
-            self._send(out)
-        except KafkaException as err:
-            if out.source is None or self.dead_letter is None or not is_record_error(err):
-                raise
-            self.stats.record_errors += 1
-            src = out.source
-            log.warning("output refused, dead-lettering its input topic=%s source=%s/%d/%d error=%s",
-                        out.topic, src.topic(), src.partition(), src.offset(), err.args[0])
-            self._send(self.dead_letter(src, ProduceRefused(f"produce to {out.topic} failed: {err.args[0]}")))
+    def _transaction(self, messages: list[Message], outputs: list[Output], owned: set[tuple[str, int]],
+                     refused: Refused) -> bool:
+        """One transaction of `outputs` and the offsets after `messages`: True if committed, False (the
+        transaction left open) if the producer refused an output for itself (noted in `refused`)."""
+        self._txn("begin_transaction", self.producer.begin_transaction)
+        for out in outputs:
+            try:
+                self._send(out, refused.on_delivery(out))
+            except KafkaException as err:
+                if not is_record_error(err.args[0]):
+                    raise
+                refused.refused_now(out, err.args[0])
+        if refused.pending:
+            return False
+        self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                  batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), self.txn_timeout_s)
+        self._commit()
+        return True
 
-    def _send(self, out: Output) -> None:
+    def _send(self, out: Output, on_delivery: Callable) -> None:
         give_up = time.monotonic() + self.txn_timeout_s
         while True:
             try:
-                self.producer.produce(out.topic, out.value, out.key, headers=list(out.headers) or None)
+                self.producer.produce(out.topic, out.value, out.key, headers=list(out.headers) or None,
+                                      on_delivery=on_delivery)
                 return
             except BufferError:
                 if time.monotonic() > give_up:  # the broker takes nothing: as a timed-out transactional call
@@ -278,17 +306,20 @@ class TransactionalLoop:
                     raise
                 log.warning("commit retry attempt=%d error=%s", attempt + 1, failure)
 
-    def abort_and_rewind(self, reason: Exception) -> None:
-        """Abort the open transaction and seek every assigned partition back to its committed offset.
-
-        The caller drops the batch prepared after the aborted one: the rewind reads it again.
-        """
+    def _abort(self, reason: Exception) -> None:
         log.warning("aborting transaction reason=%s", reason)
         self.stats.aborts += 1
         try:
             self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
         except KafkaException as err:
             raise Fatal(f"abort_transaction failed: {err}") from err
+
+    def abort_and_rewind(self, reason: Exception) -> None:
+        """Abort the open transaction and seek every assigned partition back to its committed offset.
+
+        The caller drops the batch prepared after the aborted one: the rewind reads it again.
+        """
+        self._abort(reason)
         with self.watchdog.deadline("consumer committed", self.txn_timeout_s):
             committed = self.consumer.committed(self.consumer.assignment(), timeout=self.txn_timeout_s)
         for tp in committed:

@@ -1,31 +1,34 @@
 """``alertformer monitor``: the live state in Redis, redrawn in place in the terminal.
 
-Shows every consumer that ever sent a heartbeat (``{p}:consumers``) with its
-counters from ``{p}:consumer:{id}``, marking it STALE when its heartbeat is older
-than `STALE_AFTER_S`; the champion model version; the top candidates by
-sn_likelihood and by flare_likelihood with their latest scores
-(``{p}:obj:{objectId}``). It reads the metrics the scorers write, never logs.
+Shows the consumers whose heartbeat (``{p}:consumers``) is younger than ``--stale-after-s``,
+with their counters from ``{p}:consumer:{id}``; the champion model version; the top
+candidates by sn_likelihood and by flare_likelihood among the objects updated in the last
+``--recent-min`` (the top-candidate buckets of that time, `stream.keys.top_bucket`), ranked
+by their latest score (``{p}:obj:{objectId}``), solar-system objects left out. It reads the
+metrics the scorers write, never logs.
 
-`read_state` does the Redis reads (two round trips), `render` turns their
-result into text and is pure, so either can be tested alone. Redrawing uses
-ANSI cursor-home and erase codes, which every terminal emulator understands.
+`read_state` does the Redis reads (two round trips); `stream.monitor_view.render` turns their
+result into text that fits the terminal and is pure, so either can be tested alone. Redrawing
+uses ANSI cursor-home and erase codes, which every terminal emulator understands.
 """
 import argparse
 import math
+import shutil
 import sys
 import time
-from datetime import datetime, timezone
 
 import redis
 
-from models.taxonomy import ID_TO_NAME
 from stream.config import add_config_argument, load_config
-from stream.keys import Keys
+from stream.keys import TOP_KEEP_S, Keys, top_bucket
+from stream.monitor_view import render
 from stream.redis_io import make_redis
 
-STALE_AFTER_S = 30.0  # a consumer whose last heartbeat is older than this is marked STALE
+STALE_AFTER_S = 30.0  # a consumer without a heartbeat for this long is left out (stopped, or hung)
+RECENT_MIN = 60.0  # the top lists rank objects updated within this many minutes
 REDIS_TIMEOUT_S = 5.0  # one Redis call
-SCORES = ("sn", "flare")
+DEFAULT_SIZE = (80, 24)  # when the output is not a terminal
+SCORES = {"sn": "snLikelihood", "flare": "flareLikelihood"}
 HOME, CLEAR_LINE, CLEAR_BELOW, CLEAR_SCREEN = "\x1b[H", "\x1b[K", "\x1b[J", "\x1b[2J"
 
 
@@ -37,7 +40,15 @@ def _decoded_hash(fields: dict) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in fields.items()}
 
 
-def read_state(client: redis.Redis, keys: Keys, top_n: int) -> dict:
+def _latest(fields: dict, name: str) -> float:
+    try:
+        return float(fields[name])
+    except (KeyError, ValueError):
+        return math.nan
+
+
+def read_state(client: redis.Redis, keys: Keys, top_n: int, stale_after_s: float = STALE_AFTER_S,
+               recent_s: float = RECENT_MIN * 60) -> dict:
     """Read what the monitor shows from Redis.
 
     Parameters
@@ -48,162 +59,66 @@ def read_state(client: redis.Redis, keys: Keys, top_n: int) -> dict:
         Key names with the configured prefix.
     top_n : int
         Candidates to show per score.
+    stale_after_s : float
+        Passed on to `render`: consumers silent for longer are left out.
+    recent_s : float
+        Candidates are objects updated within this many seconds (at most a day: the buckets' lifetime).
 
     Returns
     -------
     dict
-        ``now_ms`` (local clock, ms since the Unix epoch), ``prefix``, ``champion``
-        (str or None), ``consumers``: list of the consumer hash's fields (str) plus
-        ``id`` and ``heartbeat_ms`` (int) from ``{p}:consumers``, sorted by id, ``top``: for
-        ``"sn"`` and ``"flare"`` a list, best first, of the object's hash fields
-        (str, empty when the hash expired) plus ``objectId`` and ``score`` (float).
+        ``now_ms`` (local clock, ms since the Unix epoch), ``prefix``, ``champion`` (str or None),
+        ``stale_after_s``, ``recent_s``, ``consumers``: list of the consumer hash's fields (str) plus
+        ``id`` and ``heartbeat_ms`` (int) from ``{p}:consumers``, sorted by id, ``top``: for ``"sn"`` and
+        ``"flare"`` a list, best first, of the object's hash fields (str) plus ``objectId`` and ``score``
+        (its latest, float): objects updated within `recent_s`, no solar-system object.
     """
+    now_ms = int(time.time() * 1000)
+    recent_s = min(recent_s, TOP_KEEP_S)
+    buckets = range(top_bucket(now_ms - int(recent_s * 1000)), top_bucket(now_ms) + 1)
     pipe = client.pipeline(transaction=False)
     pipe.zrange(keys.consumers, 0, -1, withscores=True)
     pipe.get(keys.champion)
     for score in SCORES:
-        pipe.zrevrange(keys.top(score), 0, top_n - 1, withscores=True)
+        for bucket in buckets:
+            pipe.zrevrange(keys.top(score, bucket), 0, top_n - 1)
     consumers, champion, *tops = pipe.execute()
 
     consumers = sorted((_text(member), hb_ms) for member, hb_ms in consumers)
-    consumer_ids = [cid for cid, _ in consumers]
-    top_ids = [[_text(member) for member, _ in top] for top in tops]
-    object_ids = sorted({oid for ids in top_ids for oid in ids})
+    object_ids = sorted({_text(member) for top in tops for member in top})
     pipe = client.pipeline(transaction=False)
-    for cid in consumer_ids:
+    for cid, _ in consumers:
         pipe.hgetall(keys.consumer(cid))
     for oid in object_ids:
         pipe.hgetall(keys.object_scores(oid))
     hashes = [_decoded_hash(h) for h in pipe.execute()]
-    consumer_hashes, object_hashes = hashes[:len(consumer_ids)], dict(zip(object_ids, hashes[len(consumer_ids):]))
-
+    consumer_hashes, objects = hashes[:len(consumers)], dict(zip(object_ids, hashes[len(consumers):]))
+    recent = {oid: h for oid, h in objects.items()
+              if _latest(h, "updatedMs") >= now_ms - recent_s * 1000 and h.get("solarSystem") != "1"}
+    top = {}
+    for score, field in SCORES.items():
+        ranked = sorted(((s, oid) for oid, h in recent.items() if not math.isnan(s := _latest(h, field))),
+                        key=lambda pair: (-pair[0], pair[1]))
+        top[score] = [recent[oid] | {"objectId": oid, "score": s} for s, oid in ranked[:top_n]]
     return {
-        "now_ms": int(time.time() * 1000),
-        "prefix": keys.prefix,
-        "champion": _text(champion),
+        "now_ms": now_ms, "prefix": keys.prefix, "champion": _text(champion),
+        "stale_after_s": stale_after_s, "recent_s": recent_s,
         "consumers": [h | {"id": cid, "heartbeat_ms": int(hb_ms)}
-                      for cid, (_, hb_ms), h in zip(consumer_ids, consumers, consumer_hashes)],
-        "top": {score: [object_hashes[oid] | {"objectId": oid, "score": float(s)}
-                        for oid, (_, s) in zip(ids, top)]
-                for score, ids, top in zip(SCORES, top_ids, tops)},
+                      for (cid, hb_ms), h in zip(consumers, consumer_hashes)],
+        "top": top,
     }
-
-
-def _float(value) -> float:
-    """`value` (str or number) as a float; NaN when absent or not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _number(value, fmt: str) -> str:
-    """`value` (str or number) formatted with `fmt`, or "-" when absent or not a number."""
-    number = _float(value)
-    return "-" if math.isnan(number) else format(number, fmt)
-
-
-def _table(headers: list[str], rows: list[list[str]], n_left: int = 1) -> list[str]:
-    """Columns padded to their widest cell: the first `n_left` left-aligned (names), the others right-aligned."""
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-    return ["  ".join(cell.ljust(w) if i < n_left else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-            .rstrip() for line in [headers, *rows]]
-
-
-def _age_s(now_ms: int, then_ms) -> float:
-    """Seconds from `then_ms` (ms since the epoch, str or number) to `now_ms`; NaN when absent."""
-    return (now_ms - _float(then_ms)) / 1000
-
-
-def _is_stale(state: dict, consumer: dict) -> bool:
-    return _age_s(state["now_ms"], consumer["heartbeat_ms"]) > STALE_AFTER_S
-
-
-def _consumer_rows(state: dict) -> list[list[str]]:
-    return [[
-        c["id"], _number(c.get("alerts"), ".0f"), _number(c.get("alertsPerS"), ".1f"),
-        _number(c.get("latencyP50Ms"), ".0f"), _number(c.get("latencyP95Ms"), ".0f"),
-        _number(c.get("latencyP99Ms"), ".0f"), _number(c.get("lag"), ".0f"), _number(c.get("deadLetters"), ".0f"),
-        _number(c.get("aborts"), ".0f"), _number(c.get("redisOutages"), ".0f"), c.get("modelVersion", "-"),
-        _number(_age_s(state["now_ms"], c["heartbeat_ms"]), ".1f") + " s" + (" STALE" if _is_stale(state, c) else ""),
-    ] for c in state["consumers"]]
-
-
-def _class_name(class_id) -> str:
-    try:
-        return ID_TO_NAME[int(class_id)]
-    except (TypeError, ValueError, KeyError):
-        return class_id or "-"
-
-
-def _candidate_rows(state: dict, score: str) -> list[list[str]]:
-    """One row per top candidate: the ranked score from the sorted set, the other from the object's hash."""
-    other = "flareLikelihood" if score == "sn" else "snLikelihood"
-    return [[
-        str(rank), o["objectId"], _number(o["score"], ".3f"), _number(o.get(other), ".3f"),
-        _class_name(o.get("topClassId")), _number(o.get("nVisits"), ".0f"), _number(o.get("latestMjdTai"), ".5f"),
-        _number(o.get("raDeg"), ".5f"), _number(o.get("decDeg"), ".5f"), o.get("alertId", "-"),
-        o.get("modelVersion", "-"), _number(_age_s(state["now_ms"], o.get("updatedMs")), ".1f"),
-    ] for rank, o in enumerate(state["top"][score], start=1)]
-
-
-def render(state: dict) -> str:
-    """One frame of the monitor as text (no terminal codes).
-
-    Parameters
-    ----------
-    state : dict
-        As returned by `read_state`.
-
-    Returns
-    -------
-    str
-        A header line (time UTC, key prefix, champion model), the consumer table
-        (heartbeat age in seconds, STALE past `STALE_AFTER_S`) and one table of
-        top candidates per score. Fields a hash lacks show as "-".
-
-    >>> print(render({"now_ms": 0, "prefix": "af", "champion": None, "consumers": [],
-    ...               "top": {"sn": [], "flare": []}}))
-    alertformer monitor  1970-01-01 00:00:00 UTC  prefix=af  champion=-
-    <BLANKLINE>
-    consumers: none
-    <BLANKLINE>
-    top sn: none
-    <BLANKLINE>
-    top flare: none
-    """
-    when = datetime.fromtimestamp(state["now_ms"] / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = [f"alertformer monitor  {when}  prefix={state['prefix']}  champion={state['champion'] or '-'}", ""]
-    consumer_rows = _consumer_rows(state)
-    if consumer_rows:
-        live = [c for c in state["consumers"] if not _is_stale(state, c)]
-        rate_per_s = sum(r for c in live if not math.isnan(r := _float(c.get("alertsPerS"))))
-        lines.append(f"consumers: {len(consumer_rows)} ({len(live)} live), {rate_per_s:.1f} alerts/s live")
-        lines += _table(["consumer", "alerts", "alerts/s", "p50 ms", "p95 ms", "p99 ms", "lag", "dead", "aborts",
-                         "redis outages", "model", "heartbeat age"], consumer_rows)
-    else:
-        lines.append("consumers: none")
-    for score in SCORES:
-        rows = _candidate_rows(state, score)
-        lines.append("")
-        if rows:
-            lines.append(f"top {score}:")
-            headers = ["#", "objectId", score, "flare" if score == "sn" else "sn", "top class", "visits",
-                       "latest MJD TAI", "ra deg", "dec deg", "alertId", "model", "updated s ago"]
-            lines += _table(headers, rows, n_left=2)
-        else:
-            lines.append(f"top {score}: none")
-    return "\n".join(lines)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     client = make_redis(config.redis, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S,
-                                  socket_connect_timeout=REDIS_TIMEOUT_S)
+                        socket_connect_timeout=REDIS_TIMEOUT_S)
     keys = Keys(config.redis.prefix)
+    read = lambda: read_state(client, keys, args.top, args.stale_after_s, args.recent_min * 60)  # noqa: E731
     if args.once:
         try:
-            print(render(read_state(client, keys, args.top)))
+            width, height = shutil.get_terminal_size(DEFAULT_SIZE)
+            print(render(read(), width, height - 1))
         except redis.RedisError as err:
             print(f"alertformer monitor: redis unreachable: {err}", file=sys.stderr)
             return 1
@@ -211,11 +126,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     sys.stdout.write(CLEAR_SCREEN)
     try:
         while True:
+            width, height = shutil.get_terminal_size(DEFAULT_SIZE)  # each frame: the terminal may be resized
             try:
-                frame = render(read_state(client, keys, args.top))
+                frame = render(read(), width, height - 1)  # the last row keeps the cursor: nothing scrolls
             except redis.RedisError as err:  # keep watching: Redis may come back
-                frame = f"alertformer monitor  prefix={keys.prefix}  redis unreachable: {err}"
-            sys.stdout.write(HOME + "".join(line + CLEAR_LINE + "\n" for line in frame.splitlines()) + CLEAR_BELOW)
+                frame = f"alertformer monitor  prefix={keys.prefix}  redis unreachable: {err}"[:width]
+            # each line erased before it is written: a line as wide as the terminal leaves the cursor past its end
+            sys.stdout.write(HOME + "".join(CLEAR_LINE + line + "\n" for line in frame.splitlines()) + CLEAR_BELOW)
             sys.stdout.flush()
             time.sleep(args.interval_s)
     except KeyboardInterrupt:
@@ -235,15 +152,24 @@ def add_parser(subparsers) -> None:
     """Register ``alertformer monitor``."""
     p = subparsers.add_parser(
         "monitor", help="show the live state from Redis in the terminal, refreshed in place",
-        description="Show the live state the scorers keep in Redis, redrawn in place every --interval-s: per "
-                    "consumer the alerts scored, alerts/s, latency p50/p95/p99 (ms, Kafka timestamp to publish), "
-                    "lag, dead letters, aborted transactions, Redis outages, model version and heartbeat age "
-                    f"(STALE after {STALE_AFTER_S:.0f} s); the champion model version; the top candidates by "
-                    "sn_likelihood and by flare_likelihood with their latest scores. Ctrl-C quits.")
+        description="Show the live state the scorers keep in Redis, redrawn in place every --interval-s and "
+                    "fitted to the terminal (80x24 when it is not one; a wider terminal shows more columns): per "
+                    "live consumer the alerts/s and latency p50/p95/p99 (ms, Kafka timestamp to publish) over the "
+                    "last minute and since its start, lag, dead letters, aborted transactions, Redis outages, "
+                    "model version and heartbeat age; consumers without a heartbeat for --stale-after-s are left "
+                    "out; the champion model version; the top candidates by sn_likelihood and by "
+                    "flare_likelihood among objects updated in the last --recent-min, by their latest score, with "
+                    "their age in days since the first detection (known solar-system objects left out). "
+                    "Ctrl-C quits.")
     add_config_argument(p)
     p.add_argument("--interval-s", type=_positive(float), default=2.0, help="seconds between refreshes (default 2)")
     p.add_argument("--once", action="store_true",
                    help="print one frame without terminal codes and exit (1 if Redis cannot be reached)")
     p.add_argument("--top", type=_positive(int), default=10, metavar="N",
-                   help="candidates shown per score (default 10)")
+                   help="candidates shown per score at most (default 10; fewer if the terminal is short)")
+    p.add_argument("--stale-after-s", type=_positive(float), default=STALE_AFTER_S, metavar="S",
+                   help=f"leave out consumers without a heartbeat for S seconds (default {STALE_AFTER_S:g})")
+    p.add_argument("--recent-min", type=_positive(float), default=RECENT_MIN, metavar="M",
+                   help=f"rank objects updated in the last M minutes (default {RECENT_MIN:g}, at most "
+                        f"{TOP_KEEP_S // 60})")
     p.set_defaults(func=cmd_monitor)

@@ -14,13 +14,16 @@ import redis
 from models.context import N_CONTEXT, missing_context, model_context
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
+from stream import latency
 from stream.history import HistoryStore
-from stream.keys import Keys
+from stream.keys import TOP_BUCKET_MS, TOP_KEEP_S, Keys, top_bucket
+from stream.rules import known_solar_system
 from stream.scored import ScoredBatch
 
-LATENCY_WINDOW = 10_000  # latencies kept for the percentiles (most recent alerts)
-RATE_WINDOW_S = 10.0  # alerts/s over about this many seconds
+RECENT_S = 60.0  # the recent window of throughput and latency percentiles
 HEARTBEAT_INTERVAL_S = 1.0  # when idle
+_RECENT_LATENCY = ("latencyP50Ms", "latencyP95Ms", "latencyP99Ms")
+_TOTAL_LATENCY = ("latencyP50MsTotal", "latencyP95MsTotal", "latencyP99MsTotal")
 
 
 def pack_context(context: np.ndarray) -> str:
@@ -62,12 +65,17 @@ def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dic
 
 
 class ConsumerMetrics:
-    """Counters, throughput and latency percentiles of one scorer process."""
+    """Counters, throughput and latency percentiles of one scorer process: over the last `RECENT_S` and
+    since it started (latencies as histograms, `stream.latency`)."""
 
     def __init__(self):
         self.counters = {"alerts": 0, "deadLetters": 0, "batches": 0, "aborts": 0, "droppedPoints": 0}
-        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._recent: deque[tuple[float, int]] = deque()
+        self.started = time.monotonic()
+        self.started_ms = time.time_ns() // 1_000_000
+        self._total = np.zeros(latency.N_BINS, np.int64)
+        self._recent = np.zeros(latency.N_BINS, np.int64)
+        self._recent_n = 0
+        self._batches: deque[tuple[float, int, np.ndarray]] = deque()  # (when, messages, latency histogram)
 
     def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray, dropped_points: int = 0) -> None:
         """Count a committed batch; `dropped_points`: implausible history points its decoders left out."""
@@ -75,24 +83,33 @@ class ConsumerMetrics:
         self.counters["deadLetters"] += n_dead
         self.counters["droppedPoints"] += dropped_points
         self.counters["batches"] += 1
-        self.latencies_ms.extend(latencies_ms.tolist())
+        counts = latency.histogram(latencies_ms)
+        self._total += counts
+        self._recent += counts
+        self._recent_n += n_alerts + n_dead
+        self._batches.append((time.monotonic(), n_alerts + n_dead, counts))
+
+    def _forget_old(self, now: float) -> None:
+        while self._batches and now - self._batches[0][0] > RECENT_S:
+            _, n, counts = self._batches.popleft()
+            self._recent -= counts
+            self._recent_n -= n
+
+    def fields(self) -> dict:
+        """Messages (alerts and dead letters) per second and latency p50/p95/p99 (ms) over the last `RECENT_S`
+        (``alertsPerS``, ``latencyP50Ms``...; no percentiles when nothing arrived in it) and since the start
+        (``alertsPerSTotal``, ``latencyP50MsTotal``...), and ``startedMs``."""
         now = time.monotonic()
-        self._recent.append((now, n_alerts + n_dead))
-        while self._recent and now - self._recent[0][0] > RATE_WINDOW_S:
-            self._recent.popleft()
-
-    def alerts_per_s(self) -> float:
-        if len(self._recent) < 2:
-            return 0.0
-        span_s = self._recent[-1][0] - self._recent[0][0]
-        return sum(n for _, n in list(self._recent)[1:]) / span_s if span_s > 0 else 0.0
-
-    def percentiles_ms(self) -> dict[str, float]:
-        if not self.latencies_ms:
-            return {}
-        p50, p95, p99 = np.percentile(np.fromiter(self.latencies_ms, float), [50, 95, 99])
-        return {"latencyP50Ms": round(float(p50), 1), "latencyP95Ms": round(float(p95), 1),
-                "latencyP99Ms": round(float(p99), 1)}
+        self._forget_old(now)
+        elapsed_s = max(now - self.started, 1e-3)
+        handled = self.counters["alerts"] + self.counters["deadLetters"]
+        fields = {"alertsPerS": round(self._recent_n / min(RECENT_S, elapsed_s), 1),
+                  "alertsPerSTotal": round(handled / elapsed_s, 1), "startedMs": self.started_ms}
+        for names, counts in ((_RECENT_LATENCY, self._recent), (_TOTAL_LATENCY, self._total)):
+            values = latency.percentiles(counts)
+            if values is not None:
+                fields |= {name: round(v, 1) for name, v in zip(names, values)}
+        return fields
 
 
 class StateWriter:
@@ -104,10 +121,9 @@ class StateWriter:
         self._last_heartbeat = 0.0
 
     def consumer_fields(self, model_version: str, lag: int | None) -> dict:
-        fields = dict(self.metrics.counters) | self.metrics.percentiles_ms() | {
+        fields = dict(self.metrics.counters) | self.metrics.fields() | {
             "redisOutages": self.history.outages, "redisSkippedCalls": self.history.skipped_calls,
-            "droppedStoredPoints": self.history.dropped_points,
-            "alertsPerS": round(self.metrics.alerts_per_s(), 1), "modelVersion": model_version,
+            "droppedStoredPoints": self.history.dropped_points, "modelVersion": model_version,
             "heartbeatMs": time.time_ns() // 1_000_000, "host": socket.gethostname(), "pid": os.getpid(),
         }
         if lag is not None:
@@ -133,24 +149,39 @@ class StateWriter:
 
     def _scores(self, pipe, batch: ScoredBatch) -> None:
         top_class = np.asarray(CLASS_IDS)[batch.probs.argmax(axis=1)]
+        solar_system = known_solar_system(batch)
+        age_days = batch.age_days
         for i, object_id in enumerate(batch.object_id):
             key = self.keys.object_scores(object_id)
-            pipe.hset(key, mapping={
+            fields = {
                 "alertId": int(batch.alert_id[i]), "snLikelihood": float(batch.sn_likelihood[i]),
                 "flareLikelihood": float(batch.flare_likelihood[i]), "topClassId": int(top_class[i]),
                 "nVisits": int(batch.n_visits[i]), "latestMjdTai": float(batch.latest_mjd_tai[i]),
                 "raDeg": float(batch.ra_deg[i]), "decDeg": float(batch.dec_deg[i]),
                 "modelVersion": batch.model_version, "updatedMs": batch.scored_ms,
+                "solarSystem": int(solar_system[i]),
                 "context": pack_context(batch.context[i]), "survey": batch.survey[i],
-            })
+            }
+            if np.isfinite(age_days[i]):
+                fields["ageDays"] = round(float(age_days[i]), 4)
+            pipe.hset(key, mapping=fields)
             pipe.expire(key, self.ttl_s)
+        candidates = np.flatnonzero(~solar_system)  # a known asteroid is no transient candidate
+        if not len(candidates):
+            return
+        bucket = top_bucket(batch.scored_ms)
         for name, values in (("sn", batch.sn_likelihood), ("flare", batch.flare_likelihood)):
-            pipe.zadd(self.keys.top(name), dict(zip(batch.object_id, values.astype(float).tolist())))
-            pipe.zremrangebyrank(self.keys.top(name), 0, -self.top_n - 1)
+            key = self.keys.top(name, bucket)
+            pipe.zadd(key, {batch.object_id[i]: float(values[i]) for i in candidates})
+            pipe.zremrangebyrank(key, 0, -self.top_n - 1)
+            pipe.expire(key, TOP_BUCKET_MS // 1000 + TOP_KEEP_S)
 
     def _heartbeat(self, pipe, model_version: str, lag: int | None) -> None:
         fields = self.consumer_fields(model_version, lag)
-        pipe.hset(self.keys.consumer(self.consumer_id), mapping=fields)
+        key = self.keys.consumer(self.consumer_id)
+        pipe.hset(key, mapping=fields)
+        if not fields.keys() & set(_RECENT_LATENCY):  # nothing in the last minute: no recent percentiles
+            pipe.hdel(key, *_RECENT_LATENCY)
         pipe.zadd(self.keys.consumers, {self.consumer_id: fields["heartbeatMs"]})
         self._last_heartbeat = time.monotonic()
 

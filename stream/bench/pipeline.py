@@ -135,7 +135,7 @@ def _instrument(service, clock: StageClock, reports) -> None:
     service_module.scored_batch = clock.wrap("scored_batch", service_module.scored_batch)
     service_module.scored_outputs = clock.wrap("avro_encode", service_module.scored_outputs)
     service.followups = clock.wrap("rules", service.followups)
-    loop._produce = clock.wrap("produce", loop._produce)
+    loop._send = clock.wrap("produce", loop._send)
     loop._commit = clock.wrap("commit", loop._commit)
 
     submit = service._forward.submit

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
+from stream import avro_io
 from stream.kafka_io import make_producer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,10 +87,12 @@ def _alive(pid: int) -> bool:
 
 @dataclass
 class Supervisor:
-    """Runs ``alertformer run`` until it exits 0 (idle: all consumed), restarting it on any other exit code."""
+    """Runs ``alertformer run`` until it exits 0 (idle: all consumed), restarting it on any other exit code
+    (with `restart`; without, the first exit ends it). The scorer imports this checkout's packages."""
 
     env: dict
     idle_timeout_s: float = 20.0
+    restart: bool = True
     exits: list[tuple[float, int, str]] = field(default_factory=list)  # (when, exit code, last stderr line)
     _thread: threading.Thread | None = None
     _proc: subprocess.Popen | None = None
@@ -101,16 +104,25 @@ class Supervisor:
         return self
 
     def _run(self) -> None:
+        env = self.env | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))}
         while not self._stop:
             self._proc = subprocess.Popen([sys.executable, "-m", "alertformer.cli", "run", "--idle-timeout-s",
-                                           str(self.idle_timeout_s)], env=self.env, stdout=subprocess.DEVNULL,
+                                           str(self.idle_timeout_s)], env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.PIPE, text=True)
             _, err = self._proc.communicate()
             last = (err.strip().splitlines() or [""])[-1]
             self.exits.append((time.monotonic(), self._proc.returncode, last))
-            if self._proc.returncode == 0:
+            if self._proc.returncode == 0 or not self.restart:
                 return
             time.sleep(RESTART_BACKOFF_S)
+
+    def signal(self, sig: int) -> float:
+        """Send `sig` to the running scorer; returns when (monotonic)."""
+        self._proc.send_signal(sig)
+        return time.monotonic()
+
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.exits]
 
     def join(self, timeout_s: float) -> bool:
         """Wait for the scorer to finish; False (and the scorer killed) after `timeout_s`."""
@@ -128,6 +140,7 @@ class Tail:
 
     def __init__(self, bootstrap: str, topic: str):
         self.arrivals: list[tuple[float, bytes]] = []
+        self._records: list[dict] = []  # decoded arrivals, by first_scored_after
         self._stop = threading.Event()
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tail-{uuid.uuid4()}",
                                    "auto.offset.reset": "earliest", "isolation.level": "read_committed",
@@ -146,6 +159,14 @@ class Tail:
     def first_after(self, t: float) -> float | None:
         return next((a for a, _ in self.arrivals if a > t), None)
 
+    def first_scored_after(self, wall_ms: int, where=lambda record: True) -> float | None:
+        """When the first record scored after `wall_ms` (epoch ms, ``scoredMs``) and matching `where` arrived:
+        a record of a process started later, not one committed before and read late."""
+        while len(self._records) < len(self.arrivals):  # decoded once each
+            self._records.append(avro_io.decode(self.arrivals[len(self._records)][1])[1])
+        return next((a for (a, _), r in zip(self.arrivals, self._records) if r["scoredMs"] > wall_ms and where(r)),
+                    None)
+
     def stop(self) -> list[bytes]:
         time.sleep(2.0)  # anything committed late, or a duplicate, shows up too
         self._stop.set()
@@ -162,20 +183,37 @@ def report(name: str, figures: dict) -> None:
             f.write(line + "\n")
 
 
-def produce_at_rate(config, messages, rate_per_s: float = RATE_PER_S) -> threading.Thread:
-    """Produce `messages` (with ``.key``/``.value``) into the first input topic at `rate_per_s`, in a thread."""
-    def run():
+class Stream:
+    """Produces `messages` into the first input topic at `rate_per_s`, in a thread, until they run out or
+    `stop()`; `sent` are those produced (a stream as long as the faults need)."""
+
+    def __init__(self, config, messages, rate_per_s: float = RATE_PER_S):
+        self.sent: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(config, messages, rate_per_s), daemon=True)
+        self._thread.start()
+
+    def _run(self, config, messages, rate_per_s: float) -> None:
         producer = make_producer(config.kafka)
         topic = next(iter(config.topics.inputs))
         for m in messages:
+            if self._stop.is_set():
+                break
             producer.produce(topic, m.value, m.key)
+            self.sent.append(m)
             producer.poll(0)
             time.sleep(1 / rate_per_s)
         assert producer.flush(120) == 0
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    def join(self, timeout_s: float) -> list:
+        """Wait until every message is produced; returns those sent."""
+        self._thread.join(timeout_s)
+        return self.sent
+
+    def stop(self, timeout_s: float) -> list:
+        """Produce no more; returns those sent."""
+        self._stop.set()
+        return self.join(timeout_s)
 
 
 def wait_for(predicate, timeout_s: float) -> bool:

@@ -4,7 +4,7 @@ import os
 import time
 
 import pytest
-from chaos_kit import Supervisor, Tail, config_env, produce_at_rate, report, rubin_alerts, scaled, wait_for
+from chaos_kit import Stream, Supervisor, Tail, config_env, report, rubin_alerts, scaled, wait_for
 
 from stream import avro_io
 
@@ -18,7 +18,7 @@ def test_broker_kill_9_and_restart_loses_and_duplicates_nothing(private_stack, c
     kills = scaled(1, 3)
     alerts = rubin_alerts(n_objects=scaled(20, 100), alerts_per_object=scaled(15, 30), seed=31)
     tail = Tail(private_stack.bootstrap, chaos_config.topics.scored)
-    producing = produce_at_rate(chaos_config, alerts)
+    producing = Stream(chaos_config, alerts)
     supervisor = Supervisor(os.environ | config_env(chaos_config)).start()
     assert wait_for(lambda: tail.arrivals, 180), "the scorer never produced a first record"
 

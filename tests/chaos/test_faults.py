@@ -11,7 +11,7 @@ import fastavro
 import numpy as np
 import pytest
 import redis
-from chaos_kit import Supervisor, Tail, config_env, produce_at_rate, report, rubin_alerts, scaled, wait_for
+from chaos_kit import Stream, Supervisor, Tail, config_env, report, rubin_alerts, scaled, wait_for
 
 from stream import avro_io
 from stream.decode import encode_rubin
@@ -26,7 +26,7 @@ RUBIN_VERSION = "10.0"
 def test_frozen_redis_slows_scoring_for_one_timeout_per_batch(private_stack, chaos_config):
     alerts = rubin_alerts(n_objects=scaled(20, 100), alerts_per_object=scaled(12, 30), seed=41)
     tail = Tail(private_stack.bootstrap, chaos_config.topics.scored)
-    producing = produce_at_rate(chaos_config, alerts)
+    producing = Stream(chaos_config, alerts)
     supervisor = Supervisor(os.environ | config_env(chaos_config)).start()
     assert wait_for(lambda: tail.arrivals, 180)
     frozen_s = scaled(6, 20)
@@ -55,7 +55,7 @@ def test_frozen_redis_slows_scoring_for_one_timeout_per_batch(private_stack, cha
 def test_redis_kill_9_and_restart_does_not_stop_scoring(private_stack, chaos_config):
     alerts = rubin_alerts(n_objects=scaled(20, 100), alerts_per_object=scaled(10, 30), seed=43)
     tail = Tail(private_stack.bootstrap, chaos_config.topics.scored)
-    producing = produce_at_rate(chaos_config, alerts)
+    producing = Stream(chaos_config, alerts)
     supervisor = Supervisor(os.environ | config_env(chaos_config)).start()
     assert wait_for(lambda: tail.arrivals, 180)
     private_stack.signal_redis(signal.SIGKILL)
@@ -118,7 +118,7 @@ def test_fuzzed_packets_each_give_one_output_and_nothing_non_finite(private_stac
     packets = fuzzed(good, scaled(300, 12_000), seed=52)
     scored_tail = Tail(private_stack.bootstrap, chaos_config.topics.scored)
     dead_tail = Tail(private_stack.bootstrap, chaos_config.topics.deadletter)
-    producing = produce_at_rate(chaos_config, packets, rate_per_s=scaled(100, 500))
+    producing = Stream(chaos_config, packets, rate_per_s=scaled(100, 500))
     supervisor = Supervisor(os.environ | config_env(chaos_config)).start()
     producing.join(LIVENESS_S)
     assert supervisor.join(LIVENESS_S), f"the scorer hung: {supervisor.exits}"

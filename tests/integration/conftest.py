@@ -84,3 +84,13 @@ def config_env(config: StreamConfig) -> dict[str, str]:
             env[f"ALERTFORMER_{section.upper()}__{key.upper()}"] = (
                 json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     return env
+
+
+def top_candidates(client, keys, score: str) -> dict[bytes, float]:
+    """Every object in the top-candidate sets of `score` (all time buckets; a test may straddle two), with its
+    highest score there."""
+    found: dict[bytes, float] = {}
+    for key in client.scan_iter(f"{keys.prefix}:top:{score}:*"):
+        for member, value in client.zrange(key, 0, -1, withscores=True):
+            found[member] = max(value, found.get(member, value))
+    return found

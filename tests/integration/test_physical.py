@@ -7,7 +7,7 @@ import fastavro
 import numpy as np
 import pytest
 import redis
-from conftest import RUBIN_VERSION, rubin_alerts
+from conftest import RUBIN_VERSION, rubin_alerts, top_candidates
 
 from stream import avro_io
 from stream.decode import decode_rubin, encode_rubin
@@ -82,7 +82,7 @@ def test_non_finite_scores_become_dead_letters(stream_config, read_committed):
     assert {d["errorType"] for d in dead} == {"NonFiniteScores"}
     assert all(math.isfinite(r["snLikelihood"]) for r in scored)
     client, keys = redis.Redis.from_url(stream_config.redis.url), Keys(stream_config.redis.prefix)
-    top = client.zrange(keys.top("sn"), 0, -1, withscores=True)
-    assert len(top) == len({r["objectId"] for r in scored}) and all(math.isfinite(s) for _, s in top)
+    top = top_candidates(client, keys, "sn")
+    assert len(top) == len({r["objectId"] for r in scored}) and all(math.isfinite(s) for s in top.values())
     consumer = client.hgetall(keys.consumer(service.instance_id))
     assert int(consumer[b"redisOutages"]) == 0 and int(consumer[b"deadLetters"]) == len(dead)

@@ -26,23 +26,40 @@ def kafka_exception(code: int) -> KafkaException:
 
 
 class FakeProducer:
-    """Records produced messages; `refuse(value) -> error code or None` decides which produce() calls fail."""
+    """Records produced messages. `refuse(topic, value) -> error code or None` decides which produce() calls
+    raise; `refuse_later` which records the broker refuses after produce() returned: their delivery reports
+    carry the error (all records of that topic and partition 0 in the transaction, as a broker refuses a whole
+    produce request) and the commit fails with an abortable error."""
 
-    def __init__(self, refuse=lambda topic, value: None):
-        self.refuse, self.produced, self.calls = refuse, [], []
+    def __init__(self, refuse=lambda topic, value: None, refuse_later=lambda topic, value: None):
+        self.refuse, self.refuse_later = refuse, refuse_later
+        self.produced, self.calls, self.committed = [], [], []
+        self._txn = []
 
-    def produce(self, topic, value, key=None, headers=None):
+    def produce(self, topic, value, key=None, headers=None, on_delivery=None):
         code = self.refuse(topic, value)
         if code is not None:
             raise kafka_exception(code)
         self.produced.append((topic, value, key))
+        self._txn.append((topic, value, key, on_delivery))
 
     def poll(self, timeout_s=0): return 0
     def init_transactions(self, timeout_s=None): self.calls.append("init")
-    def begin_transaction(self): self.calls.append("begin")
+    def begin_transaction(self): self.calls.append("begin"); self._txn = []
     def send_offsets_to_transaction(self, offsets, metadata, timeout_s=None): self.calls.append("send_offsets")
-    def commit_transaction(self, timeout_s=None): self.calls.append("commit")
     def abort_transaction(self, timeout_s=None): self.calls.append("abort")
+
+    def commit_transaction(self, timeout_s=None):
+        self.calls.append("commit")
+        codes = [self.refuse_later(topic, value) for topic, value, _, _ in self._txn]
+        failed_topics = {topic for (topic, *_), code in zip(self._txn, codes) if code is not None}
+        for topic, value, key, on_delivery in self._txn:
+            code = next((c for (t, *_), c in zip(self._txn, codes) if t == topic and c is not None), None)
+            if on_delivery:
+                on_delivery(KafkaError(code) if code is not None else None, FakeMessage(value, key, topic))
+        if failed_topics:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "refused", txn_requires_abort=True))
+        self.committed.extend((topic, value, key) for topic, value, key, _ in self._txn)
 
 
 class FakeConsumer:

@@ -26,6 +26,7 @@ class FrozenRedis:
     def zadd(self, *args, **kwargs): pass
     def expire(self, *args, **kwargs): pass
     def zremrangebyrank(self, *args, **kwargs): pass
+    def hdel(self, *args, **kwargs): pass
 
     def execute(self):
         self.calls += 1

@@ -1,0 +1,60 @@
+"""Redis state without Redis: the last minute beside the totals in the consumer metrics, and the top-candidate
+sets (per time bucket, no known solar-system objects) with each object's age."""
+import numpy as np
+import pytest
+from test_rules import make_batch
+
+from models.context import context_vector
+from stream import state
+from stream.keys import Keys, top_bucket
+from stream.state import ConsumerMetrics, StateWriter
+
+
+class RecordingPipe:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+
+def test_the_last_minute_beside_the_totals(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(state.time, "monotonic", lambda: clock[0])
+    metrics = ConsumerMetrics()
+    clock[0] += 30
+    metrics.record_batch(600, 0, np.full(600, 100.0))  # 10 alerts/s over the first minute, 100 ms each
+    clock[0] += 30
+    metrics.record_batch(600, 0, np.full(600, 100.0))
+    first = metrics.fields()
+    assert first["alertsPerS"] == pytest.approx(20.0) and first["alertsPerSTotal"] == pytest.approx(20.0)
+    assert first["latencyP50Ms"] == pytest.approx(100, rel=0.03)
+    clock[0] += 61  # the first minute is over: a slow batch now
+    metrics.record_batch(60, 0, np.full(60, 5000.0))
+    fields = metrics.fields()
+    assert fields["alertsPerS"] == pytest.approx(1.0)
+    assert fields["alertsPerSTotal"] == pytest.approx(1260 / 121, abs=0.05)
+    assert fields["latencyP50Ms"] == pytest.approx(5000, rel=0.03)  # the last minute: only the slow batch
+    assert fields["latencyP50MsTotal"] == pytest.approx(100, rel=0.03)  # since the start: mostly fast
+    assert fields["latencyP99MsTotal"] == pytest.approx(5000, rel=0.03)
+    clock[0] += 61  # idle for a minute: no recent percentiles, 0 alerts/s; the totals stay
+    idle = metrics.fields()
+    assert idle["alertsPerS"] == 0 and "latencyP50Ms" not in idle and "latencyP50MsTotal" in idle
+
+
+def test_known_asteroids_stay_out_of_the_top_sets_and_objects_carry_their_age():
+    batch = make_batch(3, sn_likelihood=[0.9, 0.95, 0.2], flare_likelihood=[0.1, 0.99, 0.3],
+                       context=np.stack([context_vector(ss_distance_arcsec=np.inf),
+                                         context_vector(ss_distance_arcsec=0.0),
+                                         context_vector(first_detection_mjd_tai=59990.5)]))
+    keys, pipe = Keys("p"), RecordingPipe()
+    StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
+    hashes = {args[0]: kwargs["mapping"] for name, args, kwargs in pipe.calls if name == "hset"}
+    assert [hashes[keys.object_scores(f"obj{i}")]["solarSystem"] for i in range(3)] == [0, 1, 0]
+    # days from the first detection (the window's 60000.0, or the packet's earlier 59990.5) to the alert
+    assert [hashes[keys.object_scores(f"obj{i}")]["ageDays"] for i in range(3)] == [0.5, 0.5, 10.0]
+    added = {args[0]: args[1] for name, args, _ in pipe.calls if name == "zadd"}
+    bucket = top_bucket(batch.scored_ms)
+    assert added == {keys.top("sn", bucket): {"obj0": pytest.approx(0.9), "obj2": pytest.approx(0.2)},
+                     keys.top("flare", bucket): {"obj0": pytest.approx(0.1), "obj2": pytest.approx(0.3)}}
+    assert ("zremrangebyrank", (keys.top("sn", bucket), 0, -11), {}) in pipe.calls
