@@ -41,7 +41,7 @@ def _exactly_once(tail: Tail, sent) -> list[dict]:
 
 
 def test_scorer_kill_9_at_random_points_loses_and_duplicates_nothing(private_stack, chaos_config):
-    kills, rng = scaled(3, 20), random.Random(61)
+    kills, rng = scaled(2, 20), random.Random(61)
     tail = Tail(private_stack.bootstrap, chaos_config.topics.scored)
     stream = Stream(chaos_config, rubin_alerts(n_objects=scaled(40, 300), alerts_per_object=scaled(60, 50), seed=61))
     supervisor = Supervisor(os.environ | config_env(chaos_config), IDLE_TIMEOUT_S).start()
