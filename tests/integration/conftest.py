@@ -73,14 +73,28 @@ def stream_config(stack, topic_factory, tiny_checkpoint):
 
 
 def config_env(config: StreamConfig) -> dict[str, str]:
-    """The same configuration as ALERTFORMER_* environment variables, for a scorer subprocess."""
+    """The same configuration as ALERTFORMER_* environment variables, for a scorer subprocess (secrets in clear)."""
     import json
 
-    env = {}
-    for section, values in config.model_dump(mode="json").items():
+    def flatten(prefix: str, values: dict) -> dict[str, str]:
+        env = {}
         for key, value in values.items():
+            name = f"{prefix}__{key.upper()}"
             if value is None:
                 continue
-            env[f"ALERTFORMER_{section.upper()}__{key.upper()}"] = (
-                json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+            if key == "kafka" and isinstance(value, dict):  # [input.kafka], [output.kafka]: one variable per field
+                env |= flatten(name, value)
+            else:
+                env[name] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        return env
+
+    dumped = config.model_dump(mode="json")
+    for name, cluster in config.clusters().items():  # model_dump masks SecretStr values
+        *parent, leaf = name.split(".")
+        section = dumped[parent[0]] if parent else dumped
+        section[leaf]["sasl_password"] = cluster.sasl_password.get_secret_value() if cluster.sasl_password else None
+    env = {}
+    for section, values in dumped.items():
+        if values is not None:
+            env |= flatten(f"ALERTFORMER_{section.upper()}", values)
     return env
