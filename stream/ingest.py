@@ -19,6 +19,7 @@ from stream.loop import Output
 
 log = logging.getLogger(__name__)
 RUBIN_WIRE_MAGIC = b"\x00"
+DEFAULT_FORMAT = "auto"
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,34 @@ class Ingest:
 
     def __init__(self, formats: Mapping[str, str], deadletter_topic: str,
                  max_input_bytes: int | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
-        self.decoders = {topic: get_decoder(fmt) for topic, fmt in formats.items()}
-        self.batch_topics = {topic for topic, fmt in formats.items() if fmt in ("rubin", "auto")}
-        self.fast_rubin = FastRubinDecoder() if self.batch_topics else None
+        self.formats = dict(formats)  # a topic not named (one of input.kafka's topics or pattern) is "auto"
+        self.decoders = {}
+        self.fast_rubin = None  # made for the first wire-format message of a rubin or auto topic
         self.deadletter_topic = deadletter_topic
         self.max_input_bytes, self.max_payload_bytes = max_input_bytes, max_payload_bytes
+
+    def _decoder(self, topic: str):
+        if topic not in self.decoders:
+            self.decoders[topic] = get_decoder(self.formats.get(topic, DEFAULT_FORMAT))
+        return self.decoders[topic]
+
+    def _batch_topic(self, topic: str) -> bool:
+        return self.formats.get(topic, DEFAULT_FORMAT) in ("rubin", "auto")
 
     def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
         """Per message, its alert or the exception that rejected it, in input order."""
         results: list[DecodedAlert | Exception | None] = [self._oversized(m) for m in messages]
         wire = [i for i, m in enumerate(messages) if results[i] is None
-                and m.topic() in self.batch_topics and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
+                and self._batch_topic(m.topic()) and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
         if wire:
+            self.fast_rubin = self.fast_rubin or FastRubinDecoder()
             batch, errors = self.fast_rubin.decode_batch([messages[i].value() for i in wire])
             for j, alert in enumerate(batch.alerts()):
                 results[wire[j]] = alert if alert is not None else errors[j]
         for i, msg in enumerate(messages):
             if results[i] is None:
                 try:
-                    results[i] = self.decoders[msg.topic()](msg.value() or b"")
+                    results[i] = self._decoder(msg.topic())(msg.value() or b"")
                 except Exception as err:  # BadPacket; anything else is a decoder bug, dead-lettered below
                     results[i] = err
         return results

@@ -5,12 +5,13 @@ Errors follow confluent-kafka's three outcomes: ``retriable()`` → retry,
 ``fatal()`` or no flag → raise `Fatal` and let a supervisor restart the process.
 """
 import logging
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Collection, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from stream.config import KafkaSettings
+from stream.config import ClusterSettings, KafkaSettings
 from stream.errors import AbortTxn, AlertformerError, ConfigError, Fatal, Retriable
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ SESSION_TIMEOUT_MS = 10_000  # a crashed member's partitions move to the others 
 QUIET_LOG_LEVEL = 0  # librdkafka syslog level of the start-up probe: its retries would print hundreds of lines
 
 
-def _client(factory: Callable[[dict], object], conf: dict, kafka: KafkaSettings):
+def _client(factory: Callable[[dict], object], conf: dict, kafka: ClusterSettings):
     """``factory(conf)``, with librdkafka's refusal of a setting as a ConfigError naming it."""
     try:
         return factory(conf)
@@ -53,10 +54,11 @@ def _client(factory: Callable[[dict], object], conf: dict, kafka: KafkaSettings)
         raise ConfigError(f"{field}: {text}") from None
 
 
-def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str]) -> None:
+def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str], compacted: Collection[str] = ()) -> None:
     """Fail fast, with one line, if no broker answers within `kafka.connect_timeout_s` (refused, TLS or SASL
     handshake failed), a topic of `topics` (setting name -> topic) does not exist, or one would refuse a
-    record of `kafka.max_message_bytes` (the broker would fail whole transactions, every replay again).
+    record of `kafka.max_message_bytes` (the broker would fail whole transactions, every replay again), or one
+    named in `compacted` is not compacted (retention would delete what it holds).
 
     Raises
     ------
@@ -83,14 +85,18 @@ def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str]) -> None:
     resources = {field: ConfigResource(ConfigResource.Type.TOPIC, name) for field, name in topics.items()}
     described = admin.describe_configs(list(resources.values()), request_timeout=kafka.connect_timeout_s)
     for field, resource in resources.items():
-        limit = int(next(f for r, f in described.items() if r.name == resource.name).result()[
-            "max.message.bytes"].value)
+        settings = next(f for r, f in described.items() if r.name == resource.name).result()
+        limit = int(settings["max.message.bytes"].value)
+        if field in compacted and "compact" not in settings["cleanup.policy"].value:
+            raise ConfigError(f"topics.{field}: topic {resource.name} has cleanup.policy "
+                              f"{settings['cleanup.policy'].value}, not compact: retention would delete the stored "
+                              "positions (python -m stream.health --create-topics creates it compacted)")
         if limit < kafka.max_message_bytes:
             raise ConfigError(f"kafka.max_message_bytes: {kafka.max_message_bytes} exceeds max.message.bytes "
                               f"{limit} of topic {resource.name} (topics.{field}); lower it, or raise the topic's")
 
 
-def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
+def make_consumer(kafka: ClusterSettings, group_id: str, **overrides) -> Consumer:
     """A consumer-group member that reads committed data only and never commits by itself.
 
     Offsets are committed by the transactional producer (`send_offsets_to_transaction`),
@@ -111,6 +117,14 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides) -> Consumer:
         "session.timeout.ms": SESSION_TIMEOUT_MS,
     }
     return _client(Consumer, conf | overrides, kafka)
+
+
+def make_reader(kafka: ClusterSettings, isolation_level: str = "read_committed") -> Consumer:
+    """A consumer outside any group (``assign`` only, commits nothing), to read a topic from a given offset."""
+    conf = kafka.client_config() | kafka.consumer_config() | {
+        "group.id": f"alertformer-reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+        "enable.auto.offset.store": False, "isolation.level": isolation_level, "enable.partition.eof": False}
+    return _client(Consumer, conf, kafka)
 
 
 def make_producer(kafka: KafkaSettings, transactional_id: str | None = None, **overrides) -> Producer:

@@ -25,18 +25,28 @@ No transaction is open while ``consume`` runs. A rebalance fires inside
 ``consume``: when partitions are revoked, the waiting batch is finished and
 committed first, in the callback, while they are still ours; when they are lost,
 it is dropped (its offsets were not committed, so their new owner reads it again).
+
+With `positions` (`stream.positions.StoredPositions`: inputs on another cluster than the
+outputs), the offsets go into the transaction as records of the positions topic instead of
+``send_offsets_to_transaction``; each newly assigned partition starts at its stored position;
+an abort rewinds to the stored positions; after each commit the offsets are also committed to
+the input group (informational); a revoked partition is released with one more record.
 """
 import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from stream.errors import AbortTxn, Fatal, ProduceRefused, Retriable
 from stream.kafka_io import classify, is_record_error
 from stream.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from stream.positions import StoredPositions
 
 log = logging.getLogger(__name__)
 # Each transactional call: past it librdkafka raises (Fatal: outcome unknown), past it + a margin the watchdog
@@ -109,8 +119,10 @@ class TransactionalLoop:
                  on_committed: Callable[[list[Message]], None] | None = None,
                  on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
                  dead_letter: Callable[[Message, Exception], Output] | None = None,
-                 txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None):
+                 txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None,
+                 positions: "StoredPositions | None" = None):
         self.consumer, self.producer, self.prepare = consumer, producer, prepare
+        self.positions = positions
         self.txn_timeout_s = txn_timeout_s
         self.watchdog = watchdog or Watchdog()
         self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
@@ -120,7 +132,8 @@ class TransactionalLoop:
         self._stopping = False
         self._waiting: tuple[list[Message], Finish] | None = None  # prepared, not yet finished
         self._txn("init_transactions", self.producer.init_transactions, self.txn_timeout_s)
-        self.consumer.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_lost)
+        assigned = {"on_assign": self._on_assign} if positions is not None else {}
+        self.consumer.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_lost, **assigned)
 
     def stop(self, *_signal_args) -> None:
         """Finish the batch in hand, commit it and leave the group (safe from a signal handler)."""
@@ -176,10 +189,20 @@ class TransactionalLoop:
                 messages.append(msg)
         return messages
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Stored positions: start each new partition where the last committed transaction left it."""
+        if not partitions:
+            return
+        with self.watchdog.deadline("input positions", 3 * self.positions.store.timeout_s):
+            starts = self.positions.assign(consumer, partitions, self.txn_timeout_s)
+        consumer.incremental_assign(starts)
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._waiting:
             log.info("partitions revoked: committing the waiting batch first partitions=%d", len(partitions))
             self._finish_waiting()
+        if self.positions is not None:
+            self._release(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._waiting:
@@ -187,6 +210,24 @@ class TransactionalLoop:
                         len(self._waiting[0]), len(partitions))
             self._waiting = None
             self._discard()
+        if self.positions is not None:
+            self.positions.forget(partitions)  # not released: the new owner fences this process
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        """Hand revoked partitions over in one transaction of released positions (failure: the new owner
+        fences this process instead)."""
+        outputs = self.positions.release(partitions)
+        if not outputs:
+            return
+        try:
+            self._txn("begin_transaction", self.producer.begin_transaction)
+            for out in outputs:
+                self._send(out)
+            self._commit()
+        except KafkaException as err:
+            log.warning("releasing revoked partitions failed; their next owner fences this process error=%s",
+                        err.args[0])
+            self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
 
     def _discard(self) -> None:
         """Tell the owner that every prepared batch was dropped."""
@@ -204,12 +245,17 @@ class TransactionalLoop:
         t0 = time.perf_counter()
         outputs = finish()
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        offsets = batch_offsets(messages, owned)
         try:
             self._txn("begin_transaction", self.producer.begin_transaction)
             for out in outputs:
                 self._produce(out)
-            self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
-                      batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), self.txn_timeout_s)
+            if self.positions is not None:
+                for out in self.positions.stage(offsets):
+                    self._send(out)
+            else:
+                self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                          offsets, self.consumer.consumer_group_metadata(), self.txn_timeout_s)
             self._commit()
         except KafkaException as err:
             failure = classify(err)
@@ -218,6 +264,9 @@ class TransactionalLoop:
                 self._discard()
                 return False
             raise failure from err
+        if self.positions is not None:
+            self.positions.committed(offsets)
+            self._commit_to_input_group(offsets)
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
         self.stats.messages_out += len(outputs)
@@ -225,6 +274,15 @@ class TransactionalLoop:
         if self.on_committed:
             self.on_committed(messages)
         return True
+
+    def _commit_to_input_group(self, offsets: list[TopicPartition]) -> None:
+        """The input group's offsets, for the input cluster's lag tools; never read back (stored positions are)."""
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as err:
+            log.debug("informational offset commit to the input group failed error=%s", err.args[0])
 
     def _produce(self, out: Output) -> None:
         """Produce `out`; if the producer refuses that record alone, produce its input's dead letter instead."""
@@ -289,8 +347,13 @@ class TransactionalLoop:
             self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
         except KafkaException as err:
             raise Fatal(f"abort_transaction failed: {err}") from err
-        with self.watchdog.deadline("consumer committed", self.txn_timeout_s):
-            committed = self.consumer.committed(self.consumer.assignment(), timeout=self.txn_timeout_s)
+        if self.positions is not None:
+            committed = self.positions.rewind(self.consumer.assignment())
+        else:
+            with self.watchdog.deadline("consumer committed", self.txn_timeout_s):
+                committed = self.consumer.committed(self.consumer.assignment(), timeout=self.txn_timeout_s)
         for tp in committed:
-            # A partition without a committed offset restarts from the group's reset policy.
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -2))
+            # A partition without a committed offset restarts from the group's reset policy; stored positions
+            # give the logical start (earliest, latest) of a partition not committed yet.
+            offset = tp.offset if tp.offset >= 0 or self.positions is not None else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
