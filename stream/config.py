@@ -28,7 +28,7 @@ from stream.errors import ConfigError
 from stream.secrets import MASK, is_secret_name, mask_in_logs, mask_url, url_secrets
 
 
-AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
+AlertFormat = Literal["auto", "rubin", "ztf", "elasticc", "fink-ztf"]
 # The default young_sn rule (README, Follow-up rules): "young" is a rise of a few weeks at most.
 YOUNG_SN_MIN_LIKELIHOOD = 0.8
 YOUNG_SN_MAX_AGE_DAYS = 30.0
@@ -119,6 +119,10 @@ class ClusterSettings(_Section):
             "fetch.max.bytes": fetch_max_bytes,
             "receive.message.max.bytes": fetch_max_bytes + FETCH_RESPONSE_MARGIN_BYTES,
         }
+
+    def as_kafka(self) -> "KafkaSettings":
+        """This cluster's connection as `KafkaSettings` (a producer's, with the default sizes)."""
+        return KafkaSettings(**{name: getattr(self, name) for name in ClusterSettings.model_fields})
 
     def secret_values(self) -> list[str]:
         """The SASL password and the `extra` values whose name looks secret."""
@@ -386,6 +390,24 @@ class ScoringSettings(_Section):
         return {CLASS_IDS[class_index(name)]: rate for name, rate in self.class_prior_rates.items()}
 
 
+class SchemaRegistrySettings(_Section):
+    """A Confluent schema registry, asked for Rubin schema ids that the bundled lsst-alert-packet lacks."""
+
+    url: str | None = Field(None, description="e.g. https://usdf-alert-schemas-dev.slac.stanford.edu; unset: an "
+                            "unknown schema id is a dead letter")
+    username: str | None = Field(None, description="HTTP basic auth user, if the registry wants one")
+    password: SecretStr | None = Field(None, description="secret: never logged")
+    timeout_s: float = Field(10.0, gt=0, description="one request")
+
+    @model_validator(mode="after")
+    def _auth_complete(self):
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set username and password together")
+        if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError(f"url {mask_url(self.url)} is not an http(s) URL")
+        return self
+
+
 class RegistrySettings(_Section):
     """Where promoted models live. Scorers on several hosts share one directory (a shared mount)."""
 
@@ -426,6 +448,7 @@ class StreamConfig(BaseSettings):
     followup: FollowupSettings = Field(default_factory=FollowupSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     input: InputSettings | None = Field(None, description="[input.kafka]: read alerts from another cluster")
     output: OutputSettings | None = Field(None, description="[output.kafka]: the own cluster, beside [input.kafka]")
 
@@ -449,6 +472,14 @@ class StreamConfig(BaseSettings):
         """The cluster outputs, transactions and input positions are written to."""
         return self.output.kafka if self.output is not None else self.kafka
 
+    def output_section(self) -> str:
+        """The section of the output cluster's settings, for messages."""
+        return "output.kafka" if self.output is not None else "kafka"
+
+    def roles(self) -> tuple[str | None, str | None]:
+        """How messages name the input and the output cluster: ("input", "output") with two, nothing with one."""
+        return ("input", "output") if self.two_clusters else (None, None)
+
     def input_group_id(self) -> str:
         return (self.input.kafka.group_id if self.input is not None else None) or self.scoring.group_id
 
@@ -460,6 +491,10 @@ class StreamConfig(BaseSettings):
         if kafka is not None and kafka.topics:
             return list(kafka.topics)
         return list(self.topics.inputs)
+
+    def input_topics_field(self) -> str:
+        """The setting that names the input topics, for messages."""
+        return "input.kafka.topics" if self.input is not None and self.input.kafka.topics else "topics.inputs"
 
     def clusters(self) -> dict[str, ClusterSettings]:
         """Each configured cluster by its section name, for masking and messages."""
@@ -492,11 +527,14 @@ class StreamConfig(BaseSettings):
             dumped["followup"]["webhook_url"] = mask_url(self.followup.webhook_url, keep_path=False)
         if self.registry.path:
             dumped["registry"]["path"] = mask_url(self.registry.path)
+        if self.schema_registry.url:
+            dumped["schema_registry"]["url"] = mask_url(self.schema_registry.url)
         return dumped
 
     def secret_values(self) -> list[str]:
         """Every secret in this configuration, as text, for `stream.secrets.mask_in_logs`."""
-        secrets = [self.redis.password.get_secret_value()] if self.redis.password is not None else []
+        secrets = [s.get_secret_value() for s in (self.redis.password, self.schema_registry.password) if s is not None]
+        secrets += url_secrets(self.schema_registry.url)
         for cluster in self.clusters().values():
             secrets += cluster.secret_values()
         secrets += url_secrets(self.redis.url) + url_secrets(self.registry.path)

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream.errors import AbortTxn, Fatal, ProduceRefused, Retriable
-from stream.kafka_io import classify, is_record_error
+from stream.errors import AbortTxn, ConfigError, Fatal, ProduceRefused, Retriable
+from stream.kafka_io import ACCESS_ERRORS, access_cause, classify, is_record_error
 from stream.watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 TXN_TIMEOUT_S = 15.0
 QUEUE_FULL_BACKOFF_S = 0.1  # poll this long when the local producer queue is full, then retry
 COMMIT_RETRIES = 5
+# Consumer errors that end the loop as a configuration error (exit 2); a missing topic is checked at start, and
+# later only logged (a topic may be re-created).
+REFUSALS = ACCESS_ERRORS - {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
 
 
 @dataclass(frozen=True)
@@ -120,9 +123,10 @@ class TransactionalLoop:
                  on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
                  dead_letter: Callable[[Message, Exception], Output] | None = None,
                  txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None,
-                 positions: "StoredPositions | None" = None):
+                 positions: "StoredPositions | None" = None, input_label: str = ""):
         self.consumer, self.producer, self.prepare = consumer, producer, prepare
         self.positions = positions
+        self.input_label = input_label  # how errors name the input (its group id, and cluster with two)
         self.txn_timeout_s = txn_timeout_s
         self.watchdog = watchdog or Watchdog()
         self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
@@ -183,6 +187,9 @@ class TransactionalLoop:
         messages = []
         for msg in self.consumer.consume(self.batch_size, timeout_s):
             if msg.error():
+                if msg.error().code() in REFUSALS:  # the credentials or the rights: waiting will not mend them
+                    what = f"topic {msg.topic()}" if msg.topic() else "consumer group"
+                    raise ConfigError(f"{self.input_label}{what}: {access_cause(msg.error())}")
                 self.stats.consumer_errors += 1
                 log.warning("consumer error=%s", msg.error())
             else:

@@ -19,7 +19,6 @@ commit of it fails), then reads the positions again. See the README, "Two cluste
 import json
 import logging
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -229,10 +228,10 @@ class StoredPositions:
             self.next.pop((tp.topic, tp.partition), None)
 
 
-def stored_positions(config: StreamConfig, writer: str) -> StoredPositions:
-    """The stored positions of `config`'s input group, written by transactional id `writer`."""
+def stored_positions(config: StreamConfig, writer: str, group_id: str | None = None) -> StoredPositions:
+    """The stored positions of `config`'s input group (or of `group_id`), written by transactional id `writer`."""
     kafka = config.input.kafka
-    store = PositionStore(config.output_kafka(), config.topics.input_offsets, config.input_group_id(), writer,
-                          CLAIM_TIMEOUT_S)
+    store = PositionStore(config.output_kafka(), config.topics.input_offsets, group_id or config.input_group_id(),
+                          writer, CLAIM_TIMEOUT_S)
     start = OFFSET_END if kafka.start_position == "latest" else OFFSET_BEGINNING
     return StoredPositions(store, start, kafka.start_offset_ms())

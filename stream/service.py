@@ -35,8 +35,9 @@ from stream.journal import FollowupJournal
 from stream.rules import evaluate as evaluate_rules, followup_record
 from stream.webhook import WebhookSink
 from stream.history import HistoryStore
+from stream.decode.registry import registry_schemas
 from stream.ingest import Ingest, Ingested
-from stream.kafka_io import check_cluster, make_consumer, make_producer
+from stream.kafka_io import check_cluster, check_input, input_label, make_consumer, make_producer
 from stream.positions import stored_positions
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
@@ -109,7 +110,7 @@ class ScoringService:
                                  scoring.top_n)
         input_kafka, output_kafka = config.input_kafka(), config.output_kafka()
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, input_kafka.max_input_message_bytes,
-                             output_kafka.deadletter_max_payload_bytes)
+                             output_kafka.deadletter_max_payload_bytes, registry_schemas(config))
         set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
         try:
             registry = ModelRegistry(config.registry.path) if config.registry.path else None
@@ -120,7 +121,10 @@ class ScoringService:
         outputs = {"scored": topics.scored, "classifications": topics.classifications, "followup": topics.followup,
                    "deadletter": topics.deadletter} | ({"input_offsets": topics.input_offsets}
                                                        if config.two_clusters else {})
-        check_cluster(output_kafka, outputs, compacted=("input_offsets",))
+        _, output_role = config.roles()
+        check_input(config)
+        check_cluster(output_kafka, outputs, compacted=("input_offsets",), role=output_role,
+                      section=config.output_section())
         self.journal = FollowupJournal(self.redis, keys, scoring.history_ttl_s)
         followup = config.followup
         self.webhook = (WebhookSink(followup.webhook_url, followup.webhook_timeout_s, followup.webhook_retries)
@@ -135,6 +139,7 @@ class ScoringService:
             make_producer(output_kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
             config.input_subscription(), self.prepare,
             positions=stored_positions(config, transactional_id) if config.two_clusters else None,
+            input_label=input_label(config, config.input_group_id()),
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
             on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead)
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")

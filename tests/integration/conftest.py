@@ -1,5 +1,10 @@
-"""Fixtures for the scoring stream: a small random-weight checkpoint and synthetic Rubin alert streams."""
+"""Fixtures for the scoring stream: a small random-weight checkpoint, synthetic Rubin alert streams, and a second,
+SASL/SCRAM broker with ACLs playing a survey's read-only cluster."""
+import os
+import socket
+import subprocess
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +17,43 @@ from stream.config import StreamConfig
 from stream.decode import encode_rubin
 
 RUBIN_VERSION = "10.0"
+REPO = Path(__file__).resolve().parents[2]
+ADMIN, ADMIN_PASSWORD = "admin", "Adm1n-secret"  # the source broker's super user
+SCORER, SCORER_PASSWORD = "scorer", "Sc0rer-pass"  # a user with only the ACLs a test grants
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sasl_source(tmp_path_factory):
+    """Bootstrap of a second broker (deploy/stack.sh), SASL/SCRAM-SHA-512 with ACLs: a survey's cluster."""
+    env = os.environ | {"ALERTFORMER_STACK_DIR": str(tmp_path_factory.mktemp("source-stack")),
+                        "KAFKA_PORT": str(_free_port()), "KAFKA_CONTROLLER_PORT": str(_free_port()),
+                        "REDIS_PORT": str(_free_port()), "KAFKA_SUPER_USER": ADMIN,
+                        "KAFKA_SUPER_PASSWORD": ADMIN_PASSWORD, "KAFKA_SCRAM_USERS": f"{SCORER}:{SCORER_PASSWORD}"}
+    script = REPO / "deploy" / "stack.sh"
+    subprocess.run([script, "up"], env=env, check=True, capture_output=True)
+    try:
+        yield f"127.0.0.1:{env['KAFKA_PORT']}"
+    finally:
+        subprocess.run([script, "down"], env=env, check=False, capture_output=True)
+
+
+def sasl(bootstrap: str, user: str, password: str) -> dict:
+    """Settings of a cluster section for `user` on the SASL broker."""
+    return {"bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": user, "sasl_password": password}
+
+
+def client_config(settings: dict) -> dict:
+    """librdkafka settings of `sasl(...)`."""
+    return {"bootstrap.servers": settings["bootstrap_servers"], "security.protocol": settings["security_protocol"],
+            "sasl.mechanism": settings["sasl_mechanism"], "sasl.username": settings["sasl_username"],
+            "sasl.password": settings["sasl_password"]}
 
 
 @pytest.fixture(scope="session")

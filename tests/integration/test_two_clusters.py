@@ -17,57 +17,21 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType)
-from conftest import config_env, rubin_alerts
+from conftest import (ADMIN, ADMIN_PASSWORD, SCORER, SCORER_PASSWORD, client_config, config_env,
+                      rubin_alerts, sasl)
 
 from stream import avro_io
 from stream.health import create_topics
 from stream.keys import Keys
 
 pytestmark = pytest.mark.integration
-REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
-ADMIN, ADMIN_PASSWORD = "admin", "Adm1n-secret"
-SCORER, SCORER_PASSWORD = "scorer", "Sc0rer-pass"
 MALFORMED = [b"\x00\x00\x00\x03\xe8\x02cut"]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    """A second broker, SASL/SCRAM-SHA-512 with ACLs: the survey's cluster, read-only to the scorer."""
-    env = os.environ | {"ALERTFORMER_STACK_DIR": str(tmp_path_factory.mktemp("source-stack")),
-                        "KAFKA_PORT": str(_free_port()), "KAFKA_CONTROLLER_PORT": str(_free_port()),
-                        "REDIS_PORT": str(_free_port()), "KAFKA_SUPER_USER": ADMIN,
-                        "KAFKA_SUPER_PASSWORD": ADMIN_PASSWORD, "KAFKA_SCRAM_USERS": f"{SCORER}:{SCORER_PASSWORD}"}
-    script = REPO / "deploy" / "stack.sh"
-    subprocess.run([script, "up"], env=env, check=True, capture_output=True)
-    try:
-        yield f"127.0.0.1:{env['KAFKA_PORT']}"
-    finally:
-        subprocess.run([script, "down"], env=env, check=False, capture_output=True)
-
-
-def sasl(bootstrap: str, user: str, password: str) -> dict:
-    return {"bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_username": user, "sasl_password": password}
-
-
-def client_config(settings: dict) -> dict:
-    return {"bootstrap.servers": settings["bootstrap_servers"], "security.protocol": settings["security_protocol"],
-            "sasl.mechanism": settings["sasl_mechanism"], "sasl.username": settings["sasl_username"],
-            "sasl.password": settings["sasl_password"]}
-
-
 @pytest.fixture
-def alert_topic(source):
+def alert_topic(sasl_source):
     """A fresh alert topic on the source, readable by the scorer (topic and its group prefix), nothing more."""
-    admin_conf = client_config(sasl(source, ADMIN, ADMIN_PASSWORD))
+    admin_conf = client_config(sasl(sasl_source, ADMIN, ADMIN_PASSWORD))
     admin = AdminClient(admin_conf)
     name = f"alerts.{uuid.uuid4().hex[:10]}"
     admin.create_topics([NewTopic(name, 4, 1)])[name].result(30)
@@ -82,7 +46,7 @@ def alert_topic(source):
 
 
 @pytest.fixture
-def two_cluster_config(stream_config, source, alert_topic, tiny_checkpoint):
+def two_cluster_config(stream_config, sasl_source, alert_topic, tiny_checkpoint):
     """The session's stream_config (outputs on the session broker) reading `alert_topic` from the source."""
     run = uuid.uuid4().hex[:8]
     offsets_topic = f"test.input-offsets.{run}"
@@ -90,7 +54,7 @@ def two_cluster_config(stream_config, source, alert_topic, tiny_checkpoint):
     dumped = stream_config.model_dump()
     dumped["kafka"] = stream_config.kafka  # keeps the SecretStr values whole
     dumped["topics"] |= {"inputs": {alert_topic: "auto"}, "input_offsets": offsets_topic}
-    dumped["input"] = {"kafka": sasl(source, SCORER, SCORER_PASSWORD) | {"group_id": f"{SCORER}-{run}"}}
+    dumped["input"] = {"kafka": sasl(sasl_source, SCORER, SCORER_PASSWORD) | {"group_id": f"{SCORER}-{run}"}}
     return type(stream_config)(**dumped)
 
 
@@ -135,9 +99,9 @@ def _exactly_once(read_committed, config, alerts, n_dead: int = 0) -> None:
     assert len(read_committed(config.topics.deadletter, n_dead)) == n_dead
 
 
-def test_scorer_may_not_write_to_the_source(source, alert_topic):
+def test_scorer_may_not_write_to_the_source(sasl_source, alert_topic):
     """The ACLs: the scorer's user reads the alert topic; writing there, or creating a topic, is refused."""
-    conf = client_config(sasl(source, SCORER, SCORER_PASSWORD))
+    conf = client_config(sasl(sasl_source, SCORER, SCORER_PASSWORD))
     errors = []
     producer = Producer(conf | {"message.timeout.ms": 10_000})
     producer.produce(alert_topic, b"x", on_delivery=lambda err, _msg: errors.append(err))
@@ -149,8 +113,9 @@ def test_scorer_may_not_write_to_the_source(source, alert_topic):
         future.result(20)
 
 
-def test_kill_9_across_two_clusters_gives_exactly_one_output_per_input(two_cluster_config, source, alert_topic,
+def test_kill_9_across_two_clusters_gives_exactly_one_output_per_input(two_cluster_config, sasl_source, alert_topic,
                                                                        read_committed):
+    source = sasl_source
     alerts = rubin_alerts(n_objects=40, alerts_per_object=20, seed=21)
     produce_to_source(source, alert_topic, alerts, MALFORMED)
     config = two_cluster_config.model_copy(update={"scoring": two_cluster_config.scoring.updated(batch_size=20)})
@@ -182,9 +147,11 @@ def test_kill_9_across_two_clusters_gives_exactly_one_output_per_input(two_clust
     assert sum(tp.offset for tp in committed) == len(alerts) + len(MALFORMED)
 
 
-def test_rebalance_across_two_clusters_survivor_takes_over(two_cluster_config, source, alert_topic, read_committed):
+def test_rebalance_across_two_clusters_survivor_takes_over(two_cluster_config, sasl_source, alert_topic,
+                                                          read_committed):
     """Two scorers share the input group; one is killed (-9) mid-stream; the survivor fences it, takes over its
     partitions at their stored positions and scores the rest, exactly once."""
+    source = sasl_source
     first = rubin_alerts(n_objects=40, alerts_per_object=4, seed=22)
     second = rubin_alerts(n_objects=40, alerts_per_object=4, seed=23)
     config = two_cluster_config

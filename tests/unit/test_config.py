@@ -300,3 +300,26 @@ def test_two_cluster_settings_are_validated_naming_the_field(tmp_path, text, fie
     with pytest.raises(ConfigError, match=field) as err:
         load_config(path)
     assert "\n" not in str(err.value)
+
+
+def test_schema_registry_settings_validated_and_masked(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[schema_registry]\nurl = "https://reg.example.org"\nusername = "me"\npassword = "Reg-pass"\n')
+    config = load_config(path)
+    assert "Reg-pass" not in str(config.masked()) and "Reg-pass" in config.secret_values()
+    path.write_text('[schema_registry]\nurl = "https://reg.example.org"\nusername = "me"\n')
+    with pytest.raises(ConfigError, match=r"schema_registry: .*username and password together"):
+        load_config(path)
+    path.write_text('[schema_registry]\nurl = "reg.example.org:8081"\n')
+    with pytest.raises(ConfigError, match=r"schema_registry: .*not an http\(s\) URL"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["rubin", "fink-ztf", "alerce-ztf", "lasair"])
+def test_example_configs_of_the_streams_load(name, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("ALERTFORMER_INPUT__KAFKA__SASL_PASSWORD", "from-the-environment")
+    config = load_config(Path(__file__).resolve().parents[2] / "deploy" / "config" / f"{name}.toml")
+    assert config.two_clusters and config.input_subscription()
+    assert config.output_kafka().bootstrap_servers == "kafka.example.org:9092"
