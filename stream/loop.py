@@ -134,6 +134,7 @@ class TransactionalLoop:
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
         self._stopping = False
+        self._failed = False
         self._waiting: tuple[list[Message], Finish] | None = None  # prepared, not yet finished
         self._txn("init_transactions", self.producer.init_transactions, self.txn_timeout_s)
         assigned = {"on_assign": self._on_assign} if positions is not None else {}
@@ -175,6 +176,9 @@ class TransactionalLoop:
                 if idle and self.on_idle:
                     self.on_idle()
             self._finish_waiting()
+        except BaseException:
+            self._failed = True  # closing must not use the producer again (no release: the next owner fences)
+            raise
         finally:
             try:
                 with self.watchdog.deadline("consumer close", self.txn_timeout_s):
@@ -208,7 +212,7 @@ class TransactionalLoop:
         if self._waiting:
             log.info("partitions revoked: committing the waiting batch first partitions=%d", len(partitions))
             self._finish_waiting()
-        if self.positions is not None:
+        if self.positions is not None and not self._failed:
             self._release(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -4,6 +4,7 @@ topic and use its group; outputs, transactions and the input positions on the se
 Exactly once across the two: kill -9 at random points, and a two-scorer rebalance where one is killed
 and the survivor takes its partitions over (fencing the dead one's transactional id).
 """
+import json
 import os
 import random
 import signal
@@ -123,7 +124,7 @@ def test_kill_9_across_two_clusters_gives_exactly_one_output_per_input(two_clust
     cmd = [sys.executable, "-m", "alertformer.cli", "run"]
     client, keys = redis.Redis.from_url(config.redis.url), Keys(config.redis.prefix)
     rng = random.Random(13)
-    kills_mid_stream = 0
+    kills_mid_stream, scored_at_kills = 0, []
     for _ in range(3):
         client.delete(keys.consumer(config.scoring.instance_id))
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,6 +136,8 @@ def test_kill_9_across_two_clusters_gives_exactly_one_output_per_input(two_clust
         proc.wait()
         committed = len(read_committed(config.topics.scored, len(alerts), timeout_s=2))
         kills_mid_stream += 0 < committed < len(alerts)
+        scored_at_kills.append(committed)
+    print(json.dumps({"fault": "kill -9 across two clusters", "alerts": len(alerts), "scored_at_kills": scored_at_kills}))
     assert kills_mid_stream >= 2, "the kills did not land mid-stream; the test proves nothing"
     final = subprocess.run(cmd + ["--idle-timeout-s", "5"], env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
