@@ -236,9 +236,15 @@ class TransactionalLoop:
                 self._send(out)
             self._commit()
         except KafkaException as err:
+            failure = classify(err)
+            if isinstance(failure, Fatal):  # fenced: the partitions' next owner has taken over already
+                raise failure from err
             log.warning("releasing revoked partitions failed; their next owner fences this process error=%s",
                         err.args[0])
-            self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
+            try:
+                self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
+            except KafkaException as abort_err:
+                raise Fatal(f"abort_transaction failed: {abort_err}") from abort_err
 
     def _discard(self) -> None:
         """Tell the owner that every prepared batch was dropped."""

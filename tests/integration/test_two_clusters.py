@@ -128,10 +128,12 @@ def test_kill_9_across_two_clusters_gives_exactly_one_output_per_input(two_clust
     for _ in range(3):
         client.delete(keys.consumer(config.scoring.instance_id))
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while _alerts_done(client, keys, config.scoring.instance_id) == 0 and time.monotonic() < deadline:
+        # Kill at a random point once this process has committed a random number of alerts (its counter), so
+        # that the kill lands mid-stream however fast the machine is.
+        target, deadline = rng.randint(1, 150), time.monotonic() + 120
+        while _alerts_done(client, keys, config.scoring.instance_id) < target and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(0.0, 0.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         committed = len(read_committed(config.topics.scored, len(alerts), timeout_s=2))
