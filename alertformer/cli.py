@@ -26,13 +26,17 @@ COMMAND_MODULES = {
 
 def cmd_replay(args) -> int:
     from stream.config import load_config
-    from stream.kafka_io import make_producer
+    from stream.kafka_io import check_readable, make_producer
     from stream.replay import load_packets, replay
 
     config = load_config(args.config)
     packets = load_packets(args.sources, rubin_schema_version=args.rubin_schema_version)
-    topic = args.topic or next(iter(config.topics.inputs))
-    report = replay(make_producer(config.kafka), topic, packets, count=args.count, rate_per_s=args.rate,
+    topic = args.topic or config.input_subscription()[0]  # into the input cluster: the alert topics are there
+    kafka = config.input_kafka().as_kafka()
+    role, _ = config.roles()
+    check_readable(kafka, [("--topic" if args.topic else config.input_topics_field(), topic)], role,
+                   "input.kafka" if config.two_clusters else "kafka")
+    report = replay(make_producer(kafka), topic, packets, count=args.count, rate_per_s=args.rate,
                     visit_size=args.visit_size, visit_interval_s=args.visit_interval_s, progress=not args.quiet)
     print(json.dumps(report))
     return 0 if report["failed"] == 0 else 1
@@ -66,20 +70,32 @@ def decode_batch(ingest, messages, send_dead_letters: bool, write) -> list:
 
 def cmd_decode(args) -> int:
     from stream.config import load_config
+    from stream.decode.registry import registry_schemas
     from stream.ingest import Ingest
-    from stream.kafka_io import make_consumer, make_producer
+    from stream.kafka_io import check_cluster, check_input, input_label, make_consumer, make_producer
     from stream.loop import TransactionalLoop, sequential
+    from stream.positions import stored_positions
 
     config = load_config(args.config)
-    ingest = Ingest(config.topics.inputs, config.topics.deadletter, config.kafka.max_input_message_bytes,
-                    config.kafka.deadletter_max_payload_bytes)
+    input_kafka, output_kafka = config.input_kafka(), config.output_kafka()
+    ingest = Ingest(config.topics.inputs, config.topics.deadletter, input_kafka.max_input_message_bytes,
+                    output_kafka.deadletter_max_payload_bytes, registry_schemas(config))
 
     def process(messages):
         return decode_batch(ingest, messages, args.dead_letter, lambda line: print(line, flush=True))
 
+    _, output_role = config.roles()
+    check_input(config)
+    topics = config.topics
+    check_cluster(output_kafka, {"deadletter": topics.deadletter} | (
+        {"input_offsets": topics.input_offsets} if config.two_clusters else {}), compacted=("input_offsets",),
+        role=output_role, section=config.output_section())
     group = args.group or f"alertformer-decode-{uuid.uuid4().hex[:8]}"
-    loop = TransactionalLoop(make_consumer(config.kafka, group), make_producer(config.kafka, f"{group}-{uuid.uuid4()}"),
-                             list(config.topics.inputs), sequential(process), dead_letter=ingest.dead)
+    transactional_id = f"{group}-{uuid.uuid4()}"
+    loop = TransactionalLoop(make_consumer(input_kafka, group), make_producer(output_kafka, transactional_id),
+                             config.input_subscription(), sequential(process), dead_letter=ingest.dead,
+                             positions=stored_positions(config, transactional_id, group) if config.two_clusters
+                             else None, input_label=input_label(config, group))
     loop.install_signal_handlers()
     stats = loop.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
     print(json.dumps({"messages_in": stats.messages_in, "dead_lettered": stats.messages_out,

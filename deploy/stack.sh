@@ -16,6 +16,11 @@
 #   REDIS_PORT                Redis on 127.0.0.1                   (default: 6379)
 #   KAFKA_HEAP                JVM heap                             (default: 512m)
 #   ALERTFORMER_CONFIG        config file whose topics are created (default: built-in defaults)
+#   KAFKA_SUPER_USER          set (with KAFKA_SUPER_PASSWORD): the client listener is SASL_PLAINTEXT with
+#                             SCRAM-SHA-512 and ACLs (StandardAuthorizer, nothing allowed without one);
+#                             this user is the super user (and the broker's own)  (default: no SASL, no ACLs)
+#   KAFKA_SCRAM_USERS         more SCRAM-SHA-512 users, "name:password name:password", created when the
+#                             storage is formatted (their ACLs are yours to create)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +32,9 @@ kafka_port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-9093}
 redis_port=${REDIS_PORT:-6379}
 heap=${KAFKA_HEAP:-512m}
+super_user=${KAFKA_SUPER_USER:-}
+super_password=${KAFKA_SUPER_PASSWORD:-}
+scram_users=${KAFKA_SCRAM_USERS:-}
 python=${PYTHON:-python3}
 ready_timeout_s=120
 
@@ -46,15 +54,17 @@ jvm_opts=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
 
 write_config() {
   mkdir -p "$stack_dir/logs" "$stack_dir/redis"
+  local listener=PLAINTEXT
+  if [ -n "$super_user" ]; then listener=SASL_PLAINTEXT; fi
   cat > "$stack_dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
+listeners=$listener://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$listener://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$listener
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$listener:$listener
 log.dirs=$stack_dir/kafka-data
 num.partitions=4
 auto.create.topics.enable=false
@@ -71,6 +81,18 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 log.segment.bytes=104857600
 PROPS
+  if [ -n "$super_user" ]; then
+    # The controller listener stays PLAINTEXT on 127.0.0.1; its principal (ANONYMOUS) is the broker talking
+    # to its own controller and must be a super user. Clients get only what ACLs allow.
+    cat >> "$stack_dir/server.properties" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$super_user" password="$super_password";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:$super_user;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+PROPS
+  fi
   cat > "$stack_dir/log4j2.properties" <<PROPS
 status = warn
 appender.file.type = File
@@ -93,8 +115,14 @@ start_kafka() {
   if [ ! -f "$stack_dir/kafka-data/meta.properties" ]; then
     local cluster_id
     cluster_id=$(java "${jvm_opts[@]}" kafka.tools.StorageTool random-uuid)
+    local scram=() user
+    if [ -n "$super_user" ]; then
+      for user in "$super_user:$super_password" $scram_users; do
+        scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%:*},password=${user#*:}]")
+      done
+    fi
     java "${jvm_opts[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-      -c "$stack_dir/server.properties" > "$stack_dir/logs/format.log" 2>&1
+      -c "$stack_dir/server.properties" "${scram[@]}" > "$stack_dir/logs/format.log" 2>&1
     say "formatted KRaft storage in $stack_dir/kafka-data (cluster $cluster_id)"
   fi
   nohup java "${jvm_opts[@]}" kafka.Kafka "$stack_dir/server.properties" > "$stack_dir/logs/kafka.out" 2>&1 &
@@ -127,7 +155,12 @@ up() {
   command -v redis-server > /dev/null || { say "redis-server not found: run deploy/install.sh"; exit 1; }
   start_redis
   start_kafka
-  if ! "$python" -m stream.health --bootstrap "127.0.0.1:$kafka_port" \
+  local sasl_env=()
+  if [ -n "$super_user" ]; then
+    sasl_env=(ALERTFORMER_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT ALERTFORMER_KAFKA__SASL_MECHANISM=SCRAM-SHA-512
+              "ALERTFORMER_KAFKA__SASL_USERNAME=$super_user" "ALERTFORMER_KAFKA__SASL_PASSWORD=$super_password")
+  fi
+  if ! env "${sasl_env[@]}" "$python" -m stream.health --bootstrap "127.0.0.1:$kafka_port" \
       --redis-url "redis://127.0.0.1:$redis_port/0" --timeout-s "$ready_timeout_s" --create-topics; then
     say "the stack did not become ready; last lines of the Kafka log:"
     tail -n 20 "$stack_dir/logs/kafka.out" "$stack_dir/logs/server.log" >&2 2>/dev/null || true
@@ -152,6 +185,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  -h|--help|help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -8,11 +8,13 @@ configuration registers its secrets with `stream.secrets.mask_in_logs`.
 """
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -26,7 +28,7 @@ from stream.errors import ConfigError
 from stream.secrets import MASK, is_secret_name, mask_in_logs, mask_url, url_secrets
 
 
-AlertFormat = Literal["auto", "rubin", "ztf", "elasticc"]
+AlertFormat = Literal["auto", "rubin", "ztf", "elasticc", "fink-ztf"]
 # The default young_sn rule (README, Follow-up rules): "young" is a rise of a few weeks at most.
 YOUNG_SN_MIN_LIKELIHOOD = 0.8
 YOUNG_SN_MAX_AGE_DAYS = 30.0
@@ -53,9 +55,11 @@ class _Section(BaseModel):
         return type(self).model_validate(self.model_dump() | changes)
 
 
-class KafkaSettings(_Section):
-    """Connection to the alert broker; `extra` passes any librdkafka setting through."""
+class ClusterSettings(_Section):
+    """A connection to one Kafka cluster (address, security, consumer tuning); `extra` passes any librdkafka
+    setting through."""
 
+    SECTION: ClassVar[str] = "kafka"  # how messages name this section
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -71,23 +75,14 @@ class KafkaSettings(_Section):
         description="librdkafka fetch.queue.backoff.ms: once the prefetch queue is full, fetch again after this "
                     "long. librdkafka's 1000 ms left the queue short after each batch was taken, so consume waited "
                     "out scoring.batch_timeout_ms for a partial batch")
-    max_message_bytes: int = Field(
-        1_000_000, ge=65_536, le=100_000_000,
-        description="librdkafka message.max.bytes of the producers: the largest record alertformer writes. Keep it "
-                    "at or below the output topics' max.message.bytes (Kafka's default 1,048,588), so a record too "
-                    "large is refused locally, for that record alone, instead of failing the transaction")
     max_input_message_bytes: int = Field(
         16_777_216, ge=1, le=1_000_000_000,
         description="the largest input message read and decoded; a larger one is dead-lettered as oversized. The "
                     "consumers' fetch.max.bytes and receive.message.max.bytes are raised to fetch it")
-    deadletter_max_payload_bytes: int = Field(
-        262_144, ge=0,
-        description="a dead letter keeps this many bytes of the bad message (plus its length and SHA-256), so it "
-                    "always fits under max_message_bytes")
     connect_timeout_s: float = Field(
-        15.0, gt=0, le=600, description="at start, a broker must answer within this long, or the scorer stops "
+        15.0, gt=0, le=600, description="at start, a broker must answer within this long, or the command stops "
                                         "with a configuration error (unreachable, TLS or SASL handshake failed)")
-    extra: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets (ssl.key.password)
 
     @model_validator(mode="after")
     def _sasl_complete(self):
@@ -98,18 +93,11 @@ class KafkaSettings(_Section):
         return self
 
     @model_validator(mode="after")
-    def _consumer_settings_not_in_extra(self):
+    def _settings_not_in_extra(self):
+        fields = type(self).model_fields
         for name, field in ({v: k for k, v in _CONSUMER_SETTINGS.items()} | _SIZE_SETTINGS).items():
-            if name in self.extra:
-                raise ValueError(f"extra: set {name} with kafka.{field}")
-        return self
-
-    @model_validator(mode="after")
-    def _sizes_fit(self):
-        if self.deadletter_max_payload_bytes + DEADLETTER_OVERHEAD_BYTES > self.max_message_bytes:
-            raise ValueError(f"deadletter_max_payload_bytes {self.deadletter_max_payload_bytes} + "
-                             f"{DEADLETTER_OVERHEAD_BYTES} bytes of metadata exceeds max_message_bytes "
-                             f"{self.max_message_bytes}: dead letters would not fit")
+            if name in self.extra and field in fields:
+                raise ValueError(f"extra: set {name} with {self.SECTION}.{field}")
         return self
 
     def client_config(self) -> dict[str, str]:
@@ -134,6 +122,97 @@ class KafkaSettings(_Section):
             "fetch.max.bytes": fetch_max_bytes,
             "receive.message.max.bytes": fetch_max_bytes + FETCH_RESPONSE_MARGIN_BYTES,
         }
+
+    def as_kafka(self) -> "KafkaSettings":
+        """This cluster's connection as `KafkaSettings` (a producer's, with the default sizes)."""
+        return KafkaSettings(**{name: getattr(self, name) for name in ClusterSettings.model_fields})
+
+    def secret_values(self) -> list[str]:
+        """The SASL password and the `extra` values whose name looks secret."""
+        secrets = [self.sasl_password.get_secret_value()] if self.sasl_password is not None else []
+        return secrets + [v for k, v in self.extra.items() if is_secret_name(k)]
+
+    def masked(self) -> dict:
+        """JSON-ready, with the password and secret-looking `extra` values masked."""
+        dumped = self.model_dump(mode="json")
+        dumped["extra"] = {k: MASK if is_secret_name(k) else v for k, v in self.extra.items()}
+        return dumped
+
+
+class KafkaSettings(ClusterSettings):
+    """The one cluster of inputs and outputs, or, beside `[input.kafka]`, the output cluster; also the sizes
+    of what alertformer writes."""
+
+    max_message_bytes: int = Field(
+        1_000_000, ge=65_536, le=100_000_000,
+        description="librdkafka message.max.bytes of the producers: the largest record alertformer writes. Keep it "
+                    "at or below the output topics' max.message.bytes (Kafka's default 1,048,588), so a record too "
+                    "large is refused locally, for that record alone, instead of failing the transaction")
+    deadletter_max_payload_bytes: int = Field(
+        262_144, ge=0,
+        description="a dead letter keeps this many bytes of the bad message (plus its length and SHA-256), so it "
+                    "always fits under max_message_bytes")
+
+    @model_validator(mode="after")
+    def _sizes_fit(self):
+        if self.deadletter_max_payload_bytes + DEADLETTER_OVERHEAD_BYTES > self.max_message_bytes:
+            raise ValueError(f"deadletter_max_payload_bytes {self.deadletter_max_payload_bytes} + "
+                             f"{DEADLETTER_OVERHEAD_BYTES} bytes of metadata exceeds max_message_bytes "
+                             f"{self.max_message_bytes}: dead letters would not fit")
+        return self
+
+
+StartPosition = Literal["earliest", "latest"] | datetime
+
+
+class InputKafkaSettings(ClusterSettings):
+    """The cluster alerts come from, usually someone else's and read-only: what to read and where to start.
+
+    Nothing is ever written to it except the group's informational offset commits.
+    """
+
+    SECTION: ClassVar[str] = "input.kafka"
+    group_id: str | None = Field(None, description="consumer group on the input cluster (default: "
+                                 "scoring.group_id); brokers often require it to start with your user name")
+    topics: list[str] = Field(default_factory=list, description="topics to read (default: the keys of "
+                              "topics.inputs); a topic not in topics.inputs is decoded as format auto")
+    topic_pattern: str | None = Field(None, description="or a regular expression of topic names, e.g. "
+                                      "'fink_.*_ztf'; topics created later join the subscription")
+    start_position: StartPosition = Field(
+        "earliest", description="where a partition starts that has neither a stored position nor a committed "
+                                "offset of the group: earliest, latest, or a time (RFC 3339, e.g. "
+                                "2026-01-15T00:00:00Z: the first alert at or after it)")
+
+    @model_validator(mode="after")
+    def _one_subscription(self):
+        if self.topics and self.topic_pattern:
+            raise ValueError("set topics or topic_pattern, not both")
+        if self.topic_pattern is not None:
+            try:
+                re.compile(self.topic_pattern)
+            except re.error as err:
+                raise ValueError(f"topic_pattern {self.topic_pattern!r} is not a regular expression: {err}") from None
+        if isinstance(self.start_position, datetime) and self.start_position.tzinfo is None:
+            raise ValueError("start_position needs a time zone, e.g. 2026-01-15T00:00:00Z")
+        return self
+
+    def start_offset_ms(self) -> int | None:
+        """`start_position` as ms since the Unix epoch, or None for earliest/latest."""
+        if isinstance(self.start_position, datetime):
+            return int(self.start_position.timestamp() * 1000)
+        return None
+
+
+class InputSettings(_Section):
+    """``[input.kafka]``: the input cluster. Present, outputs go to ``[output.kafka]`` (or ``[kafka]``)."""
+
+    kafka: InputKafkaSettings
+
+
+class OutputSettings(_Section):
+    """``[output.kafka]``: your own cluster, for outputs, transactions and the stored input positions."""
+
+    kafka: KafkaSettings
 
 
 class RedisSettings(_Section):
@@ -178,10 +257,18 @@ class TopicSettings(_Section):
     followup: str = "alertformer.followup"
     deadletter: str = "alertformer.deadletter"
     labels: str = "alertformer.labels"
+    input_offsets: str = Field(
+        "alertformer.input-offsets", description="with [input.kafka]: the compacted topic of the output cluster "
+                                                 "holding each input partition's next offset, written in the "
+                                                 "transaction of the outputs")
     partitions: int = Field(4, ge=1)
 
     def all_names(self) -> list[str]:
-        return [*self.inputs, self.scored, self.classifications, self.followup, self.deadletter, self.labels]
+        return [*self.inputs, *self.output_names()]
+
+    def output_names(self) -> list[str]:
+        """The topics alertformer writes (the input positions' topic aside: it is compacted)."""
+        return [self.scored, self.classifications, self.followup, self.deadletter, self.labels]
 
 
 class SkyRegion(_Section):
@@ -314,6 +401,24 @@ class ScoringSettings(_Section):
         return {CLASS_IDS[class_index(name)]: rate for name, rate in self.class_prior_rates.items()}
 
 
+class SchemaRegistrySettings(_Section):
+    """A Confluent schema registry, asked for Rubin schema ids that the bundled lsst-alert-packet lacks."""
+
+    url: str | None = Field(None, description="e.g. https://usdf-alert-schemas-dev.slac.stanford.edu; unset: an "
+                            "unknown schema id is a dead letter")
+    username: str | None = Field(None, description="HTTP basic auth user, if the registry wants one")
+    password: SecretStr | None = Field(None, description="secret: never logged")
+    timeout_s: float = Field(10.0, gt=0, description="one request")
+
+    @model_validator(mode="after")
+    def _auth_complete(self):
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set username and password together")
+        if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError(f"url {mask_url(self.url)} is not an http(s) URL")
+        return self
+
+
 class RegistrySettings(_Section):
     """Where promoted models live. Scorers on several hosts share one directory (a shared mount)."""
 
@@ -358,6 +463,62 @@ class StreamConfig(BaseSettings):
     followup: FollowupSettings = Field(default_factory=FollowupSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    input: InputSettings | None = Field(None, description="[input.kafka]: read alerts from another cluster")
+    output: OutputSettings | None = Field(None, description="[output.kafka]: the own cluster, beside [input.kafka]")
+
+    @model_validator(mode="after")
+    def _output_beside_input(self):
+        if self.output is not None and self.input is None:
+            raise ValueError("output.kafka is set without input.kafka: for one cluster use [kafka] alone; for "
+                             "two, set [input.kafka] too")
+        return self
+
+    @property
+    def two_clusters(self) -> bool:
+        """Inputs on another cluster than outputs: input positions are stored in `topics.input_offsets`."""
+        return self.input is not None
+
+    def input_kafka(self) -> ClusterSettings:
+        """The cluster the alerts are read from."""
+        return self.input.kafka if self.input is not None else self.kafka
+
+    def output_kafka(self) -> KafkaSettings:
+        """The cluster outputs, transactions and input positions are written to."""
+        return self.output.kafka if self.output is not None else self.kafka
+
+    def output_section(self) -> str:
+        """The section of the output cluster's settings, for messages."""
+        return "output.kafka" if self.output is not None else "kafka"
+
+    def roles(self) -> tuple[str | None, str | None]:
+        """How messages name the input and the output cluster: ("input", "output") with two, nothing with one."""
+        return ("input", "output") if self.two_clusters else (None, None)
+
+    def input_group_id(self) -> str:
+        return (self.input.kafka.group_id if self.input is not None else None) or self.scoring.group_id
+
+    def input_subscription(self) -> list[str]:
+        """What the input consumer subscribes to: topic names, or one ``^regex`` (librdkafka's pattern form)."""
+        kafka = self.input.kafka if self.input is not None else None
+        if kafka is not None and kafka.topic_pattern:
+            return [kafka.topic_pattern if kafka.topic_pattern.startswith("^") else f"^{kafka.topic_pattern}"]
+        if kafka is not None and kafka.topics:
+            return list(kafka.topics)
+        return list(self.topics.inputs)
+
+    def input_topics_field(self) -> str:
+        """The setting that names the input topics, for messages."""
+        return "input.kafka.topics" if self.input is not None and self.input.kafka.topics else "topics.inputs"
+
+    def clusters(self) -> dict[str, ClusterSettings]:
+        """Each configured cluster by its section name, for masking and messages."""
+        found = {"kafka": self.kafka}
+        if self.input is not None:
+            found["input.kafka"] = self.input.kafka
+        if self.output is not None:
+            found["output.kafka"] = self.output.kafka
+        return found
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -368,23 +529,29 @@ class StreamConfig(BaseSettings):
     def masked(self) -> dict:
         """The resolved configuration with secrets replaced by '**********', for the start-up log line.
 
-        Masked: SecretStr fields (SASL and Redis passwords), kafka.extra values whose name looks
-        secret, the password in redis.url and registry.path (a URL with credentials), and the
+        Masked: SecretStr fields (SASL and Redis passwords), the `extra` values of each cluster
+        ([kafka], [input.kafka], [output.kafka]) whose name looks secret, the password in redis.url and registry.path (a URL with credentials), and the
         path and query of followup.webhook_url (where webhook services put the token).
         """
         dumped = self.model_dump(mode="json")
-        dumped["kafka"]["extra"] = {k: MASK if is_secret_name(k) else v for k, v in self.kafka.extra.items()}
+        for name, cluster in self.clusters().items():
+            *parent, leaf = name.split(".")
+            (dumped[parent[0]] if parent else dumped)[leaf] = cluster.masked()
         dumped["redis"]["url"] = mask_url(self.redis.url)
         if self.followup.webhook_url:
             dumped["followup"]["webhook_url"] = mask_url(self.followup.webhook_url, keep_path=False)
         if self.registry.path:
             dumped["registry"]["path"] = mask_url(self.registry.path)
+        if self.schema_registry.url:
+            dumped["schema_registry"]["url"] = mask_url(self.schema_registry.url)
         return dumped
 
     def secret_values(self) -> list[str]:
         """Every secret in this configuration, as text, for `stream.secrets.mask_in_logs`."""
-        secrets = [s.get_secret_value() for s in (self.kafka.sasl_password, self.redis.password) if s is not None]
-        secrets += [v for k, v in self.kafka.extra.items() if is_secret_name(k)]
+        secrets = [s.get_secret_value() for s in (self.redis.password, self.schema_registry.password) if s is not None]
+        secrets += url_secrets(self.schema_registry.url)
+        for cluster in self.clusters().values():
+            secrets += cluster.secret_values()
         secrets += url_secrets(self.redis.url) + url_secrets(self.registry.path)
         secrets += url_secrets(self.followup.webhook_url, keep_path=False)
         return secrets
@@ -421,12 +588,17 @@ def check_environment(environ: Mapping[str, str]) -> None:
         section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
         if section not in sections:
             raise ConfigError(f"{name}: unknown section {section!r} (sections: {', '.join(sections)})")
-        field = sections[section].annotation.model_fields.get(key.partition("__")[0])
+        field = _section_model(sections[section].annotation).model_fields.get(key.partition("__")[0])
         if field is not None and _is_structured(field.annotation) and "__" not in key:
             try:
                 json.loads(value)
             except json.JSONDecodeError as err:
                 raise ConfigError(f"{name}: invalid JSON ({err})") from None
+
+
+def _section_model(annotation) -> type[BaseModel]:
+    """The model of a section, also of an optional one (``InputSettings | None``)."""
+    return next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
 
 
 def _is_structured(annotation) -> bool:

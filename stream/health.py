@@ -25,6 +25,7 @@ from stream.secrets import mask_in_logs, mask_url, url_secrets
 log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.5  # between readiness probes
 PROBE_TIMEOUT_S = 5.0  # one metadata or init_transactions call
+COMPACTED_PARTITIONS = 1  # the input positions' topic: a record per input partition, read whole on each assignment
 
 
 def wait_for_redis(settings: RedisSettings, deadline: float) -> None:
@@ -66,11 +67,13 @@ def wait_for_kafka(client_config: dict, deadline: float) -> None:
             time.sleep(POLL_INTERVAL_S)
 
 
-def create_topics(client_config: dict, names, partitions: int, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet (replication factor 1); return those created."""
+def create_topics(client_config: dict, names, partitions: int, timeout_s: float = 30.0,
+                  topic_config: dict[str, str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet (replication factor 1, `topic_config`); return those created."""
     admin = AdminClient(client_config)
     existing = admin.list_topics(timeout=timeout_s).topics
-    wanted = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing]
+    wanted = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=topic_config or {})
+              for n in names if n not in existing]
     if not wanted:
         return []
     for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
@@ -106,7 +109,7 @@ def main(argv=None) -> int:
     except ValidationError as err:  # a bad --redis-url
         print(f"python -m stream.health: --redis-url: {one_line(err, 'redis')}", file=sys.stderr)
         return 2
-    client_config = config.kafka.client_config()
+    client_config = config.output_kafka().client_config()  # with [input.kafka], the own cluster: outputs only
     if args.bootstrap:
         client_config["bootstrap.servers"] = args.bootstrap
     deadline = time.monotonic() + args.timeout_s
@@ -120,7 +123,12 @@ def main(argv=None) -> int:
         print(f"not ready: {err}", file=sys.stderr)
         return 1
     if args.create_topics:
-        created = create_topics(client_config, config.topics.all_names(), config.topics.partitions)
+        topics = config.topics
+        created = create_topics(client_config, topics.output_names() if config.two_clusters else topics.all_names(),
+                                topics.partitions)
+        if config.two_clusters:
+            created += create_topics(client_config, [topics.input_offsets], COMPACTED_PARTITIONS,
+                                     topic_config={"cleanup.policy": "compact"})
         log.info("topics created=%s", ",".join(created) or "none")
     log.info("ready kafka=%s redis=%s", client_config["bootstrap.servers"], mask_url(redis_settings.url))
     return 0

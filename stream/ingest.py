@@ -2,7 +2,8 @@
 
 Rubin packets in the Confluent wire format (topics of format ``rubin`` or ``auto``) go through
 the batch decoder `stream.decode.fast.FastRubinDecoder`, one call per batch; everything else
-(ZTF container files, ELAsTiCC, schemaless Rubin) through the per-message decoders.
+(ZTF container files, ELAsTiCC, schemaless Rubin, Fink's ZTF with the schema in the key) through the
+per-message decoders.
 """
 import logging
 from collections.abc import Mapping
@@ -12,13 +13,15 @@ from confluent_kafka import Message
 
 from stream.alert import DecodedAlert
 from stream.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, dead_letter
-from stream.decode import get_decoder
+from stream.decode import KEYED_FORMATS, get_decoder
 from stream.decode.fast import FastRubinDecoder
+from stream.decode.registry import RegistrySchemas
 from stream.errors import BadPacket
 from stream.loop import Output
 
 log = logging.getLogger(__name__)
 RUBIN_WIRE_MAGIC = b"\x00"
+DEFAULT_FORMAT = "auto"
 
 
 @dataclass(frozen=True)
@@ -42,26 +45,43 @@ class Ingest:
     """
 
     def __init__(self, formats: Mapping[str, str], deadletter_topic: str,
-                 max_input_bytes: int | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES):
-        self.decoders = {topic: get_decoder(fmt) for topic, fmt in formats.items()}
-        self.batch_topics = {topic for topic, fmt in formats.items() if fmt in ("rubin", "auto")}
-        self.fast_rubin = FastRubinDecoder() if self.batch_topics else None
+                 max_input_bytes: int | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 registry: RegistrySchemas | None = None):
+        self.formats = dict(formats)
+        self.registry = registry  # Rubin schema ids lsst-alert-packet lacks are looked up there  # a topic not named (one of input.kafka's topics or pattern) is "auto"
+        self.decoders = {}
+        self.fast_rubin = None  # made for the first wire-format message of a rubin or auto topic
         self.deadletter_topic = deadletter_topic
         self.max_input_bytes, self.max_payload_bytes = max_input_bytes, max_payload_bytes
+
+    def _format(self, topic: str) -> str:
+        return self.formats.get(topic, DEFAULT_FORMAT)
+
+    def _decoder(self, topic: str):
+        if topic not in self.decoders:
+            fmt = self._format(topic)
+            opts = {"registry": self.registry} if self.registry is not None and fmt in ("rubin", "auto") else {}
+            self.decoders[topic] = get_decoder(fmt, **opts)
+        return self.decoders[topic]
+
+    def _batch_topic(self, topic: str) -> bool:
+        return self._format(topic) in ("rubin", "auto")
 
     def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
         """Per message, its alert or the exception that rejected it, in input order."""
         results: list[DecodedAlert | Exception | None] = [self._oversized(m) for m in messages]
         wire = [i for i, m in enumerate(messages) if results[i] is None
-                and m.topic() in self.batch_topics and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
+                and self._batch_topic(m.topic()) and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
         if wire:
+            self.fast_rubin = self.fast_rubin or FastRubinDecoder(registry=self.registry)
             batch, errors = self.fast_rubin.decode_batch([messages[i].value() for i in wire])
             for j, alert in enumerate(batch.alerts()):
                 results[wire[j]] = alert if alert is not None else errors[j]
         for i, msg in enumerate(messages):
             if results[i] is None:
                 try:
-                    results[i] = self.decoders[msg.topic()](msg.value() or b"")
+                    key = {"key": msg.key()} if self._format(msg.topic()) in KEYED_FORMATS else {}
+                    results[i] = self._decoder(msg.topic())(msg.value() or b"", **key)
                 except Exception as err:  # BadPacket; anything else is a decoder bug, dead-lettered below
                     results[i] = err
         return results

@@ -28,19 +28,29 @@ No transaction is open while ``consume`` runs. A rebalance fires inside
 ``consume``: when partitions are revoked, the waiting batch is finished and
 committed first, in the callback, while they are still ours; when they are lost,
 it is dropped (its offsets were not committed, so their new owner reads it again).
+
+With `positions` (`stream.positions.StoredPositions`: inputs on another cluster than the
+outputs), the offsets go into the transaction as records of the positions topic instead of
+``send_offsets_to_transaction``; each newly assigned partition starts at its stored position;
+an abort rewinds to the stored positions; after each commit the offsets are also committed to
+the input group (informational); a revoked partition is released with one more record.
 """
 import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream.errors import AbortTxn, Fatal, Retriable
-from stream.kafka_io import classify, is_record_error
+from stream.errors import AbortTxn, ConfigError, Fatal, Retriable
+from stream.kafka_io import ACCESS_ERRORS, access_cause, classify, is_record_error
 from stream.refused import Refused
 from stream.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from stream.positions import StoredPositions
 
 log = logging.getLogger(__name__)
 # Each transactional call: past it librdkafka raises (Fatal: outcome unknown), past it + a margin the watchdog
@@ -51,6 +61,9 @@ TXN_TIMEOUT_S = 15.0
 QUEUE_FULL_BACKOFF_S = 0.1  # poll this long when the local producer queue is full, then retry
 COMMIT_RETRIES = 5
 RERUN_FAILED_ROUNDS = 3  # rounds in a row with nothing newly refused, after a refusal, before giving up
+# Consumer errors that end the loop as a configuration error (exit 2); a missing topic is checked at start, and
+# later only logged (a topic may be re-created).
+REFUSALS = ACCESS_ERRORS - {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,11 @@ class TransactionalLoop:
                  on_committed: Callable[[list[Message]], None] | None = None,
                  on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
                  dead_letter: Callable[[Message, Exception], Output] | None = None,
-                 txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None):
+                 txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None,
+                 positions: "StoredPositions | None" = None, input_label: str = ""):
         self.consumer, self.producer, self.prepare = consumer, producer, prepare
+        self.positions = positions
+        self.input_label = input_label  # how errors name the input (its group id, and cluster with two)
         self.txn_timeout_s = txn_timeout_s
         self.watchdog = watchdog or Watchdog()
         self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
@@ -124,9 +140,11 @@ class TransactionalLoop:
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
         self._stopping = False
+        self._failed = False
         self._waiting: tuple[list[Message], Finish] | None = None  # prepared, not yet finished
         self._txn("init_transactions", self.producer.init_transactions, self.txn_timeout_s)
-        self.consumer.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_lost)
+        assigned = {"on_assign": self._on_assign} if positions is not None else {}
+        self.consumer.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_lost, **assigned)
 
     def stop(self, *_signal_args) -> None:
         """Finish the batch in hand, commit it and leave the group (safe from a signal handler)."""
@@ -164,6 +182,9 @@ class TransactionalLoop:
                 if idle and self.on_idle:
                     self.on_idle()
             self._finish_waiting()
+        except BaseException:
+            self._failed = True  # closing must not use the producer again (no release: the next owner fences)
+            raise
         finally:
             try:
                 with self.watchdog.deadline("consumer close", self.txn_timeout_s):
@@ -176,16 +197,29 @@ class TransactionalLoop:
         messages = []
         for msg in self.consumer.consume(self.batch_size, timeout_s):
             if msg.error():
+                if msg.error().code() in REFUSALS:  # the credentials or the rights: waiting will not mend them
+                    what = f"topic {msg.topic()}" if msg.topic() else "consumer group"
+                    raise ConfigError(f"{self.input_label}{what}: {access_cause(msg.error())}")
                 self.stats.consumer_errors += 1
                 log.warning("consumer error=%s", msg.error())
             else:
                 messages.append(msg)
         return messages
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Stored positions: start each new partition where the last committed transaction left it."""
+        if not partitions:
+            return
+        with self.watchdog.deadline("input positions", 3 * self.positions.store.timeout_s):
+            starts = self.positions.assign(consumer, partitions, self.txn_timeout_s)
+        consumer.incremental_assign(starts)
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._waiting:
             log.info("partitions revoked: committing the waiting batch first partitions=%d", len(partitions))
             self._finish_waiting()
+        if self.positions is not None and not self._failed:
+            self._release(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._waiting:
@@ -193,6 +227,30 @@ class TransactionalLoop:
                         len(self._waiting[0]), len(partitions))
             self._waiting = None
             self._discard()
+        if self.positions is not None:
+            self.positions.forget(partitions)  # not released: the new owner fences this process
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        """Hand revoked partitions over in one transaction of released positions (failure: the new owner
+        fences this process instead)."""
+        outputs = self.positions.release(partitions)
+        if not outputs:
+            return
+        try:
+            self._txn("begin_transaction", self.producer.begin_transaction)
+            for out in outputs:
+                self._send(out)
+            self._commit()
+        except KafkaException as err:
+            failure = classify(err)
+            if isinstance(failure, Fatal):  # fenced: the partitions' next owner has taken over already
+                raise failure from err
+            log.warning("releasing revoked partitions failed; their next owner fences this process error=%s",
+                        err.args[0])
+            try:
+                self._txn("abort_transaction", self.producer.abort_transaction, self.txn_timeout_s)
+            except KafkaException as abort_err:
+                raise Fatal(f"abort_transaction failed: {abort_err}") from abort_err
 
     def _discard(self) -> None:
         """Tell the owner that every prepared batch was dropped."""
@@ -210,12 +268,13 @@ class TransactionalLoop:
         t0 = time.perf_counter()
         outputs = finish()
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        offsets = batch_offsets(messages, owned)
         refused = Refused(self.dead_letter)
         failed_rounds = 0
         while True:
             sent = refused.outputs(outputs)
             try:
-                if self._transaction(messages, sent, owned, refused):
+                if self._transaction(offsets, sent, refused):
                     break
                 failure = AbortTxn("an output was refused")
             except KafkaException as err:
@@ -239,6 +298,9 @@ class TransactionalLoop:
             log.warning("output refused: aborting, then producing the batch again with %d more input(s) "
                         "dead-lettered", dead)
             self._abort(failure)
+        if self.positions is not None:
+            self.positions.committed(offsets)
+            self._commit_to_input_group(offsets)
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
         self.stats.messages_out += len(sent)
@@ -247,10 +309,10 @@ class TransactionalLoop:
             self.on_committed(messages)
         return True
 
-    def _transaction(self, messages: list[Message], outputs: list[Output], owned: set[tuple[str, int]],
-                     refused: Refused) -> bool:
-        """One transaction of `outputs` and the offsets after `messages`: True if committed, False (the
-        transaction left open) if the producer refused an output for itself (noted in `refused`)."""
+    def _transaction(self, offsets: list[TopicPartition], outputs: list[Output], refused: Refused) -> bool:
+        """One transaction of `outputs` and the input `offsets` (the group's, or the stored positions' records):
+        True if committed, False (the transaction left open) if the producer refused an output for itself
+        (noted in `refused`)."""
         self._txn("begin_transaction", self.producer.begin_transaction)
         for out in outputs:
             try:
@@ -261,12 +323,25 @@ class TransactionalLoop:
                 refused.refused_now(out, err.args[0])
         if refused.pending:
             return False
-        self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
-                  batch_offsets(messages, owned), self.consumer.consumer_group_metadata(), self.txn_timeout_s)
+        if self.positions is not None:
+            for out in self.positions.stage(offsets):
+                self._send(out)
+        else:
+            self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                      offsets, self.consumer.consumer_group_metadata(), self.txn_timeout_s)
         self._commit()
         return True
 
-    def _send(self, out: Output, on_delivery: Callable) -> None:
+    def _commit_to_input_group(self, offsets: list[TopicPartition]) -> None:
+        """The input group's offsets, for the input cluster's lag tools; never read back (stored positions are)."""
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as err:
+            log.debug("informational offset commit to the input group failed error=%s", err.args[0])
+
+    def _send(self, out: Output, on_delivery: Callable | None = None) -> None:
         give_up = time.monotonic() + self.txn_timeout_s
         while True:
             try:
@@ -320,8 +395,13 @@ class TransactionalLoop:
         The caller drops the batch prepared after the aborted one: the rewind reads it again.
         """
         self._abort(reason)
-        with self.watchdog.deadline("consumer committed", self.txn_timeout_s):
-            committed = self.consumer.committed(self.consumer.assignment(), timeout=self.txn_timeout_s)
+        if self.positions is not None:
+            committed = self.positions.rewind(self.consumer.assignment())
+        else:
+            with self.watchdog.deadline("consumer committed", self.txn_timeout_s):
+                committed = self.consumer.committed(self.consumer.assignment(), timeout=self.txn_timeout_s)
         for tp in committed:
-            # A partition without a committed offset restarts from the group's reset policy.
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -2))
+            # A partition without a committed offset restarts from the group's reset policy; stored positions
+            # give the logical start (earliest, latest) of a partition not committed yet.
+            offset = tp.offset if tp.offset >= 0 or self.positions is not None else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))

@@ -35,8 +35,10 @@ from stream.journal import FollowupJournal
 from stream.rules import evaluate as evaluate_rules, followup_record
 from stream.webhook import WebhookSink
 from stream.history import HistoryStore
+from stream.decode.registry import registry_schemas
 from stream.ingest import Ingest, Ingested
-from stream.kafka_io import check_cluster, make_consumer, make_producer
+from stream.kafka_io import check_cluster, check_input, input_label, make_consumer, make_producer
+from stream.positions import stored_positions
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
 from stream.redis_io import check_credentials, make_redis
@@ -106,8 +108,9 @@ class ScoringService:
                                     HISTORY_POINTS_FACTOR * scoring.max_visits)
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
                                  scoring.top_n)
-        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, config.kafka.max_input_message_bytes,
-                             config.kafka.deadletter_max_payload_bytes)
+        input_kafka, output_kafka = config.input_kafka(), config.output_kafka()
+        self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, input_kafka.max_input_message_bytes,
+                             output_kafka.deadletter_max_payload_bytes, registry_schemas(config))
         set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
         try:
             registry = ModelRegistry(config.registry.path) if config.registry.path else None
@@ -115,8 +118,13 @@ class ScoringService:
             raise ConfigError(f"registry.path: {err}") from None
         self.scorer = scorer or self._initial_scorer(registry)
         topics = config.topics  # the model loaded: a broker and the output topics, before any thread starts
-        check_cluster(config.kafka, {"scored": topics.scored, "classifications": topics.classifications,
-                                     "followup": topics.followup, "deadletter": topics.deadletter})
+        outputs = {"scored": topics.scored, "classifications": topics.classifications, "followup": topics.followup,
+                   "deadletter": topics.deadletter} | ({"input_offsets": topics.input_offsets}
+                                                       if config.two_clusters else {})
+        _, output_role = config.roles()
+        check_input(config)
+        check_cluster(output_kafka, outputs, compacted=("input_offsets",), role=output_role,
+                      section=config.output_section())
         self.journal = FollowupJournal(self.redis, keys, scoring.history_ttl_s)
         followup = config.followup
         self.webhook = (WebhookSink(followup.webhook_url, followup.webhook_timeout_s, followup.webhook_retries)
@@ -127,9 +135,11 @@ class ScoringService:
                                            config.registry.poll_interval_s).start()
         transactional_id = f"{scoring.group_id}-{self.instance_id}"
         self.loop = TransactionalLoop(
-            make_consumer(config.kafka, scoring.group_id),
-            make_producer(config.kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
-            list(config.topics.inputs), self.prepare,
+            make_consumer(input_kafka, config.input_group_id()),
+            make_producer(output_kafka, transactional_id, **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}),
+            config.input_subscription(), self.prepare,
+            positions=stored_positions(config, transactional_id) if config.two_clusters else None,
+            input_label=input_label(config, config.input_group_id()),
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
             on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead)
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")

@@ -49,7 +49,7 @@ from models.taxonomy import ID_TO_NAME, NOT_CLASSIFIED_ID, RESIDUAL_ID, class_id
 from stream import avro_io
 from stream.config import SkyRegion, add_config_argument, load_config
 from stream.errors import BadPacket, ConfigError
-from stream.kafka_io import make_consumer
+from stream.kafka_io import check_readable, make_consumer
 from stream.rules import in_region
 
 log = logging.getLogger(__name__)
@@ -373,13 +373,16 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     kind = args.kind or next((k for k, t in topics_by_kind.items() if t == args.topic), "scored")
     topic = args.topic or topics_by_kind[kind]
     keep = build_filter(kind, args.where, args.class_text, args.min_prob, args.cone)
+    _, role = config.roles()
+    check_readable(config.output_kafka(), [("--topic" if args.topic else f"topics.{kind}", topic)], role,
+                   config.output_section())
     try:
         out = open(args.output, "w") if args.output else sys.stdout
     except OSError as err:
         raise ConfigError(f"--output {args.output}: {err.strerror}") from None
     group = args.group or f"alertformer-subscribe-{uuid.uuid4().hex[:8]}"
     # A named group resumes where it stopped: commit what was read. A new group commits nothing.
-    consumer = make_consumer(config.kafka, group, **{"auto.offset.reset": args.offset_reset,
+    consumer = make_consumer(config.output_kafka(), group, **{"auto.offset.reset": args.offset_reset,
                                                      "enable.auto.commit": args.group is not None,
                                                      "enable.auto.offset.store": False})
     consumer.subscribe([topic])

@@ -84,10 +84,10 @@ class TrainerService:
         self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S)
         self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
         # Training blocks polling for minutes: a long poll interval keeps the trainer in its group meanwhile.
-        self.consumer = make_consumer(config.kafka, self.settings.group_id,
+        self.consumer = make_consumer(config.output_kafka(), self.settings.group_id,
                                       **{"max.poll.interval.ms": MAX_POLL_INTERVAL_MS})
         self.consumer.subscribe([config.topics.labels])
-        self.producer = make_producer(config.kafka)
+        self.producer = make_producer(config.output_kafka())
         self.device = device_of(self.settings.device)
         self._fixed_sets = None
         self.pending = len(self.store.load(since=self.state["trained_through"])[0])
@@ -151,7 +151,7 @@ class TrainerService:
     def _dead(self, msg, err: Exception) -> None:
         log.warning("label rejected topic=%s partition=%d offset=%d reason=%s", msg.topic(), msg.partition(),
                     msg.offset(), err)
-        key, value = dead_letter(msg, err, self.config.kafka.deadletter_max_payload_bytes)
+        key, value = dead_letter(msg, err, self.config.output_kafka().deadletter_max_payload_bytes)
         self.producer.produce(self.config.topics.deadletter, value, key)
 
     # --- retraining ---------------------------------------------------------------

@@ -9,7 +9,7 @@ bad input.
 >>> decode(b"\\x00\\x00\\x00\\x10\\x92")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-stream.errors.BadPacket: unknown Rubin schema id 4242 (known: 700, 701, ..., 1000, ...)
+stream.errors.BadPacket: unknown Rubin schema id 4242 (known: 700, 701, ..., 1000, ...; no schema_registry.url to ask)
 """
 import functools
 import inspect
@@ -20,21 +20,23 @@ from stream.decode.elasticc import decode_elasticc, elasticc_schema, encode_elas
 from stream.decode.rubin import (
     decode_rubin, encode_rubin, rubin_records_from_parquet, rubin_schema, rubin_versions, schema_id,
 )
+from stream.decode.fink import decode_fink_ztf
 from stream.decode.ztf import CONTAINER_MAGIC, decode_ztf
 from stream.errors import BadPacket, ConfigError
 
 __all__ = [
-    "get_decoder", "decode_auto", "decode_rubin", "decode_ztf", "decode_elasticc",
+    "get_decoder", "decode_auto", "decode_fink_ztf", "KEYED_FORMATS", "decode_rubin", "decode_ztf", "decode_elasticc",
     "encode_rubin", "encode_elasticc", "rubin_records_from_parquet", "rubin_schema", "rubin_versions",
     "schema_id", "elasticc_schema",
     "FORMATS",
 ]
 
 
-def decode_auto(payload: bytes) -> DecodedAlert:
+def decode_auto(payload: bytes, *, registry=None) -> DecodedAlert:
     """Decode a ZTF container file (starts with ``b"Obj\\x01"``) or a Rubin wire-format message (``b"\\x00"``).
 
-    ELAsTiCC's schemaless Avro has no marker, so it needs the ``"elasticc"`` format.
+    ELAsTiCC's schemaless Avro has no marker, so it needs the ``"elasticc"`` format. `registry`: as
+    `decode_rubin`'s.
 
     Raises
     ------
@@ -47,14 +49,16 @@ def decode_auto(payload: bytes) -> DecodedAlert:
     if payload[:4] == CONTAINER_MAGIC:
         return decode_ztf(payload)
     if payload[0] == 0:
-        return decode_rubin(payload)
+        return decode_rubin(payload, registry=registry)
     raise BadPacket(f"unrecognised alert format: starts with {bytes(payload[:4])!r}, neither a ZTF Avro "
                     "container file (b'Obj\\x01') nor the Confluent wire format (b'\\x00')")
 
 
 FORMATS: dict[str, Callable[..., DecodedAlert]] = {
     "rubin": decode_rubin, "ztf": decode_ztf, "elasticc": decode_elasticc, "auto": decode_auto,
+    "fink-ztf": decode_fink_ztf,  # takes each message's key too (KEYED_FORMATS)
 }
+KEYED_FORMATS = frozenset({"fink-ztf"})  # decoders called with ``key=`` the message key
 
 
 def get_decoder(fmt: str, **opts) -> Callable[[bytes], DecodedAlert]:

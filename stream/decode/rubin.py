@@ -62,7 +62,7 @@ def rubin_schema(version: str) -> dict:
 
 
 @raising_bad_packet
-def decode_rubin(payload: bytes, *, version: str | None = None) -> DecodedAlert:
+def decode_rubin(payload: bytes, *, version: str | None = None, registry=None) -> DecodedAlert:
     """Decode one Rubin alert.
 
     Points: ``diaSource`` and ``prvDiaSources`` are detections (id
@@ -89,6 +89,8 @@ def decode_rubin(payload: bytes, *, version: str | None = None) -> DecodedAlert:
         Confluent wire format, or (when `version` is given) schemaless Avro.
     version : str, optional
         Schema version such as ``"10.0"`` for schemaless payloads.
+    registry : stream.decode.registry.RegistrySchemas, optional
+        Where the writer schema of an id that lsst-alert-packet lacks is looked up.
 
     Returns
     -------
@@ -115,10 +117,13 @@ def decode_rubin(payload: bytes, *, version: str | None = None) -> DecodedAlert:
     """
     if version is None:
         sid = split_wire_format(payload)
-        if sid not in _schema_files():
+        if sid in _schema_files():
+            schema = _parsed_schema(sid)
+        elif registry is not None:
+            schema = registry.schema(sid)
+        else:
             known = ", ".join(str(i) for i in _schema_files())
-            raise BadPacket(f"unknown Rubin schema id {sid} (known: {known})")
-        schema = _parsed_schema(sid)
+            raise BadPacket(f"unknown Rubin schema id {sid} (known: {known}; no schema_registry.url to ask)")
         record = read_record(payload, schema, offset=WIRE_HEADER.size)
     else:
         schema = rubin_schema(version)

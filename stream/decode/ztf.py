@@ -85,6 +85,12 @@ def decode_ztf(payload: bytes) -> DecodedAlert:
     alert = alerts[0]
     if not isinstance(alert, dict):
         raise BadPacket(f"container holds a {type(alert).__name__}, expected an alert record")
+    return ztf_alert(alert)
+
+
+def ztf_alert(alert: dict) -> DecodedAlert:
+    """The `DecodedAlert` of a ``ztf.alert`` record, however it was read (fields beyond ZTF's, such as
+    those a broker adds, are ignored); raises `BadPacket` as `decode_ztf`."""
     candidate = required(alert, "candidate", "alert")
     previous = Points.many("prv_candidates", alert.get("prv_candidates"))
     is_limit = [magpsf is None for magpsf in previous.column("magpsf", nullable=True)]

@@ -1,5 +1,10 @@
-"""Fixtures for the scoring stream: a small random-weight checkpoint and synthetic Rubin alert streams."""
+"""Fixtures for the scoring stream: a small random-weight checkpoint, synthetic Rubin alert streams, and a second,
+SASL/SCRAM broker with ACLs playing a survey's read-only cluster."""
+import os
+import socket
+import subprocess
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +17,43 @@ from stream.config import StreamConfig
 from stream.decode import encode_rubin
 
 RUBIN_VERSION = "10.0"
+REPO = Path(__file__).resolve().parents[2]
+ADMIN, ADMIN_PASSWORD = "admin", "Adm1n-secret"  # the source broker's super user
+SCORER, SCORER_PASSWORD = "scorer", "Sc0rer-pass"  # a user with only the ACLs a test grants
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sasl_source(tmp_path_factory):
+    """Bootstrap of a second broker (deploy/stack.sh), SASL/SCRAM-SHA-512 with ACLs: a survey's cluster."""
+    env = os.environ | {"ALERTFORMER_STACK_DIR": str(tmp_path_factory.mktemp("source-stack")),
+                        "KAFKA_PORT": str(_free_port()), "KAFKA_CONTROLLER_PORT": str(_free_port()),
+                        "REDIS_PORT": str(_free_port()), "KAFKA_SUPER_USER": ADMIN,
+                        "KAFKA_SUPER_PASSWORD": ADMIN_PASSWORD, "KAFKA_SCRAM_USERS": f"{SCORER}:{SCORER_PASSWORD}"}
+    script = REPO / "deploy" / "stack.sh"
+    subprocess.run([script, "up"], env=env, check=True, capture_output=True)
+    try:
+        yield f"127.0.0.1:{env['KAFKA_PORT']}"
+    finally:
+        subprocess.run([script, "down"], env=env, check=False, capture_output=True)
+
+
+def sasl(bootstrap: str, user: str, password: str) -> dict:
+    """Settings of a cluster section for `user` on the SASL broker."""
+    return {"bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": user, "sasl_password": password}
+
+
+def client_config(settings: dict) -> dict:
+    """librdkafka settings of `sasl(...)`."""
+    return {"bootstrap.servers": settings["bootstrap_servers"], "security.protocol": settings["security_protocol"],
+            "sasl.mechanism": settings["sasl_mechanism"], "sasl.username": settings["sasl_username"],
+            "sasl.password": settings["sasl_password"]}
 
 
 @pytest.fixture(scope="session")
@@ -73,16 +115,30 @@ def stream_config(stack, topic_factory, tiny_checkpoint):
 
 
 def config_env(config: StreamConfig) -> dict[str, str]:
-    """The same configuration as ALERTFORMER_* environment variables, for a scorer subprocess."""
+    """The same configuration as ALERTFORMER_* environment variables, for a scorer subprocess (secrets in clear)."""
     import json
 
-    env = {}
-    for section, values in config.model_dump(mode="json").items():
+    def flatten(prefix: str, values: dict) -> dict[str, str]:
+        env = {}
         for key, value in values.items():
+            name = f"{prefix}__{key.upper()}"
             if value is None:
                 continue
-            env[f"ALERTFORMER_{section.upper()}__{key.upper()}"] = (
-                json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+            if key == "kafka" and isinstance(value, dict):  # [input.kafka], [output.kafka]: one variable per field
+                env |= flatten(name, value)
+            else:
+                env[name] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        return env
+
+    dumped = config.model_dump(mode="json")
+    for name, cluster in config.clusters().items():  # model_dump masks SecretStr values
+        *parent, leaf = name.split(".")
+        section = dumped[parent[0]] if parent else dumped
+        section[leaf]["sasl_password"] = cluster.sasl_password.get_secret_value() if cluster.sasl_password else None
+    env = {}
+    for section, values in dumped.items():
+        if values is not None:
+            env |= flatten(f"ALERTFORMER_{section.upper()}", values)
     return env
 
 

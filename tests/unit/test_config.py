@@ -228,3 +228,98 @@ def test_class_prior_from_the_environment(monkeypatch):
                        '{"Ia": 47, "II": 29, "Ib/c": 5, "RR Lyrae": 6, "AGN": 3, "EB": 3, "flare": 3, "SLSN": 1, '
                        '"TDE": 0.4, "KN": 0.01, "dwarf nova": 1, "asteroid": 1}')
     assert load_config().scoring.prior_by_id()[2222] == 47
+
+
+TWO_CLUSTERS = '''
+[input.kafka]
+bootstrap_servers = "alerts.example.org:9094"
+security_protocol = "SASL_SSL"
+sasl_mechanism = "SCRAM-SHA-512"
+sasl_username = "reader"
+sasl_password = "Read-0nly"
+group_id = "reader-scoring"
+topic_pattern = "fink_.*_ztf"
+start_position = "2026-01-15T00:00:00Z"
+extra = { "ssl.key.password" = "Pem-pass" }
+
+[output.kafka]
+bootstrap_servers = "own:9092"
+security_protocol = "SASL_PLAINTEXT"
+sasl_mechanism = "PLAIN"
+sasl_username = "scorer"
+sasl_password = "0wn-pass"
+'''
+
+
+def test_two_clusters_from_file_with_secrets_masked(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(TWO_CLUSTERS)
+    config = load_config(path)
+    assert config.two_clusters
+    assert config.input_kafka().client_config()["sasl.password"] == "Read-0nly"
+    assert config.output_kafka().client_config()["bootstrap.servers"] == "own:9092"
+    assert config.input_group_id() == "reader-scoring"
+    assert config.input_subscription() == ["^fink_.*_ztf"]
+    assert config.input.kafka.start_offset_ms() == 1_768_435_200_000
+    masked = str(config.masked())
+    for secret in ("Read-0nly", "Pem-pass", "0wn-pass"):
+        assert secret not in masked and secret not in repr(config)
+        assert secret in config.secret_values()
+
+
+def test_one_cluster_is_today_s_case():
+    config = load_config()
+    assert not config.two_clusters and config.output_kafka() is config.kafka and config.input_kafka() is config.kafka
+    assert config.input_subscription() == ["alerts"] and config.input_group_id() == config.scoring.group_id
+
+
+def test_two_clusters_from_environment(monkeypatch):
+    monkeypatch.setenv("ALERTFORMER_INPUT__KAFKA__BOOTSTRAP_SERVERS", "in:9092")
+    monkeypatch.setenv("ALERTFORMER_INPUT__KAFKA__TOPICS", '["lsst-alerts-v10"]')
+    monkeypatch.setenv("ALERTFORMER_INPUT__KAFKA__START_POSITION", "latest")
+    config = load_config()
+    assert config.input_kafka().bootstrap_servers == "in:9092" and config.output_kafka() is config.kafka
+    assert config.input_subscription() == ["lsst-alerts-v10"] and config.input.kafka.start_offset_ms() is None
+
+
+@pytest.mark.parametrize("text, field", [
+    ('[input.kafka]\nsecurity_protocol = "SASL_SSL"\n', r"input\.kafka: .*needs sasl_mechanism"),
+    ('[input.kafka]\ntopics = ["a"]\ntopic_pattern = "b.*"\n', r"input\.kafka: .*set topics or topic_pattern"),
+    ('[input.kafka]\ntopic_pattern = "("\n', r"input\.kafka: .*not a regular expression"),
+    ('[input.kafka]\nstart_position = "yesterday"\n', r"input\.kafka\.start_position"),
+    ('[input.kafka]\nstart_position = "2026-01-15T00:00:00"\n', r"input\.kafka: .*start_position needs a time zone"),
+    ('[input.kafka]\nsasl_mechanism = "GSSAPI"\n', r"input\.kafka\.sasl_mechanism"),
+    ('[input.kafka]\nbogus = 1\n', r"input\.kafka\.bogus"),
+    ('[input.kafka]\nextra = { "fetch.queue.backoff.ms" = "1" }\n', r"input\.kafka: .*extra: .*input\.kafka\.consumer"),
+    ('[output.kafka]\nbootstrap_servers = "x:1"\n', r"output\.kafka is set without input\.kafka"),
+    ('[output.kafka]\nsecurity_protocol = "SASL_SSL"\n[input.kafka]\n', r"output\.kafka: .*needs sasl_mechanism"),
+])
+def test_two_cluster_settings_are_validated_naming_the_field(tmp_path, text, field):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=field) as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_schema_registry_settings_validated_and_masked(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[schema_registry]\nurl = "https://reg.example.org"\nusername = "me"\npassword = "Reg-pass"\n')
+    config = load_config(path)
+    assert "Reg-pass" not in str(config.masked()) and "Reg-pass" in config.secret_values()
+    path.write_text('[schema_registry]\nurl = "https://reg.example.org"\nusername = "me"\n')
+    with pytest.raises(ConfigError, match=r"schema_registry: .*username and password together"):
+        load_config(path)
+    path.write_text('[schema_registry]\nurl = "reg.example.org:8081"\n')
+    with pytest.raises(ConfigError, match=r"schema_registry: .*not an http\(s\) URL"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["rubin", "fink-ztf", "alerce-ztf", "lasair"])
+def test_example_configs_of_the_streams_load(name, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("ALERTFORMER_INPUT__KAFKA__SASL_PASSWORD", "from-the-environment")
+    config = load_config(Path(__file__).resolve().parents[2] / "deploy" / "config" / f"{name}.toml")
+    assert config.two_clusters and config.input_subscription()
+    assert config.output_kafka().bootstrap_servers == "kafka.example.org:9092"

@@ -163,6 +163,8 @@ class FastRubinDecoder:
     version : str, optional
         Decode schemaless payloads of this version (decode_rubin's `version`);
         by default payloads are in the Confluent wire format.
+    registry : stream.decode.registry.RegistrySchemas, optional
+        decode_rubin's `registry`, for the ids no plan knows.
 
     Attributes
     ----------
@@ -189,8 +191,8 @@ class FastRubinDecoder:
     ([True, False], [150.0], 'truncated Confluent wire-format header: 2 byte(s), need 5')
     """
 
-    def __init__(self, versions: Iterable[str] | None = None, *, version: str | None = None):
-        self.version = version
+    def __init__(self, versions: Iterable[str] | None = None, *, version: str | None = None, registry=None):
+        self.version, self.registry = version, registry
         if version is not None:
             versions = [version]
         versions = list(rubin_versions() if versions is None else versions)
@@ -304,7 +306,7 @@ class FastRubinDecoder:
         errors, slow = {}, {}
         for i in np.flatnonzero(reason != OK).tolist():
             try:
-                slow[i] = decode_rubin(payloads[i], version=self.version)
+                slow[i] = decode_rubin(payloads[i], version=self.version, registry=self.registry)
             except Exception as err:  # BadPacket; anything else is a decoder bug for the caller to log
                 errors[i] = err
         if slow or errors:
