@@ -1,6 +1,8 @@
 """The trainer waits out a Redis outage instead of rejecting labels as unknown objects."""
 from types import SimpleNamespace
 
+import redis
+
 import training.refit_service as refit_service
 from training.refit_service import TrainerService
 
@@ -24,8 +26,9 @@ class FlakyHistory:
 
 def test_waits_for_redis(monkeypatch):
     monkeypatch.setattr(refit_service, "REDIS_RETRY_S", 0.0)
-    trainer = SimpleNamespace(history=FlakyHistory(down=3), _stopping=False)
-    assert TrainerService._histories(trainer, ["a"]) == {"a": "curve-a"}
+    monkeypatch.setattr(refit_service, "read_contexts", lambda client, keys, ids: {o: f"context-{o}" for o in ids})
+    trainer = SimpleNamespace(history=FlakyHistory(down=3), _stopping=False, redis=None, keys=None)
+    assert TrainerService._histories(trainer, ["a"]) == ({"a": "curve-a"}, {"a": "context-a"})
     assert trainer.history.reads == 4
 
 
@@ -33,3 +36,21 @@ def test_stopping_during_an_outage_commits_nothing(monkeypatch):
     monkeypatch.setattr(refit_service, "REDIS_RETRY_S", 0.0)
     trainer = SimpleNamespace(history=FlakyHistory(down=10**9), _stopping=True)
     assert TrainerService._histories(trainer, ["a"]) is None
+
+
+def test_a_context_read_that_fails_is_an_outage_and_is_retried(monkeypatch):
+    monkeypatch.setattr(refit_service, "REDIS_RETRY_S", 0.0)
+    calls = []
+
+    def flaky_contexts(client, keys, ids):
+        calls.append(ids)
+        if len(calls) == 1:
+            raise redis.ConnectionError("gone")
+        return {o: f"context-{o}" for o in ids}
+
+    history = FlakyHistory(down=0)
+    history.outage = lambda what, err: setattr(history, "outages", history.outages + 1)
+    monkeypatch.setattr(refit_service, "read_contexts", flaky_contexts)
+    trainer = SimpleNamespace(history=history, _stopping=False, redis=None, keys=None)
+    assert TrainerService._histories(trainer, ["a"]) == ({"a": "curve-a"}, {"a": "context-a"})
+    assert len(calls) == 2 and history.outages == 1
