@@ -11,6 +11,7 @@ COPY alertformer alertformer
 COPY stream stream
 COPY models models
 COPY training training
+COPY bench bench
 RUN pip install --no-cache-dir --extra-index-url "$TORCH_INDEX_URL" . && alertformer --version
 # Outside /app, so the installed package (with its shipped model and schemas) is what runs.
 WORKDIR /var/lib/alertformer

@@ -20,7 +20,7 @@ log = logging.getLogger("alertformer")
 COMMAND_MODULES = {
     "monitor": "stream.monitor", "subscribe": "stream.subscribe", "models": "stream.models_cli",
     "simulate": "training.simulate_cli", "train": "training.train", "evaluate": "training.evaluate",
-    "trainer": "training.refit_service", "bench": "stream.bench", "show": "stream.show",
+    "trainer": "training.refit_service", "bench": "bench", "show": "stream.show",
 }
 
 

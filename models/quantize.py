@@ -2,7 +2,7 @@
 
 One function, `quantize_int8`, used by ``alertformer evaluate --quantize int8`` (what
 int8 would cost in the metrics) and by the benches (``alertformer bench``'s forward
-limits and ``stream.bench.gpu`` on the CPU: what it would gain in speed). Serving does
+limits and ``bench.gpu`` on the CPU: what it would gain in speed). Serving does
 not use it: on the shipped model it moved the evaluation metrics by up to 1.7 points,
 more than the 0.5 allowed (README, Performance).
 

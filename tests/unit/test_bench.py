@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from stream.bench import add_parser, aims, ratios, table
-from stream.bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
-from stream.bench.limits import OTHER_PRECISION, int8_twin, light_curves, with_ratios
-from stream.bench.pipeline import breakdown, latency, sustained_rate
+from bench import add_parser, aims, ratios, table
+from bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
+from bench.limits import OTHER_PRECISION, int8_twin, light_curves, with_ratios
+from bench.pipeline import breakdown, latency, sustained_rate
 from stream.decode import decode_rubin, decode_ztf
 from stream.decode.fast import FastRubinDecoder
 
@@ -36,7 +36,7 @@ def test_parser_options_and_help(capsys):
 
 
 def test_scoring_options_override_the_config(monkeypatch):
-    from stream.bench import _config
+    from bench import _config
 
     monkeypatch.setenv("ALERTFORMER_SCORING__TORCH_THREADS", "3")
     assert _config(parse([])).scoring.torch_threads == 3  # the bench runs as `alertformer run` would
@@ -122,7 +122,7 @@ def test_latency_rate_and_breakdown_bookkeeping():
 @pytest.mark.integration
 def test_quick_bench_report(stack, tmp_path):
     """A --quick run on the real stack: every section present, every input scored exactly once, JSON-clean."""
-    from stream.bench import cmd_bench
+    from bench import cmd_bench
 
     out = tmp_path / "bench.json"
     args = parse(["--quick", "--bootstrap", stack["bootstrap"], "--redis-url", stack["redis_url"],

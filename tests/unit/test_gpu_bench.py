@@ -1,4 +1,4 @@
-"""stream.bench.gpu: the device check's report, on the CPU here (fp32, int8 beside it), on CUDA where there is one.
+"""bench.gpu: the device check's report, on the CPU here (fp32, int8 beside it), on CUDA where there is one.
 
 Correctness only: no figure is asserted (benchmarks are not timed tests).
 """
@@ -9,7 +9,7 @@ import torch
 
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
-from stream.bench import gpu
+from bench import gpu
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ Everything is measured in the same run, on the same messages, broker, Redis and 
 
 Alerts: simulated Rubin alerts with >= 30 previous diaSources, forced sources, filled
 fields and ~100 kB of cutouts, and the real ZTF packets with rewritten ids
-(`stream.bench.data`). Needs a running Kafka and Redis (``deploy/stack.sh up``); the
+(`bench.data`). Needs a running Kafka and Redis (``deploy/stack.sh up``); the
 bench makes its own topics, consumer groups and Redis prefix and deletes them after.
 
     alertformer bench [--quick] [--out report.json]
@@ -156,7 +156,7 @@ def _config(args):
 
 def check_stack(config) -> None:
     """Fail fast, saying how to start one, when Kafka (with transactions) or Redis does not answer."""
-    from stream.bench.pipeline import BenchError
+    from bench.pipeline import BenchError
     from stream.health import wait_for_kafka, wait_for_redis
 
     deadline = time.monotonic() + STACK_TIMEOUT_S
@@ -238,12 +238,12 @@ def run_bench(args: argparse.Namespace) -> dict:
     """Run every measurement and return the report (see the module docstring)."""
     import torch
 
-    from stream.bench.data import rubin_pool, ztf_pool
-    from stream.bench.limits import (
+    from bench.data import rubin_pool, ztf_pool
+    from bench.limits import (
         OTHER_PRECISION, best_forward, decode_rates, forward_sweep, forward_with_threads, int8_twin, light_curves,
         raw_consume, score_chunks, supernnova, with_ratios,
     )
-    from stream.bench.pipeline import BenchError, peak_rss_mb, run_alternative, run_pipeline
+    from bench.pipeline import BenchError, peak_rss_mb, run_alternative, run_pipeline
     from stream.score import Scorer, set_torch_threads
 
     t_start, started_utc, jiffies = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), \
@@ -348,7 +348,7 @@ def _command() -> str:
     argv = list(sys.argv)
     argv[0] = Path(argv[0]).name
     if argv[0] in ("__main__.py", "bench"):
-        argv[0:1] = ["python", "-m", "stream.bench"]
+        argv[0:1] = ["python", "-m", "bench"]
     return shlex.join(argv)
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stream.bench.data import Pool
+from bench.data import Pool
 from stream.config import KafkaSettings
 from stream.errors import AlertformerError
 from stream.kafka_io import make_producer
@@ -576,7 +576,7 @@ def run_pipeline(config, pool: Pool, settings: dict, run_id: str) -> dict:
         no registry (no hot-swap) and no webhook.
     pool : Pool
     settings : dict
-        The bench's settings (`stream.bench.SETTINGS`).
+        The bench's settings (`bench.SETTINGS`).
     run_id : str
         Names this run's topics, group and Redis prefix.
 

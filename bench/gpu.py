@@ -1,12 +1,12 @@
 """A short device check (~2 minutes on an H200): the model's throughput in each precision, and the scoring loop.
 
-    python -m stream.bench.gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
+    python -m bench.gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
     deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
 
 1. ``model``: per precision (CUDA: fp32 and bf16; CPU: fp32, and int8 through
    `models.quantize.quantize_int8`, measured only: not a serving precision),
    `Scorer.forward` light curves/s at batch sizes 1 to 4096
-   (`stream.bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
+   (`bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
    curves as served (sorting, encoding and chunks included), and the largest
    probability difference from fp32 on the same curves;
 2. ``loop``: the scoring service's per-batch work in this process, without broker
@@ -20,7 +20,7 @@
    own model on the same device, as several scorers of one group would share a
    GPU host: alerts/s of all together, per number of processes;
 4. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
-   Kafka and Redis (`stream.bench.pipeline.run_pipeline`): sustained, steady and
+   Kafka and Redis (`bench.pipeline.run_pipeline`): sustained, steady and
    burst phases, each input scored exactly once.
 
 The device is ``--device`` (default: ``scoring.device``, so CUDA when present); on
@@ -60,7 +60,7 @@ SETTINGS = {
 QUICK = SETTINGS | {"pool": 12, "forward_sizes": (1, 16), "forward_s": 0.02, "score_s": 0.02, "n_loop": 40,
                     "loop_batch_sizes": (40,), "loop_processes": (2,),
                     "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100}
-# fp32 first: the reference. CPU int8 is `stream.bench.limits.int8_twin` of the fp32 scorer, never served.
+# fp32 first: the reference. CPU int8 is `bench.limits.int8_twin` of the fp32 scorer, never served.
 PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}
 LOOP_TOPIC = "gpu-bench.alerts"
 CHILD_TIMEOUT_S = 300.0  # a loop process starts (torch, model, decoder), warms up and runs within this
@@ -93,7 +93,7 @@ def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict) ->
     """
     import torch
 
-    from stream.bench.limits import best_forward, forward_sweep, int8_twin, score_chunks
+    from bench.limits import best_forward, forward_sweep, int8_twin, score_chunks
     from stream.score import PRECISIONS as SERVING_PRECISIONS
     from stream.score import Scorer, pick_device
 
@@ -269,8 +269,8 @@ def loop_in_processes(checkpoint: Path, scoring, pool, n_processes: int, n_alert
 
 def pipeline_on_stack(config, pool, settings: dict) -> dict:
     """The scoring service on the stack of `config` (`run_pipeline`), its topics and keys deleted after."""
-    from stream.bench import check_stack, cleanup_run
-    from stream.bench.pipeline import run_pipeline
+    from bench import check_stack, cleanup_run
+    from bench.pipeline import run_pipeline
 
     check_stack(config)
     run_id = uuid.uuid4().hex[:8]
@@ -282,9 +282,9 @@ def pipeline_on_stack(config, pool, settings: dict) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Every measurement of the module docstring; the report."""
-    from stream.bench import bench_checkpoint
-    from stream.bench.data import rubin_pool
-    from stream.bench.limits import light_curves
+    from bench import bench_checkpoint
+    from bench.data import rubin_pool
+    from bench.limits import light_curves
     from stream.config import load_config
     from stream.score import Scorer, set_torch_threads
 
@@ -356,7 +356,7 @@ def summary(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stream.bench.gpu", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", metavar="FILE", help=f"JSON report (default: $OUT/{REPORT_NAME} if OUT is set, "
                         "else stdout)")
@@ -373,9 +373,9 @@ def main(argv=None) -> int:
     try:
         report = run(args)
     except AlertformerError as err:
-        print(f"python -m stream.bench.gpu: {err}", file=sys.stderr)
+        print(f"python -m bench.gpu: {err}", file=sys.stderr)
         return 2
-    from stream.bench import json_default
+    from bench import json_default
 
     text = json.dumps(report, indent=2, default=json_default)
     out = args.out or (str(Path(os.environ["OUT"]) / REPORT_NAME) if os.environ.get("OUT") else None)

@@ -24,7 +24,7 @@ import torch
 from models.encode import encode
 from models.lightcurve import LightCurve
 from models.quantize import quantize_int8
-from stream.bench.data import Pool
+from bench.data import Pool
 from stream.bench_decode import rate as decode_rate
 from stream.config import KafkaSettings
 from stream.decode import decode_rubin, decode_ztf, rubin_schema

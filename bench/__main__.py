@@ -1,14 +1,14 @@
-"""``python -m stream.bench``: the same as ``alertformer bench``."""
+"""``python -m bench``: the same as ``alertformer bench``."""
 import argparse
 import logging
 import sys
 
-from stream.bench import PARSER_TEXT, add_arguments, cmd_bench
+from bench import PARSER_TEXT, add_arguments, cmd_bench
 from stream.errors import AlertformerError
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stream.bench",
+    parser = argparse.ArgumentParser(prog="python -m bench",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, **PARSER_TEXT)
     add_arguments(parser)
     args = parser.parse_args(argv)
@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     try:
         return cmd_bench(args)
     except AlertformerError as err:
-        print(f"python -m stream.bench: {err}", file=sys.stderr)
+        print(f"python -m bench: {err}", file=sys.stderr)
         return 2
 
 
