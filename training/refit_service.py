@@ -31,6 +31,7 @@ from confluent_kafka import KafkaException
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.device import device_of
+from models.paths import data_dir
 from models.registry import ModelRegistry
 from stream.config import StreamConfig, add_config_argument
 from stream.deadletter import dead_letter
@@ -41,7 +42,7 @@ from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.redis_io import make_redis
 from stream.state import read_contexts
-from training.datasets import LabeledSet, simulated, ztf_packet_set
+from training.datasets import simulated, ztf_packet_set
 from training.finetune import EvalSet
 from training.labels import SnapshotStore, ms_to_mjd_tai, parse_label, snapshot
 from training.refit import refit
@@ -52,6 +53,14 @@ MAX_LABELS_PER_POLL = 500
 REDIS_TIMEOUT_S = 5.0
 REDIS_RETRY_S = 2.0  # between attempts while Redis is unreachable
 MAX_POLL_INTERVAL_MS = 4 * 3600 * 1000  # longer than any retraining round
+
+
+def _check_real_packets() -> None:
+    """A one-line configuration error at start when the real holdout's packets are missing."""
+    packets = data_dir() / "labeled" / "ztf_packets"
+    if not (packets / "alerts.parquet").is_file():
+        raise ConfigError(f"trainer.real_holdout: no labelled real packets at {packets}; set ALERTFORMER_DATA to "
+                          "the data folder, or trainer.real_holdout = false")
 
 
 def _write_json_atomic(path: Path, value: dict) -> None:
@@ -78,8 +87,9 @@ class TrainerService:
         self.state_path = self.work_dir / "state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {
             "trained_through": 0, "last_decision_ms": int(time.time() * 1e3)}
-        self._real_packets = self._load_real_packets() if self.settings.real_holdout else None
-        self._real_holdout: EvalSet | None = None
+        if self.settings.real_holdout:
+            _check_real_packets()
+        self._real_holdout: EvalSet | None = None  # built at the first retraining, as `fixed_sets`
         self.keys = Keys(config.redis.prefix)
         self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S)
         self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
@@ -173,19 +183,12 @@ class TrainerService:
             self._fixed_sets = (replay, val, holdout)
         return self._fixed_sets
 
-    def _load_real_packets(self) -> LabeledSet:
-        """The real part of the holdout: the test part of the labelled real ZTF packets (never trained on)."""
-        try:
-            return ztf_packet_set("test")
-        except FileNotFoundError as err:
-            raise ConfigError(f"trainer.real_holdout: the labelled real packets are not there ({err}); set "
-                              "ALERTFORMER_DATA to the data folder, or trainer.real_holdout = false") from None
-
     def real_holdout(self, max_visits: int) -> EvalSet | None:
-        """The real part as fixed evaluation prefixes (4 per alert window, seeded); None when switched off."""
-        if self._real_packets is not None and self._real_holdout is None:
-            self._real_holdout = EvalSet.from_labeled("real_holdout", self._real_packets, self.settings.holdout_seed,
-                                                      max_visits, draws=4, scheme="log")
+        """The real part of the holdout: the test part of the labelled real ZTF packets (never trained on), as
+        fixed evaluation prefixes (4 per alert window, seeded); None when switched off."""
+        if self.settings.real_holdout and self._real_holdout is None:
+            self._real_holdout = EvalSet.from_labeled("real_holdout", ztf_packet_set("test"),
+                                                      self.settings.holdout_seed, max_visits, draws=4, scheme="log")
         return self._real_holdout
 
     def retrain(self) -> dict:
