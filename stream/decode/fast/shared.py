@@ -1,0 +1,172 @@
+"""What the Rubin and ZTF batch decoders share: linking plans, handing the kernel the payloads, growing
+its output, the physical checks, and putting fastavro's alerts back into the columns."""
+import ctypes
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.lightcurve import LightCurve
+from stream.alert import DecodedAlert
+from stream.decode.fast.plan import IMPLAUSIBLE, OP_ARRAY, OP_ARRAY_END, OP_FIELDS, OP_JUMP, OP_UNION, Plan
+from stream.decode.physical import implausible, position_plausible
+
+# CPython keeps a bytes object's data at a fixed offset from its address (the last
+# member of PyBytesObject); the kernel reads messages there, without copying them
+# into one buffer (which, for 100 kB alerts with cutouts, cost more than decoding).
+_BYTES_DATA_OFFSET = bytes.__basicsize__ - 1
+
+
+def _bytes_layout_known() -> bool:
+    probe = b"alertformer"
+    return ctypes.string_at(id(probe) + _BYTES_DATA_OFFSET, len(probe)) == probe
+
+
+_BYTES_LAYOUT_KNOWN = _bytes_layout_known()
+
+
+def as_bytes(payloads: Sequence[bytes | None]) -> list[bytes]:
+    """The payloads as `bytes` objects (None and other buffers converted; None counts as empty)."""
+    return [p if type(p) is bytes else bytes(p or b"") for p in payloads]
+
+
+def addresses(payloads: list[bytes]) -> np.ndarray:
+    """(B,) int64 address of each payload's first byte; the payloads must stay alive while it is used."""
+    if _BYTES_LAYOUT_KNOWN:
+        return np.fromiter(map(id, payloads), dtype=np.int64, count=len(payloads)) + _BYTES_DATA_OFFSET
+    return np.array([np.frombuffer(p, dtype=np.uint8).__array_interface__["data"][0] if p else 0
+                     for p in payloads], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Linked:
+    """Plans concatenated into one program (jump targets relocated); plan j starts at ``entries[j]``."""
+
+    program: np.ndarray
+    fields: np.ndarray
+    jumps: np.ndarray
+    entries: np.ndarray
+    max_depth: int
+    min_point_bytes: int
+
+
+def link(plans: Sequence[Plan]) -> Linked:
+    """The plans as one program for the kernel."""
+    programs, fields, jumps, entries = [], [], [], []
+    pc = fc = jc = 0
+    for plan in plans:
+        prog = plan.program.copy()
+        op = prog[:, 0]
+        prog[op == OP_JUMP, 1] += pc
+        prog[(op == OP_ARRAY) | (op == OP_ARRAY_END), 2] += pc
+        prog[op == OP_UNION, 2] += jc
+        prog[op == OP_FIELDS, 2] += fc
+        programs.append(prog)
+        fields.append(plan.fields)
+        jumps.append(plan.jumps + pc)
+        entries.append(pc)
+        pc += len(prog)
+        jc += len(plan.jumps)
+        fc += len(plan.fields)
+    return Linked(
+        np.concatenate(programs) if programs else np.zeros((1, 5), dtype=np.int64),
+        np.concatenate(fields) if fields else np.zeros(1, dtype=np.int64),
+        np.concatenate(jumps) if jumps else np.zeros(1, dtype=np.int64),
+        np.array(entries, dtype=np.int64),
+        max((plan.max_depth for plan in plans), default=1),
+        min((plan.min_point_bytes for plan in plans), default=1))
+
+
+def run_growing(decode: Callable[[int, list[np.ndarray]], int], dtypes: Sequence, n: int, capacity: int,
+                scratch: int, offsets: np.ndarray) -> list[np.ndarray]:
+    """Run a kernel over messages ``0..n`` with point outputs of `dtypes`, growing them when it runs out of room.
+
+    `decode(first, columns)` decodes from message `first` and returns where it stopped (n when done); message
+    i's points are then ``columns[offsets[i]:offsets[i + 1]]``, and `scratch` bounds one message's points.
+    Returns the columns cut to the points written.
+    """
+    columns = [np.empty(max(capacity, 1), dtype=dtype) for dtype in dtypes]
+    first = 0
+    while True:
+        first = decode(first, columns)
+        if first == n:
+            return [c[:offsets[n]] for c in columns]
+        used = offsets[first]
+        grown = [np.empty(2 * len(c) + scratch, dtype=c.dtype) for c in columns]  # room for message `first`
+        for new, old in zip(grown, columns):
+            new[:used] = old[:used]
+        columns = grown
+
+
+def physically_checked(reason: np.ndarray, source_id: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray,
+                       offsets: np.ndarray, columns: list[np.ndarray]) -> tuple[np.ndarray, list, np.ndarray]:
+    """`stream.decode.physical.checked_curve` for every message the fast path decoded, at once.
+
+    `columns` are in `LightCurve.FIELDS` order; messages whose `reason` is not 0 have no rows. A
+    message whose own source or position is implausible gets reason `IMPLAUSIBLE` (in place):
+    fastavro decodes it again, for its BadPacket text. From the others, implausible points of the
+    history are dropped. Returns the new offsets, the point columns and the (B,) dropped counts.
+    """
+    n = len(reason)
+    mjd, flux, err, is_detection = (columns[LightCurve.FIELDS.index(f)] for f in
+                                    ("mjd_tai", "flux_njy", "flux_err_njy", "is_detection"))
+    point_bad = implausible(mjd, flux, err)
+    fast = reason == 0
+    if not point_bad.any() and position_plausible(ra_deg[fast], dec_deg[fast]).all():
+        return offsets, columns, np.zeros(n, dtype=np.int64)
+    owner = np.repeat(np.arange(n), np.diff(offsets))
+    own_bad = point_bad & is_detection & (columns[0] == source_id[owner])  # the alert's own detection
+    rerouted = fast & ((np.bincount(owner[own_bad], minlength=n) > 0) | ~position_plausible(ra_deg, dec_deg))
+    reason[rerouted] = IMPLAUSIBLE
+    drop = point_bad & fast[owner] & ~rerouted[owner]
+    dropped = np.bincount(owner[drop], minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(np.diff(offsets) - dropped)])
+    return offsets, [c[~drop] for c in columns], dropped
+
+
+def splice(batch: dict, point_columns: Sequence[str], slow: dict[int, DecodedAlert], errors: dict[int, Exception],
+           names: list[str]) -> None:
+    """Put the alerts fastavro decoded into the batch's columns (in place of `batch`'s entries), and
+    leave no rows to those it rejected; the survey's own columns (object ids) are the caller's."""
+    offsets = batch["offsets"]
+    old_lengths = np.diff(offsets)
+    lengths = old_lengths.copy()
+    lengths[list(errors)] = 0
+    for i, alert in slow.items():
+        lengths[i] = len(alert.light_curve)
+    new_offsets = np.concatenate([[0], np.cumsum(lengths)])
+    owner = np.repeat(np.arange(len(old_lengths)), old_lengths)  # message of each fast-path point
+    kept = ~np.isin(owner, [*slow, *errors])  # rows of the messages the fast path decoded
+    moved = np.arange(offsets[-1]) - offsets[owner] + new_offsets[owner]
+    for name, lc_name in zip(point_columns, LightCurve.FIELDS):
+        column = np.empty(new_offsets[-1], dtype=batch[name].dtype)
+        column[moved[kept]] = batch[name][kept]
+        for i, alert in slow.items():
+            column[new_offsets[i]:new_offsets[i + 1]] = getattr(alert.light_curve, lc_name)
+        batch[name] = column
+    batch["offsets"] = new_offsets
+    for i, alert in slow.items():
+        if alert.schema not in names:
+            names.append(alert.schema)
+        batch["schema_index"][i] = names.index(alert.schema)
+        batch["ok"][i] = True
+        batch["alert_id"][i] = alert.alert_id
+        batch["source_id"][i] = alert.source_id
+        batch["ra_deg"][i] = alert.ra_deg
+        batch["dec_deg"][i] = alert.dec_deg
+        batch["context"][i] = alert.context
+        batch["dropped_points"][i] = alert.dropped_points
+
+
+class PointColumns:
+    """Light-curve access for a batch dataclass with `ok`, `offsets` and the point columns `POINT_COLUMNS`."""
+
+    POINT_COLUMNS = ("point_source_id", "mjd_tai", "band", "flux_njy", "flux_err_njy", "is_detection")
+
+    def __len__(self) -> int:
+        return len(self.ok)
+
+    def light_curve(self, i: int) -> LightCurve:
+        """Message `i`'s curve: views of the point columns, no copy (empty if it did not decode)."""
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return LightCurve(*(getattr(self, name)[a:b] for name in self.POINT_COLUMNS))
