@@ -12,13 +12,16 @@ from pathlib import Path
 import fastavro
 import numpy as np
 import pytest
+from fakes import FakeMessage
 
+from stream import avro_io
 from stream.decode import decode_ztf
 from stream.decode.fast import ztf as fast_ztf
 from stream.decode.fast import ztf_kernel
 from stream.decode.fast.plan import BAD_NULL, BAD_VALUE, IMPLAUSIBLE, Unsupported
 from stream.decode.fast.ztf import FastZtfDecoder, ZtfBatch
 from stream.errors import BadPacket
+from stream.ingest import Ingest
 from training.real_packets import ztf_packets
 
 ALERTS = Path(__file__).resolve().parents[2] / "data" / "ztf" / "alerts"
@@ -262,3 +265,17 @@ def test_reason_codes_are_distinct_and_named():
 
 def test_jit_time_is_measured(decoder):
     assert decoder.jit_s > 0
+
+
+@pytest.mark.parametrize("fmt", ["ztf", "auto"])
+def test_the_service_decodes_ztf_topics_in_batches(fmt, labelled):
+    payloads = labelled[:30] + [labelled[30][:-20], ZTF17AAACXXF.read_bytes()]
+    ingest = Ingest({"alerts": fmt}, "dlq")
+    good, dead = ingest([FakeMessage(p, _topic="alerts", _offset=k) for k, p in enumerate(payloads)])
+    assert ingest.fast_ztf is not None and ingest.fast_rubin is None
+    assert [g.offset for g in good] == [*range(30), 31] and [d.source.offset() for d in dead] == [30]
+    for g in good:
+        assert_same_alert(g.alert, decode_ztf(payloads[g.offset]))
+    with pytest.raises(BadPacket) as expected:
+        decode_ztf(payloads[30])
+    assert avro_io.decode(dead[0].value)[1]["reason"] == str(expected.value)

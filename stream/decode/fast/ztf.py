@@ -269,8 +269,9 @@ class FastZtfDecoder:
         flux_njy[is_detection], flux_err_njy[is_detection] = detection_flux_njy(
             sign[is_detection], mag[is_detection], sigma[is_detection])
         flux_err_njy[~is_detection] = flux_njy_of_mag(mag[~is_detection]) / UPPER_LIMIT_SNR
-        columns = [point_id, jd_utc_to_mjd_tai(jd), _FID_LUT[fid], flux_njy.astype(np.float32),
-                   flux_err_njy.astype(np.float32), is_detection]
+        with np.errstate(over="ignore"):  # to inf, refused below
+            columns = [point_id, jd_utc_to_mjd_tai(jd), _FID_LUT[fid], flux_njy.astype(np.float32),
+                       flux_err_njy.astype(np.float32), is_detection]
         # LightCurve.from_arrays's checks, on every point (repeated ids too, as decode_ztf checks them)
         bad = ~(np.isfinite(columns[1]) & np.isfinite(columns[3]) & np.isfinite(columns[4]) & (columns[4] > 0))
         reason[(reason == OK) & (np.bincount(owner[bad], minlength=n) > 0)] = BAD_VALUE
