@@ -304,8 +304,10 @@ class FastZtfDecoder:
 
 
 def _text_table(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Byte strings as one (T,) uint8 array and (S, 2) int64 start/end bounds, for the kernel."""
-    ends = np.cumsum([len(t) for t in texts], dtype=np.int64)
-    bounds = np.stack([ends - [len(t) for t in texts], ends], axis=1) if texts else np.zeros((0, 2), dtype=np.int64)
-    pool = np.frombuffer(b"".join(texts), dtype=np.uint8) if texts else np.zeros(1, dtype=np.uint8)
+    """Byte strings as one (T,) uint8 array, each starting at a multiple of 8 bytes (the kernel compares
+    writer schemas as words) and T too, and (S, 2) int64 start/end bounds, for the kernel."""
+    padded = [text + bytes(-len(text) % 8) for text in texts]
+    starts = np.cumsum([0] + [len(p) for p in padded[:-1]], dtype=np.int64) if texts else np.zeros(0, np.int64)
+    bounds = np.stack([starts, starts + [len(t) for t in texts]], axis=1) if texts else np.zeros((0, 2), np.int64)
+    pool = np.frombuffer(b"".join(padded) or bytes(8), dtype=np.uint8).copy()
     return pool, bounds.astype(np.int64)

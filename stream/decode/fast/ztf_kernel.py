@@ -13,7 +13,8 @@ the physical checks are numpy's, after the kernel (`stream.decode.fast.ztf`).
 Anything unexpected gives the message a nonzero reason, and fastavro decodes it.
 """
 import numpy as np
-from numba import carray, njit
+from numba import carray, njit, types
+from numba.extending import intrinsic
 
 from stream.decode.fast.kernel import (
     _INT64_MIN, _insert, _length, _parse, _pointer, _sort_by, _utf8_ok, _varint,
@@ -66,6 +67,35 @@ def _equal(buf, pos, n, text, start, end):
     differ = 0
     for k in range(n):
         differ |= buf[pos + k] ^ text[start + k]
+    return differ == 0
+
+
+@intrinsic
+def _words(typingctx, address):
+    """The ``uint64 *`` at integer `address` (x86 and ARM64 load unaligned words)."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return types.CPointer(types.uint64)(address), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _schema_equal(address, buf, pos, n, texts, words, start, end):
+    """`_equal` for a writer schema (~23 kB in every packet), eight bytes at a time: `words` is `texts`
+    as uint64, and `start` a multiple of 8."""
+    if n != end - start:
+        return False
+    m = n // 8
+    message = carray(_words(address + pos), m)
+    first = start // 8
+    differ = np.uint64(0)
+    for k in range(m):
+        differ |= message[k] ^ words[first + k]
+    for k in range(8 * m, n):
+        differ |= np.uint64(buf[pos + k] ^ texts[start + k])
     return differ == 0
 
 
@@ -217,8 +247,8 @@ def decode_containers(addresses, lengths, first, schema_texts, schema_bounds, sc
     first : int
         First message to decode (a call resumes where the previous ran out of room).
     schema_texts, schema_bounds, schema_entries : (T,) uint8, (S, 2) int64, (S,) int64
-        The writer schemas seen so far (JSON text s is ``schema_texts[bounds[s, 0]:bounds[s, 1]]``) and
-        each one's plan entry in `prog` (-1: left to fastavro).
+        The writer schemas seen so far (JSON text s is ``schema_texts[bounds[s, 0]:bounds[s, 1]]``, each
+        starting at a multiple of 8, T too) and each one's plan entry in `prog` (-1: left to fastavro).
     versions, version_bounds : (V,) uint8, (K, 2) int64
         The ``schemavsn`` values the fast path knows, likewise.
     prog, fields, jumps, max_depth : the linked plans
@@ -244,6 +274,7 @@ def decode_containers(addresses, lengths, first, schema_texts, schema_bounds, sc
         of its id.
     """
     n_messages = len(addresses)
+    schema_words = schema_texts.view(np.uint64)
     ireg = np.zeros(N_INT, dtype=np.int64)
     freg = np.zeros(N_FLOAT, dtype=np.float64)
     ipresent = np.zeros(N_INT, dtype=np.bool_)
@@ -278,7 +309,8 @@ def decode_containers(addresses, lengths, first, schema_texts, schema_bounds, sc
             continue
         entry, why = -1, NEW_SCHEMA
         for s in range(len(schema_entries)):
-            if _equal(buf, schema_pos, schema_len, schema_texts, schema_bounds[s, 0], schema_bounds[s, 1]):
+            if _schema_equal(addresses[i], buf, schema_pos, schema_len, schema_texts, schema_words,
+                             schema_bounds[s, 0], schema_bounds[s, 1]):
                 entry, why = schema_entries[s], OK if schema_entries[s] >= 0 else SCHEMA_LEFT
                 break
         if why != OK:
