@@ -476,6 +476,30 @@ def _alert_fields_ok(ireg, ipresent, freg, fpresent):
 
 
 @njit(cache=True, nogil=True)
+def scratch(n_int, n_float, n_point_int, n_point_float, max_depth, scratch_points):
+    """A decode loop's working arrays, made once per batch.
+
+    Integer and float registers with their presence flags; one block counter per array depth; an
+    8-byte word with its float64 and float32 views (a float is read through them); the raw points
+    of one message (their first `n_point_int` / `n_point_float` registers, kind, null mask); an
+    order and a merge buffer for sorting them; an open-addressing hash set (table and stamps) of at
+    least ``2 * scratch_points`` slots.
+    """
+    word = np.zeros(8, dtype=np.uint8)  # little-endian bytes of one float or double, and their views
+    slots = 1
+    while slots < 2 * scratch_points:
+        slots *= 2
+    return (np.zeros(n_int, dtype=np.int64), np.zeros(n_float, dtype=np.float64), np.zeros(n_int, dtype=np.bool_),
+            np.zeros(n_float, dtype=np.bool_), np.zeros(max(max_depth, 1), dtype=np.int64), word,
+            word.view(np.float64), word[:4].view(np.float32),
+            np.empty((n_point_int, scratch_points), dtype=np.int64),
+            np.empty((n_point_float, scratch_points), dtype=np.float64),
+            np.empty(scratch_points, dtype=np.int8), np.empty(scratch_points, dtype=np.int8),
+            np.empty(scratch_points, dtype=np.int64), np.empty(scratch_points, dtype=np.int64),
+            np.empty(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
 def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, schema_ids, entries,
                     prog, fields, jumps, band_lut, max_depth, scratch_points,
                     reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg,
@@ -521,25 +545,8 @@ def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, sc
         (grow the outputs and call again from there).
     """
     n_messages = len(addresses)
-    ireg = np.zeros(N_REGISTERS, dtype=np.int64)
-    freg = np.zeros(N_REGISTERS, dtype=np.float64)
-    ipresent = np.zeros(N_REGISTERS, dtype=np.bool_)
-    fpresent = np.zeros(N_REGISTERS, dtype=np.bool_)
-    depth_left = np.zeros(max(max_depth, 1), dtype=np.int64)
-    word = np.zeros(8, dtype=np.uint8)  # little-endian bytes of one float or double, and their views
-    word_f64 = word.view(np.float64)
-    word_f32 = word[:4].view(np.float32)
-    s_int = np.empty((N_POINT_INT, scratch_points), dtype=np.int64)
-    s_float = np.empty((N_POINT_FLOAT, scratch_points), dtype=np.float64)
-    s_kind = np.empty(scratch_points, dtype=np.int8)
-    s_null = np.empty(scratch_points, dtype=np.int8)
-    order = np.empty(scratch_points, dtype=np.int64)
-    tmp = np.empty(scratch_points, dtype=np.int64)
-    slots = 1
-    while slots < 2 * scratch_points:
-        slots *= 2
-    table = np.empty(slots, dtype=np.int64)
-    stamp = np.zeros(slots, dtype=np.int64)
+    (ireg, freg, ipresent, fpresent, depth_left, word, word_f64, word_f32, s_int, s_float, s_kind, s_null, order, tmp,
+     table, stamp) = scratch(N_REGISTERS, N_REGISTERS, N_POINT_INT, N_POINT_FLOAT, max_depth, scratch_points)
     generation = 0
     capacity = len(out_id)
     used = offsets[first]

@@ -15,7 +15,7 @@ truncated cutout) gets exactly decode_rubin's alert.
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from stream.alert import DecodedAlert
 from stream.decode.fast import kernel
 from stream.decode.fast.plan import OK, Plan, Unsupported, compile_plan
 from stream.decode.fast.shared import (
-    PointColumns, addresses, as_bytes, link, physically_checked, run_growing, splice,
+    AlertColumns, addresses, as_bytes, link, physically_checked, run_growing, splice,
 )
 from stream.decode.rubin import (
     BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_contexts, rubin_schema, rubin_versions, schema_id,
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 POINTS_PER_MESSAGE_GUESS = 64
 
 
-@dataclass(frozen=True)
-class RubinBatch(PointColumns):
+@dataclass(frozen=True, kw_only=True)
+class RubinBatch(AlertColumns):
     """The alerts of a batch of messages as columns: message i's light curve is rows ``offsets[i]:offsets[i + 1]``.
 
     Per message, (B,): `ok` says whether it decoded; for those that did,
@@ -62,26 +62,7 @@ class RubinBatch(PointColumns):
         Implausible history points left out of each message's curve (`DecodedAlert.dropped_points`).
     """
 
-    schema_names: tuple[str, ...]
-    schema_index: np.ndarray
-    ok: np.ndarray
-    alert_id: np.ndarray
-    source_id: np.ndarray
-    object_id: np.ndarray
     object_is_ss: np.ndarray
-    ra_deg: np.ndarray
-    dec_deg: np.ndarray
-    context: np.ndarray
-    offsets: np.ndarray
-    point_source_id: np.ndarray
-    mjd_tai: np.ndarray
-    band: np.ndarray
-    flux_njy: np.ndarray
-    flux_err_njy: np.ndarray
-    is_detection: np.ndarray
-    fallback: np.ndarray
-    dropped_points: np.ndarray
-    errors: dict[int, Exception] = field(default_factory=dict)
 
     def alert(self, i: int) -> DecodedAlert:
         """Message `i` as decode_rubin returns it; raises its error if it did not decode."""

@@ -2,7 +2,7 @@
 its output, the physical checks, and putting fastavro's alerts back into the columns."""
 import ctypes
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -158,8 +158,30 @@ def splice(batch: dict, point_columns: Sequence[str], slow: dict[int, DecodedAle
         batch["dropped_points"][i] = alert.dropped_points
 
 
-class PointColumns:
-    """Light-curve access for a batch dataclass with `ok`, `offsets` and the point columns `POINT_COLUMNS`."""
+@dataclass(frozen=True, kw_only=True)
+class AlertColumns:
+    """The columns every batch decoder gives (`RubinBatch`, `ZtfBatch` describe them); message i's light
+    curve is rows ``offsets[i]:offsets[i + 1]`` of the point columns `POINT_COLUMNS`."""
+
+    schema_names: tuple[str, ...]
+    schema_index: np.ndarray
+    ok: np.ndarray
+    alert_id: np.ndarray
+    source_id: np.ndarray
+    object_id: np.ndarray
+    ra_deg: np.ndarray
+    dec_deg: np.ndarray
+    context: np.ndarray
+    offsets: np.ndarray
+    point_source_id: np.ndarray
+    mjd_tai: np.ndarray
+    band: np.ndarray
+    flux_njy: np.ndarray
+    flux_err_njy: np.ndarray
+    is_detection: np.ndarray
+    fallback: np.ndarray
+    dropped_points: np.ndarray
+    errors: dict[int, Exception] = field(default_factory=dict)
 
     POINT_COLUMNS = ("point_source_id", "mjd_tai", "band", "flux_njy", "flux_err_njy", "is_detection")
 

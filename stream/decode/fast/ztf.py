@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import fastavro
 import numpy as np
@@ -30,7 +30,7 @@ from models.lightcurve import LightCurve
 from stream.alert import DecodedAlert
 from stream.decode.fast import ztf_kernel
 from stream.decode.fast.plan import DETECTION, OK, TRIGGER, Plan, Unsupported, _Compiler
-from stream.decode.fast.shared import PointColumns, addresses, as_bytes, link, physically_checked, run_growing, splice
+from stream.decode.fast.shared import AlertColumns, addresses, as_bytes, link, physically_checked, run_growing, splice
 from stream.decode.fast.tai import jd_utc_to_mjd_tai
 from stream.decode.fast.ztf_kernel import (
     BAD_VALUE, CONTEXT_REGISTERS, F_DEC, F_DISTNR, F_DISTPSNR1, F_DRB, F_JD, F_JDSTARTHIST, F_LIMIT, F_MAG,
@@ -106,7 +106,7 @@ def compile_ztf_plan(schema: dict) -> Plan:
 
 
 @dataclass(frozen=True)
-class ZtfBatch(PointColumns):
+class ZtfBatch(AlertColumns):
     """The alerts of a batch of ZTF packets as columns: message i's light curve is rows ``offsets[i]:offsets[i + 1]``.
 
     Per message, (B,): `ok`; for those that decoded, `alert_id`, `source_id`, `object_id` (str, in an
@@ -125,25 +125,6 @@ class ZtfBatch(PointColumns):
         Implausible history points left out (`DecodedAlert.dropped_points`).
     """
 
-    schema_names: tuple[str, ...]
-    schema_index: np.ndarray
-    ok: np.ndarray
-    alert_id: np.ndarray
-    source_id: np.ndarray
-    object_id: np.ndarray
-    ra_deg: np.ndarray
-    dec_deg: np.ndarray
-    context: np.ndarray
-    offsets: np.ndarray
-    point_source_id: np.ndarray
-    mjd_tai: np.ndarray
-    band: np.ndarray
-    flux_njy: np.ndarray
-    flux_err_njy: np.ndarray
-    is_detection: np.ndarray
-    fallback: np.ndarray
-    dropped_points: np.ndarray
-    errors: dict[int, Exception] = field(default_factory=dict)
 
     def alert(self, i: int) -> DecodedAlert:
         """Message `i` as decode_ztf returns it; raises its error if it did not decode."""

@@ -17,7 +17,7 @@ from numba import carray, njit, types
 from numba.extending import intrinsic
 
 from stream.decode.fast.kernel import (
-    _INT64_MIN, _insert, _length, _parse, _pointer, _sort_by, _utf8_ok, _varint,
+    _INT64_MIN, _insert, _length, _parse, _pointer, _sort_by, _utf8_ok, _varint, scratch,
 )
 from stream.decode.fast.plan import BAD_BAND, BAD_NULL, BAD_OBJECT, BAD_VALUE, OK, REASONS, TRIGGER
 from stream.decode.ztf import JD_MINUS_MJD, JD_RANGE, SECONDS_PER_DAY
@@ -275,27 +275,10 @@ def decode_containers(addresses, lengths, first, schema_texts, schema_bounds, sc
     """
     n_messages = len(addresses)
     schema_words = schema_texts.view(np.uint64)
-    ireg = np.zeros(N_INT, dtype=np.int64)
-    freg = np.zeros(N_FLOAT, dtype=np.float64)
-    ipresent = np.zeros(N_INT, dtype=np.bool_)
-    fpresent = np.zeros(N_FLOAT, dtype=np.bool_)
-    depth_left = np.zeros(max(max_depth, 1), dtype=np.int64)
-    word = np.zeros(8, dtype=np.uint8)
-    word_f64 = word.view(np.float64)
-    word_f32 = word[:4].view(np.float32)
-    s_int = np.empty((N_POINT_INT, scratch_points), dtype=np.int64)
-    s_float = np.empty((N_POINT_FLOAT, scratch_points), dtype=np.float64)
-    s_kind = np.empty(scratch_points, dtype=np.int8)
-    s_null = np.empty(scratch_points, dtype=np.int8)
-    order = np.empty(scratch_points, dtype=np.int64)
-    tmp = np.empty(scratch_points, dtype=np.int64)
+    (ireg, freg, ipresent, fpresent, depth_left, word, word_f64, word_f32, s_int, s_float, s_kind, s_null, order, tmp,
+     table, stamp) = scratch(N_INT, N_FLOAT, N_POINT_INT, N_POINT_FLOAT, max_depth, scratch_points)
     ids = np.empty(scratch_points, dtype=np.int64)
     keep = np.empty(scratch_points, dtype=np.bool_)
-    slots = 1
-    while slots < 2 * scratch_points:
-        slots *= 2
-    table = np.empty(slots, dtype=np.int64)
-    stamp = np.zeros(slots, dtype=np.int64)
     generation = 0
     capacity = len(out_id)
     used = offsets[first]
