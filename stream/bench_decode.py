@@ -1,4 +1,4 @@
-"""Benchmark: fastavro (`decode_rubin`, `decode_ztf`) against `FastRubinDecoder` / `FastZtfDecoder`, side by side, one core.
+"""Benchmark: fastavro (`decode_rubin`, `decode_ztf`) against the batch decoders, side by side, one core.
 
     python -m stream.bench_decode [--seconds 2] [--batch-size 512] [--prv 40] [--forced 40]
 

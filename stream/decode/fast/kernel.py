@@ -42,16 +42,22 @@ S_MJD, S_FLUX, S_ERR = F_MJD, F_FLUX, F_ERR
 _NULL_VISIT = 1 << R_VISIT
 
 
-@intrinsic
-def _pointer(typingctx, address):
-    """The ``uint8 *`` at integer `address`: each message is read where Python keeps its bytes, uncopied."""
-    if not isinstance(address, types.Integer):
-        return None
+def pointer_to(element):
+    """An intrinsic giving the ``element *`` at an integer address."""
+    @intrinsic
+    def pointer(typingctx, address):
+        if not isinstance(address, types.Integer):
+            return None
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
-    return types.CPointer(types.uint8)(address), codegen
+        return types.CPointer(element)(address), codegen
+
+    return pointer
+
+
+_pointer = pointer_to(types.uint8)  # each message is read where Python keeps its bytes, uncopied
 
 
 @njit(cache=True, nogil=True, inline="always")

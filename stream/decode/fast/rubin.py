@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.lightcurve import LightCurve
-from stream.alert import DecodedAlert
 from stream.decode.fast import kernel
 from stream.decode.fast.plan import OK, Plan, Unsupported, compile_plan
 from stream.decode.fast.shared import (
-    AlertColumns, addresses, as_bytes, link, physically_checked, run_growing, splice,
+    AlertColumns, as_bytes, link, located, physically_checked, run_growing, splice,
 )
 from stream.decode.rubin import (
     BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_contexts, rubin_schema, rubin_versions, schema_id,
@@ -64,39 +63,13 @@ class RubinBatch(AlertColumns):
 
     object_is_ss: np.ndarray
 
-    def alert(self, i: int) -> DecodedAlert:
-        """Message `i` as decode_rubin returns it; raises its error if it did not decode."""
-        if not self.ok[i]:
-            raise self.errors[i]
-        return DecodedAlert(
-            survey="rubin", schema=self.schema_names[self.schema_index[i]], alert_id=int(self.alert_id[i]),
-            source_id=int(self.source_id[i]), object_id=object_key(int(self.object_id[i]), bool(self.object_is_ss[i])),
-            ra_deg=float(self.ra_deg[i]),
-            dec_deg=float(self.dec_deg[i]), light_curve=self.light_curve(i),
-            context=self.context[i].copy(), dropped_points=int(self.dropped_points[i]))
+    SURVEY = "rubin"
 
-    def alerts(self) -> list[DecodedAlert | None]:
-        """One `DecodedAlert` per message, in order; None where it did not decode (see `errors`).
+    def object_key(self, i: int) -> str:
+        return object_key(int(self.object_id[i]), bool(self.object_is_ss[i]))
 
-        Same as `alert` for each message, with the per-message columns turned
-        into Python numbers once for the batch.
-        """
-        names, columns = self.schema_names, [getattr(self, name) for name in self.POINT_COLUMNS]
-        offsets = self.offsets.tolist()
-        alerts = []
-        for i, (ok, schema, alert_id, source_id, object_id, is_ss, ra_deg, dec_deg, dropped) in enumerate(zip(*(
-                column.tolist() for column in (self.ok, self.schema_index, self.alert_id, self.source_id,
-                                               self.object_id, self.object_is_ss, self.ra_deg, self.dec_deg,
-                                               self.dropped_points)))):
-            if not ok:
-                alerts.append(None)
-                continue
-            a, b = offsets[i], offsets[i + 1]
-            alerts.append(DecodedAlert("rubin", names[schema], alert_id, source_id, object_key(object_id, is_ss),
-                                       ra_deg, dec_deg,
-                                       LightCurve(*(column[a:b] for column in columns)), self.context[i].copy(),
-                                       dropped))
-        return alerts
+    def object_keys(self) -> list[str]:
+        return [object_key(o, ss) for o, ss in zip(self.object_id.tolist(), self.object_is_ss.tolist())]
 
 
 class FastRubinDecoder:
@@ -165,7 +138,8 @@ class FastRubinDecoder:
         self.schema_names = tuple(plan.name for plan in self.plans.values())
         self.schema_ids = np.array([schema_id(v) for v in self.plans], dtype=np.int64)
         linked = link(list(self.plans.values()))
-        self.program, self.fields, self.jumps, self.entries = linked.program, linked.fields, linked.jumps, linked.entries
+        self.program, self.fields, self.jumps = linked.program, linked.fields, linked.jumps
+        self.entries = linked.entries
         self.max_depth, self.min_point_bytes = linked.max_depth, linked.min_point_bytes
         self.band_lut = np.full(256, -1, dtype=np.int8)
         for letter, code in BAND_CODES.items():
@@ -196,8 +170,7 @@ class FastRubinDecoder:
 
     def _run(self, payloads: list[bytes]) -> RubinBatch:
         n = len(payloads)
-        lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
-        where = addresses(payloads)  # `payloads` holds the bytes alive through the kernel calls
+        lengths, where = located(payloads)  # `payloads` holds the bytes alive through the kernel calls
         scratch = int(lengths.max(initial=0)) // self.min_point_bytes + 2
         reason = np.zeros(n, dtype=np.int8)
         plan_index = np.full(n, -1, dtype=np.int16)

@@ -30,12 +30,13 @@ def as_bytes(payloads: Sequence[bytes | None]) -> list[bytes]:
     return [p if type(p) is bytes else bytes(p or b"") for p in payloads]
 
 
-def addresses(payloads: list[bytes]) -> np.ndarray:
-    """(B,) int64 address of each payload's first byte; the payloads must stay alive while it is used."""
+def located(payloads: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) int64 length and address of each payload's bytes; the payloads must stay alive while they are used."""
+    lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
     if _BYTES_LAYOUT_KNOWN:
-        return np.fromiter(map(id, payloads), dtype=np.int64, count=len(payloads)) + _BYTES_DATA_OFFSET
-    return np.array([np.frombuffer(p, dtype=np.uint8).__array_interface__["data"][0] if p else 0
-                     for p in payloads], dtype=np.int64)
+        return lengths, np.fromiter(map(id, payloads), dtype=np.int64, count=len(payloads)) + _BYTES_DATA_OFFSET
+    return lengths, np.array([np.frombuffer(p, dtype=np.uint8).__array_interface__["data"][0] if p else 0
+                              for p in payloads], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,15 @@ class AlertColumns:
     errors: dict[int, Exception] = field(default_factory=dict)
 
     POINT_COLUMNS = ("point_source_id", "mjd_tai", "band", "flux_njy", "flux_err_njy", "is_detection")
+    SURVEY = ""  # DecodedAlert.survey
+
+    def object_key(self, i: int) -> str:
+        """Message `i`'s object id as `DecodedAlert.object_id` (text)."""
+        raise NotImplementedError
+
+    def object_keys(self) -> list[str]:
+        """`object_key` of every message."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.ok)
@@ -192,3 +202,33 @@ class AlertColumns:
         """Message `i`'s curve: views of the point columns, no copy (empty if it did not decode)."""
         a, b = self.offsets[i], self.offsets[i + 1]
         return LightCurve(*(getattr(self, name)[a:b] for name in self.POINT_COLUMNS))
+
+    def alert(self, i: int) -> DecodedAlert:
+        """Message `i` as the survey's fastavro decoder returns it; raises its error if it did not decode."""
+        if not self.ok[i]:
+            raise self.errors[i]
+        return DecodedAlert(self.SURVEY, self.schema_names[self.schema_index[i]], int(self.alert_id[i]),
+                            int(self.source_id[i]), self.object_key(i), float(self.ra_deg[i]), float(self.dec_deg[i]),
+                            self.light_curve(i), self.context[i].copy(), int(self.dropped_points[i]))
+
+    def alerts(self) -> list[DecodedAlert | None]:
+        """One `DecodedAlert` per message, in order; None where it did not decode (see `errors`).
+
+        Same as `alert` for each message, with the per-message columns turned
+        into Python numbers once for the batch.
+        """
+        names, columns = self.schema_names, [getattr(self, name) for name in self.POINT_COLUMNS]
+        offsets = self.offsets.tolist()
+        alerts = []
+        for i, (ok, schema, alert_id, source_id, object_id, ra_deg, dec_deg, dropped) in enumerate(zip(
+                *(column.tolist() for column in (self.ok, self.schema_index, self.alert_id, self.source_id)),
+                self.object_keys(), *(column.tolist() for column in (self.ra_deg, self.dec_deg,
+                                                                     self.dropped_points)))):
+            if not ok:
+                alerts.append(None)
+                continue
+            a, b = offsets[i], offsets[i + 1]
+            alerts.append(DecodedAlert(self.SURVEY, names[schema], alert_id, source_id, object_id, ra_deg, dec_deg,
+                                       LightCurve(*(column[a:b] for column in columns)), self.context[i].copy(),
+                                       dropped))
+        return alerts

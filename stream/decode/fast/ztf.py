@@ -26,11 +26,9 @@ import numpy as np
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import SchemaParseException
 
-from models.lightcurve import LightCurve
-from stream.alert import DecodedAlert
 from stream.decode.fast import ztf_kernel
 from stream.decode.fast.plan import DETECTION, OK, TRIGGER, Plan, Unsupported, _Compiler
-from stream.decode.fast.shared import AlertColumns, addresses, as_bytes, link, physically_checked, run_growing, splice
+from stream.decode.fast.shared import AlertColumns, as_bytes, link, located, physically_checked, run_growing, splice
 from stream.decode.fast.tai import jd_utc_to_mjd_tai
 from stream.decode.fast.ztf_kernel import (
     BAD_VALUE, CONTEXT_REGISTERS, F_DEC, F_DISTNR, F_DISTPSNR1, F_DRB, F_JD, F_JDSTARTHIST, F_LIMIT, F_MAG,
@@ -126,30 +124,13 @@ class ZtfBatch(AlertColumns):
     """
 
 
-    def alert(self, i: int) -> DecodedAlert:
-        """Message `i` as decode_ztf returns it; raises its error if it did not decode."""
-        if not self.ok[i]:
-            raise self.errors[i]
-        return DecodedAlert("ztf", self.schema_names[self.schema_index[i]], int(self.alert_id[i]),
-                            int(self.source_id[i]), self.object_id[i], float(self.ra_deg[i]), float(self.dec_deg[i]),
-                            self.light_curve(i), self.context[i].copy(), int(self.dropped_points[i]))
+    SURVEY = "ztf"
 
-    def alerts(self) -> list[DecodedAlert | None]:
-        """One `DecodedAlert` per message, in order; None where it did not decode (see `errors`)."""
-        names, columns = self.schema_names, [getattr(self, name) for name in self.POINT_COLUMNS]
-        offsets = self.offsets.tolist()
-        alerts = []
-        for i, (ok, schema, alert_id, source_id, object_id, ra_deg, dec_deg, dropped) in enumerate(zip(
-                self.ok.tolist(), self.schema_index.tolist(), self.alert_id.tolist(), self.source_id.tolist(),
-                self.object_id, self.ra_deg.tolist(), self.dec_deg.tolist(), self.dropped_points.tolist())):
-            if not ok:
-                alerts.append(None)
-                continue
-            a, b = offsets[i], offsets[i + 1]
-            alerts.append(DecodedAlert("ztf", names[schema], alert_id, source_id, object_id, ra_deg, dec_deg,
-                                       LightCurve(*(column[a:b] for column in columns)), self.context[i].copy(),
-                                       dropped))
-        return alerts
+    def object_key(self, i: int) -> str:
+        return self.object_id[i]
+
+    def object_keys(self) -> list[str]:
+        return list(self.object_id)
 
 
 class FastZtfDecoder:
@@ -219,8 +200,7 @@ class FastZtfDecoder:
 
     def _run(self, payloads: list[bytes]) -> ZtfBatch:
         n = len(payloads)
-        lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
-        where = addresses(payloads)  # `payloads` holds the bytes alive through the kernel calls
+        lengths, where = located(payloads)  # `payloads` holds the bytes alive through the kernel calls
         linked = self._linked
         scratch = int(lengths.max(initial=0)) // linked.min_point_bytes + 2
         reason = np.zeros(n, dtype=np.int8)

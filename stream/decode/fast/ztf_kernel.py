@@ -14,10 +14,9 @@ Anything unexpected gives the message a nonzero reason, and fastavro decodes it.
 """
 import numpy as np
 from numba import carray, njit, types
-from numba.extending import intrinsic
 
 from stream.decode.fast.kernel import (
-    _INT64_MIN, _insert, _length, _parse, _pointer, _sort_by, _utf8_ok, _varint, scratch,
+    _INT64_MIN, _insert, _length, _parse, _pointer, _sort_by, _utf8_ok, _varint, pointer_to, scratch,
 )
 from stream.decode.fast.plan import BAD_BAND, BAD_NULL, BAD_OBJECT, BAD_VALUE, OK, REASONS, TRIGGER
 from stream.decode.ztf import JD_MINUS_MJD, JD_RANGE, SECONDS_PER_DAY
@@ -70,16 +69,7 @@ def _equal(buf, pos, n, text, start, end):
     return differ == 0
 
 
-@intrinsic
-def _words(typingctx, address):
-    """The ``uint64 *`` at integer `address` (x86 and ARM64 load unaligned words)."""
-    if not isinstance(address, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return types.CPointer(types.uint64)(address), codegen
+_words = pointer_to(types.uint64)  # x86 and ARM64 load unaligned words
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -104,7 +94,8 @@ def _container(buf, end):
     """The frame of a one-record container file: (reason, schema offset, schema length, record start, record end).
 
     As fastavro reads it: magic, a map of metadata (every value UTF-8, which for the schema the
-    match with a known text ensures; ``avro.codec`` absent or ``null``), a 16-byte sync marker; then one block of one record, the sync marker again, and nothing else.
+    match with a known text ensures; ``avro.codec`` absent or ``null``), a 16-byte sync marker; then
+    one block of one record, the sync marker again, and nothing else.
     """
     if end < 4 or not _equal(buf, 0, 4, _MAGIC, 0, 4):
         return BAD_CONTAINER, 0, 0, 0, 0
@@ -144,7 +135,8 @@ def _container(buf, end):
     if pos < 0 or records != 1:
         return BAD_CONTAINER, 0, 0, 0, 0
     size, pos = _length(buf, pos, end)
-    if pos < 0 or pos + size + SYNC_BYTES != end or not _equal(buf, pos + size, SYNC_BYTES, buf, sync, sync + SYNC_BYTES):
+    if (pos < 0 or pos + size + SYNC_BYTES != end
+            or not _equal(buf, pos + size, SYNC_BYTES, buf, sync, sync + SYNC_BYTES)):
         return BAD_CONTAINER, 0, 0, 0, 0
     return OK, schema_pos, schema_len, pos, pos + size
 
