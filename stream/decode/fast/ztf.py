@@ -31,9 +31,8 @@ from stream.decode.fast.plan import DETECTION, OK, TRIGGER, Plan, Unsupported, _
 from stream.decode.fast.shared import AlertColumns, as_bytes, link, located, physically_checked, run_growing, splice
 from stream.decode.fast.tai import jd_utc_to_mjd_tai
 from stream.decode.fast.ztf_kernel import (
-    BAD_VALUE, CONTEXT_REGISTERS, F_DEC, F_DISTNR, F_DISTPSNR1, F_DRB, F_JD, F_JDSTARTHIST, F_LIMIT, F_MAG,
-    F_MAGNR, F_NEARGAIA, F_RA, F_RB, F_SGSCORE1, F_SIGMA, F_SSDISTNR, NEW_SCHEMA, OBJECT_ID_BYTES, R_ALERT_ID,
-    R_CANDID, R_FID, R_NDETHIST, R_OBJECT_ID, R_SIGN, R_VERSION,
+    BAD_VALUE, F_CONTEXT, F_DEC, F_JD, F_LIMIT, F_MAG, F_RA, F_SIGMA, NEW_SCHEMA, OBJECT_ID_BYTES, R_ALERT_ID,
+    R_CANDID, R_FID, R_NDETHIST, R_OBJECT_ID, R_SIGN, R_VERSION, RAW_CONTEXT_FIELDS,
 )
 from stream.decode.ztf import (
     CONTEXT_SOURCES, DIFF_SIGN, FID_CODES, JD_RANGE, UPPER_LIMIT_SNR, decode_ztf, detection_flux_njy,
@@ -52,16 +51,10 @@ POINTS_PER_MESSAGE_GUESS = 48  # first sizing of a batch's output (then it follo
 _POINT_FIELDS = {"candid": ("long", R_CANDID), "fid": ("long", R_FID), "isdiffpos": ("band", R_SIGN),
                  "jd": ("number", F_JD), "magpsf": ("number", F_MAG), "sigmapsf": ("number", F_SIGMA),
                  "diffmaglim": ("number", F_LIMIT)}
-_CONTEXT_FIELDS = {"jdstarthist": F_JDSTARTHIST, "drb": F_DRB, "rb": F_RB, "sgscore1": F_SGSCORE1,
-                   "distpsnr1": F_DISTPSNR1, "ssdistnr": F_SSDISTNR, "neargaia": F_NEARGAIA, "distnr": F_DISTNR,
-                   "magnr": F_MAGNR}
 _CANDIDATE_FIELDS = {**_POINT_FIELDS, "ra": ("number", F_RA), "dec": ("number", F_DEC),
-                     "ndethist": ("long", R_NDETHIST),
-                     **{name: ("number", register) for name, register in _CONTEXT_FIELDS.items()}}
-# Raw context columns of the kernel, by candidate field.
-_RAW_CONTEXT = [next(name for name, r in _CONTEXT_FIELDS.items() if r == register) for register in CONTEXT_REGISTERS]
-_RAW_CONTEXT.append("ndethist")
-assert set(_RAW_CONTEXT) == {"jdstarthist", *CONTEXT_SOURCES}
+                     **{name: ("number", F_CONTEXT + c) for c, name in enumerate(RAW_CONTEXT_FIELDS[:-1])},
+                     RAW_CONTEXT_FIELDS[-1]: ("long", R_NDETHIST)}
+assert set(RAW_CONTEXT_FIELDS) == {"jdstarthist", *CONTEXT_SOURCES}
 
 _FID_LUT = np.full(max(FID_CODES) + 1, -1, dtype=np.int8)
 for _fid, _code in FID_CODES.items():
@@ -209,7 +202,7 @@ class FastZtfDecoder:
         alert_id, source_id = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         object_bytes = np.zeros((n, OBJECT_ID_BYTES), dtype=np.uint8)
         ra_deg, dec_deg = np.zeros(n), np.zeros(n)
-        raw_context = np.full((n, len(_RAW_CONTEXT)), np.nan)
+        raw_context = np.full((n, len(RAW_CONTEXT_FIELDS)), np.nan)
         offsets = np.zeros(n + 1, dtype=np.int64)
         point_id, jd, fid, mag, sigma, sign, is_detection, first_of_id = run_growing(
             lambda first, columns: ztf_kernel.decode_containers(
@@ -241,10 +234,10 @@ class FastZtfDecoder:
         offsets, columns, dropped = physically_checked(reason, source_id, ra_deg, dec_deg, offsets,
                                                        [c[kept] for c in columns])
 
-        start = raw_context[:, _RAW_CONTEXT.index("jdstarthist")]
+        start = raw_context[:, RAW_CONTEXT_FIELDS.index("jdstarthist")]
         known_start = (start >= JD_RANGE[0]) & (start <= JD_RANGE[1])  # False for NaN
         first_mjd_tai = np.where(known_start, jd_utc_to_mjd_tai(np.where(known_start, start, JD_RANGE[0])), np.nan)
-        context = ztf_contexts({name: raw_context[:, c] for c, name in enumerate(_RAW_CONTEXT)}, first_mjd_tai)
+        context = ztf_contexts({name: raw_context[:, c] for c, name in enumerate(RAW_CONTEXT_FIELDS)}, first_mjd_tai)
         object_id = np.empty(n, dtype=object)
         object_id[:] = object_bytes.view(f"S{OBJECT_ID_BYTES}")[:, 0].astype(str).tolist()
         batch = dict(schema_index=version_index, ok=reason == OK, alert_id=alert_id, source_id=source_id,

@@ -24,15 +24,15 @@ from stream.decode.ztf import JD_MINUS_MJD, JD_RANGE, SECONDS_PER_DAY
 # Integer registers: the point's (candid, fid, isdiffpos as 1/0, -1 if unknown), then the alert's
 # (objectId and schemavsn are (offset, length) pairs).
 R_CANDID, R_FID, R_SIGN, R_ALERT_ID, R_OBJECT_ID, R_OBJECT_ID_LENGTH, R_VERSION, R_VERSION_LENGTH, R_NDETHIST = range(9)
-# Float registers: the point's, then the candidate's position and context fields.
-(F_JD, F_MAG, F_SIGMA, F_LIMIT, F_RA, F_DEC,
- F_JDSTARTHIST, F_DRB, F_RB, F_SGSCORE1, F_DISTPSNR1, F_SSDISTNR, F_NEARGAIA, F_DISTNR, F_MAGNR) = range(15)
-N_INT, N_FLOAT = 9, 15
+# The candidate's fields of the context, as the kernel's raw context columns: all but the last (an
+# integer register) are float registers from F_CONTEXT on.
+RAW_CONTEXT_FIELDS = ("jdstarthist", "drb", "rb", "sgscore1", "distpsnr1", "ssdistnr", "neargaia", "distnr", "magnr",
+                      "ndethist")
+N_RAW_CONTEXT = len(RAW_CONTEXT_FIELDS)
+# Float registers: the point's, then the candidate's position, then its context fields.
+F_JD, F_MAG, F_SIGMA, F_LIMIT, F_RA, F_DEC, F_CONTEXT = range(7)
+N_INT, N_FLOAT = 9, F_CONTEXT + N_RAW_CONTEXT - 1
 N_POINT_INT, N_POINT_FLOAT = 3, 4
-# Raw context columns: these float registers, then ndethist.
-CONTEXT_REGISTERS = np.array([F_JDSTARTHIST, F_DRB, F_RB, F_SGSCORE1, F_DISTPSNR1, F_SSDISTNR, F_NEARGAIA,
-                              F_DISTNR, F_MAGNR], dtype=np.int64)
-N_RAW_CONTEXT = len(CONTEXT_REGISTERS) + 1
 # Null-mask bits (`kernel._parse`): integer register r is bit r, float register r bit N_POINT_INT + r.
 _NULL_MAG = 1 << (N_POINT_INT + F_MAG)
 _DETECTION_NEEDS = ((1 << R_CANDID) | (1 << R_FID) | (1 << R_SIGN) | (1 << (N_POINT_INT + F_JD)) | _NULL_MAG
@@ -257,7 +257,7 @@ def decode_containers(addresses, lengths, first, schema_texts, schema_bounds, sc
     object_id : (B, OBJECT_ID_BYTES) uint8
         The objectId, NUL-padded.
     context : (B, N_RAW_CONTEXT) float64
-        The candidate's `CONTEXT_REGISTERS`, then ndethist; NaN where null or absent.
+        The candidate's `RAW_CONTEXT_FIELDS`; NaN where null or absent.
     offsets : (B + 1,) int64
         Message i's points are ``out_*[offsets[i]:offsets[i + 1]]``.
     out_id, out_jd, out_fid, out_mag, out_sigma, out_sign, out_det, out_keep : (P,)
@@ -319,8 +319,8 @@ def decode_containers(addresses, lengths, first, schema_texts, schema_bounds, sc
                     object_id[i, k] = buf[ireg[R_OBJECT_ID] + k]
                 ra_deg[i] = freg[F_RA]
                 dec_deg[i] = freg[F_DEC]
-                for c in range(len(CONTEXT_REGISTERS)):
-                    r = CONTEXT_REGISTERS[c]
+                for c in range(N_RAW_CONTEXT - 1):
+                    r = F_CONTEXT + c
                     context[i, c] = freg[r] if fpresent[r] else np.nan
                 context[i, N_RAW_CONTEXT - 1] = np.float64(ireg[R_NDETHIST]) if ipresent[R_NDETHIST] else np.nan
         reason[i] = why
