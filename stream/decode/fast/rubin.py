@@ -23,7 +23,7 @@ from models.lightcurve import LightCurve
 from stream.decode.fast import kernel
 from stream.decode.fast.plan import OK, Plan, Unsupported, compile_plan
 from stream.decode.fast.shared import (
-    AlertColumns, as_bytes, link, located, physically_checked, run_growing, splice,
+    AlertColumns, as_bytes, link, located, physically_checked, redecode, run_growing,
 )
 from stream.decode.rubin import (
     BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_contexts, rubin_schema, rubin_versions, schema_id,
@@ -195,15 +195,10 @@ class FastRubinDecoder:
                      offsets=offsets,
                      **dict(zip(RubinBatch.POINT_COLUMNS, columns)), fallback=reason, dropped_points=dropped)
         names = list(self.schema_names)
-        errors, slow = {}, {}
-        for i in np.flatnonzero(reason != OK).tolist():
-            try:
-                slow[i] = decode_rubin(payloads[i], version=self.version, registry=self.registry)
-            except Exception as err:  # BadPacket; anything else is a decoder bug for the caller to log
-                errors[i] = err
-        if slow or errors:
-            splice(batch, RubinBatch.POINT_COLUMNS, slow, errors, names)
-            for i, alert in slow.items():
-                batch["object_id"][i], batch["object_is_ss"][i] = parse_object_key(alert.object_id)
+        slow, errors = redecode(batch, RubinBatch.POINT_COLUMNS, payloads, reason,
+                                lambda payload: decode_rubin(payload, version=self.version, registry=self.registry),
+                                names)
+        for i, alert in slow.items():
+            batch["object_id"][i], batch["object_is_ss"][i] = parse_object_key(alert.object_id)
         return RubinBatch(schema_names=tuple(names), errors=errors, **batch)
 

@@ -125,8 +125,26 @@ def physically_checked(reason: np.ndarray, source_id: np.ndarray, ra_deg: np.nda
     return offsets, [c[~drop] for c in columns], dropped
 
 
-def splice(batch: dict, point_columns: Sequence[str], slow: dict[int, DecodedAlert], errors: dict[int, Exception],
-           names: list[str]) -> None:
+def redecode(batch: dict, point_columns: Sequence[str], payloads: list[bytes], reason: np.ndarray,
+             decode: Callable[[bytes], DecodedAlert], names: list[str]) -> tuple[dict, dict]:
+    """Decode each message whose `reason` is not 0 with `decode` (the survey's fastavro decoder) and put
+    its alert into the columns of `batch`, or its error into the returned errors; schema names it
+    brings are added to `names`. Returns ``(alerts, errors)`` by message index; the survey's own
+    columns (object ids) are the caller's to fill from the alerts.
+    """
+    errors, slow = {}, {}
+    for i in np.flatnonzero(reason != 0).tolist():
+        try:
+            slow[i] = decode(payloads[i])
+        except Exception as err:  # BadPacket; anything else is a decoder bug for the caller to log
+            errors[i] = err
+    if slow or errors:
+        _splice(batch, point_columns, slow, errors, names)
+    return slow, errors
+
+
+def _splice(batch: dict, point_columns: Sequence[str], slow: dict[int, DecodedAlert], errors: dict[int, Exception],
+            names: list[str]) -> None:
     """Put the alerts fastavro decoded into the batch's columns (in place of `batch`'s entries), and
     leave no rows to those it rejected; the survey's own columns (object ids) are the caller's."""
     offsets = batch["offsets"]

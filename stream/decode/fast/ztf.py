@@ -28,7 +28,7 @@ from fastavro.schema import SchemaParseException
 
 from stream.decode.fast import ztf_kernel
 from stream.decode.fast.plan import DETECTION, OK, TRIGGER, Plan, Unsupported, _Compiler
-from stream.decode.fast.shared import AlertColumns, as_bytes, link, located, physically_checked, run_growing, splice
+from stream.decode.fast.shared import AlertColumns, as_bytes, link, located, physically_checked, redecode, run_growing
 from stream.decode.fast.tai import jd_utc_to_mjd_tai
 from stream.decode.fast.ztf_kernel import (
     BAD_VALUE, F_CONTEXT, F_DEC, F_JD, F_LIMIT, F_MAG, F_RA, F_SIGMA, NEW_SCHEMA, OBJECT_ID_BYTES, R_ALERT_ID,
@@ -244,16 +244,9 @@ class FastZtfDecoder:
                      object_id=object_id, ra_deg=ra_deg, dec_deg=dec_deg, context=context, offsets=offsets,
                      **dict(zip(ZtfBatch.POINT_COLUMNS, columns)), fallback=reason, dropped_points=dropped)
         names = list(self.schema_names)
-        errors, slow = {}, {}
-        for i in np.flatnonzero(reason != OK).tolist():
-            try:
-                slow[i] = decode_ztf(payloads[i])
-            except Exception as err:  # BadPacket; anything else is a decoder bug for the caller to log
-                errors[i] = err
-        if slow or errors:
-            splice(batch, ZtfBatch.POINT_COLUMNS, slow, errors, names)
-            for i, alert in slow.items():
-                batch["object_id"][i] = alert.object_id
+        slow, errors = redecode(batch, ZtfBatch.POINT_COLUMNS, payloads, reason, decode_ztf, names)
+        for i, alert in slow.items():
+            batch["object_id"][i] = alert.object_id
         return ZtfBatch(schema_names=tuple(names), errors=errors, **batch)
 
 
