@@ -17,7 +17,8 @@ key                                             type    content
                                                         objects scored in that time bucket (`top_bucket`:
                                                         updatedMs // 300,000), trimmed to the best
                                                         ``top_n``, no solar-system objects; TTL a day
-``{p}:consumers``                               zset    consumer id → last heartbeat (ms since epoch)
+``{p}:consumers``                               zset    consumer id → last heartbeat (ms since epoch); a
+                                                        clean stop removes the consumer
 ``{p}:consumer:{id}``                           hash    counters (``alerts``, ``deadLetters``, ``batches``,
                                                         ``aborts``, ``redisOutages``, ``redisSkippedCalls``,
                                                         ``droppedPoints``, ``droppedStoredPoints``); over the
@@ -26,7 +27,8 @@ key                                             type    content
                                                         → publish; absent if none), since the start
                                                         ``alertsPerSTotal``, ``latencyP50MsTotal``/…;
                                                         ``startedMs``, ``lag``, ``modelVersion``,
-                                                        ``heartbeatMs``, ``host``, ``pid``
+                                                        ``heartbeatMs``, ``host``, ``pid``; ``stoppedMs`` after
+                                                        a clean stop (then a TTL)
 ``{p}:model:champion``                          string  version of the promoted model
 ``{p}:model:events``                            pubsub  a promotion or rollback: the new champion version
 ``{p}:followup:{rule}:{objectId}``              string  alertId that triggered `rule` for the object (SET NX:

@@ -285,6 +285,7 @@ class ScoringService:
             return self.loop.run(**limits)
         finally:
             self._forward.shutdown(wait=False, cancel_futures=True)
+            self.state.leave()
             if self.watcher:
                 self.watcher.stop()
             if self.webhook:

@@ -147,6 +147,16 @@ class StateWriter:
         self._heartbeat(pipe, model_version, lag)
         self._execute(pipe)
 
+    def leave(self) -> None:
+        """A clean stop: out of the live consumers (``{p}:consumers``), so the monitor stops showing it at
+        once; its hash stays, with ``stoppedMs``, until the state TTL."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(self.keys.consumers, self.consumer_id)
+        key = self.keys.consumer(self.consumer_id)
+        pipe.hset(key, "stoppedMs", time.time_ns() // 1_000_000)
+        pipe.expire(key, self.ttl_s)
+        self._execute(pipe)
+
     def _scores(self, pipe, batch: ScoredBatch) -> None:
         top_class = np.asarray(CLASS_IDS)[batch.probs.argmax(axis=1)]
         solar_system = known_solar_system(batch)

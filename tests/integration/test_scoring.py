@@ -81,6 +81,9 @@ def test_each_input_scored_once_with_state(stream_config, read_committed):
     consumer = client.hgetall(keys.consumer(service.instance_id))
     assert int(consumer[b"alerts"]) == len(alerts) and int(consumer[b"deadLetters"]) == len(MALFORMED)
     assert float(consumer[b"latencyP99Ms"]) >= float(consumer[b"latencyP50Ms"]) > 0
+    # a clean stop leaves the live consumers and says when; the counters stay readable
+    assert client.zscore(keys.consumers, service.instance_id) is None
+    assert int(consumer[b"stoppedMs"]) >= int(consumer[b"heartbeatMs"])
 
 
 @pytest.mark.parametrize("batch_size", [None, 1])
