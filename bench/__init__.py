@@ -6,7 +6,7 @@ Everything is measured in the same run, on the same messages, broker, Redis and 
 1. limits, each stage alone: raw Kafka consume (librdkafka, nothing decoded), decoding
    (fastavro, and the batch Rubin decoder), the model's forward pass (light curves/s,
    batch sizes 1 to 4096) at the served precision, beside it on CUDA the other one
-   (bf16 and fp32) and on the CPU int8 (`models.quantize.quantize_int8`, measured only:
+   (bf16 and fp32) and on the CPU int8 (`training.quantize.quantize_int8`, measured only:
    not a serving precision), with another torch thread count, and `Scorer.score` on a
    batch of ``scoring.batch_size`` curves in chunks of several sizes;
 2. the pipeline (`alertformer run`'s `ScoringService`, in its own process): sustained
@@ -73,7 +73,7 @@ STACK_TIMEOUT_S = 15.0  # Kafka and Redis must answer within this
 RAW_CONSUME_TIMEOUT_S = 60.0
 AIM_FRACTION_OF_SLOWEST = 0.7  # the pipeline should reach this share of its slowest essential stage
 AIM_BURST = (10_000, 20.0)  # alerts, seconds: a Rubin burst fully scored and published
-INT8_NOTE = ("models.quantize.quantize_int8 of the served model, measured only: not a serving precision, as it "
+INT8_NOTE = ("training.quantize.quantize_int8 of the served model, measured only: not a serving precision, as it "
              "moved the evaluation metrics by more than 0.5 points (README, Performance)")
 
 

@@ -4,7 +4,7 @@
     deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
 
 1. ``model``: per precision (CUDA: fp32 and bf16; CPU: fp32, and int8 through
-   `models.quantize.quantize_int8`, measured only: not a serving precision),
+   `training.quantize.quantize_int8`, measured only: not a serving precision),
    `Scorer.forward` light curves/s at batch sizes 1 to 4096
    (`bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
    curves as served (sorting, encoding and chunks included), and the largest

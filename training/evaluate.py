@@ -333,7 +333,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     figures : bool
         Write the PNG figures.
     quantize : {"none", "int8"}
-        int8: evaluate the transformer after `models.quantize.quantize_int8` (CPU), to
+        int8: evaluate the transformer after `training.quantize.quantize_int8` (CPU), to
         measure what int8 would cost; not a serving option, because it moved the metrics
         by more than 0.5 points (README, Performance).
 
@@ -345,7 +345,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     import torch
 
     from models.checkpoint import load_checkpoint
-    from models.quantize import quantize_int8
+    from training.quantize import quantize_int8
 
     if peers not in PEER_CHOICES:
         raise ValueError(f"peers={peers!r}: expected one of {PEER_CHOICES}")

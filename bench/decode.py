@@ -1,6 +1,6 @@
 """Benchmark: fastavro (`decode_rubin`) against `FastRubinDecoder`, side by side, one core.
 
-    python -m stream.bench_decode [--seconds 2] [--batch-size 512] [--prv 40] [--forced 40]
+    python -m bench.decode [--seconds 2] [--batch-size 512] [--prv 40] [--forced 40]
 
 prints one JSON report with alerts/s of both decoders and their ratio on
 
@@ -178,7 +178,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stream.bench_decode", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.decode", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per decoder and case, s")
     parser.add_argument("--batch-size", type=int, default=512, help="messages per decode_batch call")
     parser.add_argument("--prv", type=int, default=40, help="previous diaSources per simulated alert")

@@ -1,4 +1,4 @@
-"""Throughput of the light-curve simulator: ``python -m training.bench_simulate``.
+"""Throughput of the light-curve simulator: ``python -m bench.simulate``.
 
 Prints one JSON report: light curves and points per second (wall clock, and light curves
 per CPU second, steadier on a shared machine) for each survey, balanced over all classes.
