@@ -264,7 +264,7 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
     ----------
     model_path : str or None
         A SuperNNova model (``.pt``) trained by the model issue's peer setup
-        (``python -m training.evaluate --peers supernnova``, under
+        (``alertformer evaluate --peers supernnova``, under
         ``<out>/work/supernnova-lsst/dump/models/``), or a peer pickled by its
         ``--peer-cache``. None: not measured.
     curves : list of LightCurve
@@ -285,7 +285,7 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
 
     if not model_path:
         return {"measured": False, "note": "not measured: pass --supernnova-model (a SuperNNova .pt or peer .pkl "
-                                           "from `python -m training.evaluate --peers supernnova`)"}
+                                           "from `alertformer evaluate --peers supernnova`)"}
     path = Path(model_path)
     if path.suffix == ".pkl":
         with open(path, "rb") as f:

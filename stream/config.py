@@ -557,12 +557,6 @@ class StreamConfig(BaseSettings):
         return secrets
 
 
-def add_config_argument(parser) -> None:
-    """The ``--config`` option every service command shares."""
-    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
-                        "ALERTFORMER_SECTION__KEY environment variables override it")
-
-
 def one_line(err: ValidationError, section: str = "") -> str:
     """``"invalid configuration: redis.url: ...; ..."``: each error naming its field (never the value)."""
     lines = [f"{'.'.join(map(str, [section, *e['loc']] if section else e['loc'])) or 'config'}: {e['msg']}"

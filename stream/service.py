@@ -12,6 +12,7 @@ thread; `finish` takes the probabilities and builds the records. A batch's windo
 are built before the batch ahead of it has written its curves to Redis, so
 `prepare` lays the curves of batches still in flight over what Redis returns.
 """
+import json
 import logging
 import socket
 import sys
@@ -29,7 +30,7 @@ from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
 from models.taxonomy import CLASS_NAMES, N_CLASSES
 from stream import avro_io
-from stream.config import StreamConfig
+from stream.config import StreamConfig, load_config
 from stream.errors import ConfigError, NonFiniteScores
 from stream.hotswap import ChampionWatcher
 from stream.journal import FollowupJournal
@@ -329,3 +330,20 @@ class ScoringService:
                 self.watcher.stop()
             if self.webhook:
                 self.webhook.close()
+
+
+def cmd_run(args) -> int:
+    """``alertformer run``: serve until stopped or idle, then print what this process committed as JSON."""
+    overrides = {}
+    if args.checkpoint or args.instance_id:
+        overrides["scoring"] = {k: v for k, v in (("checkpoint", args.checkpoint), ("instance_id", args.instance_id)) if v}
+    config = load_config(args.config)
+    if overrides:
+        config = config.model_copy(update={"scoring": config.scoring.model_copy(update=overrides["scoring"])})
+    service = ScoringService(config)
+    service.loop.install_signal_handlers()
+    stats = service.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
+    log.info("stopped messages_in=%d messages_out=%d batches=%d aborts=%d",
+             stats.messages_in, stats.messages_out, stats.batches, stats.aborts)
+    print(json.dumps(service.summary.as_dict()))  # what this process committed
+    return 0

@@ -1,7 +1,6 @@
 """The training recipe: pretrain -> fine-tune (sim) -> calibrate -> fine-tune (ZTF BTS) -> calibrate -> save.
 
-Run it as ``alertformer train [--config FILE] [--key=value ...]`` or
-``python -m training.train [--config FILE] [--key=value ...]``:
+Run it as ``alertformer train [--config FILE] [--key=value ...]``:
 
 - the defaults are the plain globals below (the shipped recipe, restated in
   ``training/config/default.py``);
@@ -23,7 +22,6 @@ in the checkpoint's ``train_config``. Stages:
 4. Metrics on the val splits (never the test splits) and `save_checkpoint`
    with the config, data sizes, seeds, metrics, wall time and git sha.
 """
-import argparse
 import json
 import logging
 import subprocess
@@ -389,29 +387,6 @@ def run(config: dict) -> dict:
 
 
 # --- command line ----------------------------------------------------------------------
-_USAGE = "%(prog)s [--config FILE] [--key=value ...]"
-_EPILOG = ("config keys and defaults (the shipped recipe; each is explained in training/train.py):\n"
-           + "\n".join(f"  --{k}={v}  ({type(v).__name__})" for k, v in DEFAULTS.items()))
-
-
-def _configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--config", metavar="FILE",
-                   help="Python file of plain assignments applied over the defaults, or a name in "
-                        "training/config/ (e.g. smoke)")
-    for key, value in DEFAULTS.items():
-        p.add_argument(f"--{key}", dest=f"override_{key}", metavar=type(value).__name__.upper(),
-                       default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_train)
-    return p
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``train`` subcommand on an argparse ``subparsers`` object."""
-    return _configure_parser(subparsers.add_parser(
-        "train", help="run the training recipe (pretrain, fine-tune, calibrate) and save a checkpoint", usage=_USAGE,
-        description=__doc__.split("\n\n")[0] + "\n\nThe defaults, then --config, then --key=value overrides; "
-        "unknown keys and wrong types are errors.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
 def cmd_train(args) -> int:
@@ -428,16 +403,3 @@ def cmd_train(args) -> int:
                       "val_macro_f1": {k: v["random_prefixes"].get("macro_f1")
                                        for k, v in result["metrics"]["val"].items()}}))
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", usage=_USAGE,
-                                     description=__doc__.split("\n\n")[0], epilog=_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    args = _configure_parser(parser).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,7 @@ import torch
 
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
+from alertformer.cli import evaluate as evaluate_cli
 from training import evaluate as ev
 
 
@@ -21,7 +22,7 @@ def tiny_checkpoint(tmp_path_factory):
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="alertformer")
     sub = parser.add_subparsers(dest="command", required=True)
-    ev.add_parser(sub)
+    evaluate_cli.add_parser(sub)
     return parser.parse_args(argv)
 
 

@@ -1,4 +1,4 @@
-"""Simulated Rubin alert streams (training.sim_alerts, training.simulate_cli).
+"""Simulated Rubin alert streams (training.sim_alerts, training.simulate_stream).
 
 The central check: a packet decoded by the stream and the simulated curve cut at
 the same alert give identical model input, so training and serving see the same
@@ -22,7 +22,8 @@ from training.sim_alerts import (
 )
 from training.simulate import CLASS_NAMES, REALISTIC_MIX, SimulatedSet, simulate
 from training.simulate import POINT_ID_STRIDE
-from training.simulate_cli import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, add_parser, first_object_id
+from alertformer.cli.simulate import add_parser
+from training.simulate_stream import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, first_object_id
 
 N_OBJECTS = 12
 SEED = 20260214

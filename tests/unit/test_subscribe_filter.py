@@ -7,7 +7,8 @@ import pytest
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
 from stream.errors import BadPacket, ConfigError
-from stream.subscribe import SCHEMAS, Comparison, add_parser, build_filter, parse_where, record_decoder
+from alertformer.cli.subscribe import add_parser
+from stream.subscribe import SCHEMAS, Comparison, build_filter, parse_where, record_decoder
 
 
 def class_probs(top_id: int, top_p: float = 0.6) -> list[dict]:

@@ -12,7 +12,9 @@ from models.taxonomy import CLASS_IDS
 from training.datasets import LabeledSet, simulated
 from training.finetune import EvalSet, finetune, source_class_weights, weighted_cross_entropy
 from training.metrics import macro_f1
-from training.train import DEFAULTS, ConfigError, add_parser, cmd_train, load_config, run
+from alertformer.cli.train import add_parser
+from alertformer.cli.train import run as cmd_train
+from training.train import DEFAULTS, ConfigError, load_config, run
 
 EASY_CLASSES = (2233, 2323, 2332, 2224)  # M-dwarf flare, RR Lyrae, AGN, SN II: chance macro-F1 ~ 0.25
 
