@@ -427,7 +427,13 @@ class RegistrySettings(_Section):
 
 
 class TrainerSettings(_Section):
-    """The re-fine-tuning service (`alertformer trainer`)."""
+    """The re-fine-tuning service (`alertformer trainer`).
+
+    Defined here, not in `training`: every process reads the one configuration (file and
+    ``ALERTFORMER_*`` environment, as compose hands the same to the scorer and the trainer)
+    and refuses unknown sections, so `StreamConfig` must know this one, and `stream` never
+    imports `training`.
+    """
 
     work_dir: str = Field(".trainer", description="label snapshots, state and the decision log")
     group_id: str = "alertformer-trainer"

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from models.errors import ConfigError
+
 # -----------------------------------------------------------------------------
 # default config values: the shipped recipe (training/config/default.py restates it)
 # I/O and system
@@ -114,10 +116,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
 
-class ConfigError(ValueError):
-    """An unknown config key, or a value of the wrong type."""
-
-
 def _coerce(key: str, value, where: str):
     """``value`` checked against the default's type (int accepted for float); ConfigError otherwise."""
     if key not in DEFAULTS:
@@ -147,7 +145,7 @@ def parse_value(key: str, text: str):
         raise ConfigError(f"command line: {key}={text!r} is not a {kind.__name__}") from None
 
 
-def load_config(config_file=None, overrides: dict | None = None, argv_overrides=()) -> dict:
+def load_recipe(config_file=None, overrides: dict | None = None, argv_overrides=()) -> dict:
     """The resolved config: defaults, then ``config_file``, then overrides.
 
     Parameters
@@ -166,9 +164,9 @@ def load_config(config_file=None, overrides: dict | None = None, argv_overrides=
     ConfigError
         For an unknown key or a value of the wrong type.
 
-    >>> load_config(overrides={"seed": 3})["seed"]
+    >>> load_recipe(overrides={"seed": 3})["seed"]
     3
-    >>> load_config(argv_overrides=["--progress=false", "--pretrain_lr=2e-3"])["pretrain_lr"]
+    >>> load_recipe(argv_overrides=["--progress=false", "--pretrain_lr=2e-3"])["pretrain_lr"]
     0.002
     """
     config = dict(DEFAULTS)
@@ -222,7 +220,7 @@ def _initial_weights(path: str, model_config) -> torch.nn.Module:
 
 
 def run(config: dict) -> dict:
-    """Run the recipe with a resolved ``config`` (`load_config`); returns ``{"checkpoint", "metrics", "data"}``."""
+    """Run the recipe with a resolved ``config`` (`load_recipe`); returns ``{"checkpoint", "metrics", "data"}``."""
     from models.checkpoint import save_checkpoint
     from models.model import AlertTransformer, ModelConfig
     from training.datasets import LabeledSet, simulated, ztf_bts, ztf_packet_set
@@ -393,7 +391,7 @@ def cmd_train(args) -> int:
     """Resolve the config from parsed ``args`` and run the recipe; 0 on success, 2 on a config error."""
     overrides = [f"--{k[len('override_'):]}={v}" for k, v in vars(args).items() if k.startswith("override_")]
     try:
-        config = load_config(args.config, argv_overrides=overrides)
+        config = load_recipe(args.config, argv_overrides=overrides)
     except (ConfigError, OSError) as err:
         print(f"alertformer train: {err}", file=sys.stderr)
         return 2

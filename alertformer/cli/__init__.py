@@ -10,9 +10,8 @@ import importlib
 import logging
 import sys
 
-from models.checkpoint import CheckpointMismatch
-from models.registry import RegistryError
-from stream.errors import AlertformerError, Fatal
+from models.errors import AlertformerError
+from stream.errors import Fatal
 
 from alertformer import __version__
 
@@ -48,7 +47,7 @@ def main(argv=None) -> int:
     except Fatal as err:
         print(f"alertformer {args.command}: fatal: {err}", file=sys.stderr)
         return 3
-    except (AlertformerError, RegistryError, CheckpointMismatch) as err:
+    except AlertformerError as err:
         print(f"alertformer {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

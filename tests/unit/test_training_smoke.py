@@ -14,7 +14,8 @@ from training.finetune import EvalSet, finetune, source_class_weights, weighted_
 from training.metrics import macro_f1
 from alertformer.cli.train import add_parser
 from alertformer.cli.train import run as cmd_train
-from training.train import DEFAULTS, ConfigError, load_config, run
+from training.train import DEFAULTS, ConfigError, run
+from training.train import load_recipe as load_config
 
 EASY_CLASSES = (2233, 2323, 2332, 2224)  # M-dwarf flare, RR Lyrae, AGN, SN II: chance macro-F1 ~ 0.25
 
