@@ -153,7 +153,7 @@ def scorer_child(spec: dict, reports, go, stop) -> None:
         reports.put({"kind": "final", "run_s": time.perf_counter() - t_run,
                      "cpu_s": after["cpu_s"] - before["cpu_s"], "peak_rss_mb": after["peak_rss_mb"],
                      "redis_outages": service.history.outages,
-                     "loop": {k: v for k, v in vars(stats).items() if k != "extra"}})
+                     "loop": vars(stats)})
     except BaseException:
         reports.put({"kind": "error", "error": traceback.format_exc()})
         raise

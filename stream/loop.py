@@ -42,7 +42,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -90,7 +90,6 @@ class LoopStats:
     consumer_errors: int = 0
     record_errors: int = 0  # outputs the producer refused (size, content), dead-lettered instead
     last_batch_ms: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 Process = Callable[[list[Message]], list[Output]]

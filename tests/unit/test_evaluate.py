@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+from alertformer.cli import evaluate as evaluate_cli
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
-from alertformer.cli import evaluate as evaluate_cli
 from training import evaluate as ev
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from alertformer.cli import main as cli_main
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
-from alertformer.cli import main as cli_main
 from bench import gpu
 
 

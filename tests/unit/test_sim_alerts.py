@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from alertformer.cli.simulate import add_parser
 from models.encode import encode
 from models.lightcurve import LightCurve
 from stream.decode import decode_auto, rubin_schema, rubin_versions, schema_id
@@ -22,7 +23,6 @@ from training.sim_alerts import (
 )
 from training.simulate import CLASS_NAMES, REALISTIC_MIX, SimulatedSet, simulate
 from training.simulate import POINT_ID_STRIDE
-from alertformer.cli.simulate import add_parser
 from training.simulate_stream import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, first_object_id
 
 N_OBJECTS = 12

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from alertformer.cli.train import add_parser
+from alertformer.cli.train import run as cmd_train
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from models.taxonomy import CLASS_IDS
 from training.datasets import LabeledSet, simulated
 from training.finetune import EvalSet, finetune, source_class_weights, weighted_cross_entropy
 from training.metrics import macro_f1
-from alertformer.cli.train import add_parser
-from alertformer.cli.train import run as cmd_train
 from training.train import DEFAULTS, ConfigError, run
 from training.train import load_recipe as load_config
 
