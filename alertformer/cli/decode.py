@@ -1,5 +1,5 @@
 """``alertformer decode``: consume the input topics and print what each message decodes to."""
-from alertformer.cli.options import add_config_argument
+from alertformer.cli.options import add_config_argument, add_stop_arguments
 
 
 def add_parser(sub) -> None:
@@ -14,8 +14,7 @@ def add_parser(sub) -> None:
                    help="also produce undecodable messages to the dead-letter topic, in the transaction of the "
                         "consumer offsets (for input topics no scorer reads)")
     p.add_argument("--group", help="consumer group id (default: a new one, reading from the start)")
-    p.add_argument("--max-messages", type=int, help="stop after this many messages")
-    p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
+    add_stop_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,12 @@ def add_config_argument(parser) -> None:
                         "ALERTFORMER_SECTION__KEY environment variables override it")
 
 
+def add_stop_arguments(parser) -> None:
+    """When a consuming command stops by itself: ``--max-messages``, ``--idle-timeout-s``."""
+    parser.add_argument("--max-messages", type=int, help="stop after this many messages")
+    parser.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
+
+
 def positive(kind):
     """An argparse type: `kind` of the text, which must be > 0."""
 

@@ -1,5 +1,5 @@
 """``alertformer run``: the scoring service."""
-from alertformer.cli.options import add_config_argument
+from alertformer.cli.options import add_config_argument, add_stop_arguments
 
 
 def add_parser(sub) -> None:
@@ -15,8 +15,7 @@ def add_parser(sub) -> None:
     add_config_argument(p)
     p.add_argument("--checkpoint", help="model checkpoint (default: scoring.checkpoint, then the shipped model)")
     p.add_argument("--instance-id", help="stable id of this process (default: scoring.instance_id, then the host name)")
-    p.add_argument("--max-messages", type=int, help="stop after this many messages")
-    p.add_argument("--idle-timeout-s", type=float, help="stop after this many seconds without messages")
+    add_stop_arguments(p)
     p.set_defaults(func=run)
 
 
