@@ -104,16 +104,16 @@ BatchObserver = Callable[[list[Message], float], None]
 class ScoringService:
     """The scoring service of `config` (module docstring).
 
-    `times` holds the seconds spent per stage since the start (`stream.stages`); `on_batch`, if
-    given, is called after each committed batch (and its Redis state) with the batch's messages and
-    the wall-clock time, in ms, at which its transaction committed: what `alertformer bench` reads.
+    `times` holds the seconds spent per stage since the start (`stream.stages`); `on_batch`, if set,
+    is called after each committed batch (and its Redis state) with the batch's messages and the
+    wall-clock time, in ms, at which its transaction committed: what `alertformer bench` reads.
     """
 
-    def __init__(self, config: StreamConfig, scorer: Scorer | None = None, on_batch: BatchObserver | None = None):
+    def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
         self.config = config
         self.summary = RunSummary()
         self.times = StageTimes()
-        self.on_batch = on_batch
+        self.on_batch: BatchObserver | None = None
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
