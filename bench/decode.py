@@ -1,4 +1,4 @@
-"""Benchmark: fastavro (`decode_rubin`) against `FastRubinDecoder`, side by side, one core.
+"""Benchmark: fastavro (`decode_rubin`, `decode_ztf`) against the batch decoders, side by side, one core.
 
     alertformer bench-decode [--seconds 2] [--batch-size 512] [--prv 40] [--forced 40]
 
@@ -9,7 +9,10 @@ prints one JSON report with alerts/s of both decoders and their ratio on
     (real alerts fill most of the ~100 fields of a diaSource; nulls would
     flatter neither decoder much, but make the packet smaller), no cutouts;
 (b) the 25 real LSSTCam alerts of ``data/rubin`` (schema 10.0, with
-    their cutouts, 1-23 points each), re-encoded, cycled to fill a batch.
+    their cutouts, 1-23 points each), re-encoded, cycled to fill a batch;
+(c) the 2 real ZTF packets of ``data/ztf/alerts`` (schema 3.2 and 3.3, 12 and
+    29 points), as ZTF sent them (with cutouts) and without their cutouts,
+    cycled; the reference is decode_ztf (fastavro, then astropy for the times).
 
 The fast decoder is timed twice: ``columns`` (the `RubinBatch`) and
 ``alerts`` (plus one `DecodedAlert` per message, what the stream loop uses).
@@ -18,17 +21,20 @@ rounds (each reports its best round: the machine may be shared); the first
 batch is checked to agree with decode_rubin before timing. ``jit_s`` is the first
 kernel call of this process (compile, or load from numba's cache).
 """
+import io
 import json
 import os
 import time
 
+import fastavro
 import numpy as np
 
 from models.paths import data_dir
 
-from stream.decode import decode_rubin, encode_rubin, rubin_records_from_parquet, rubin_schema
+from stream.decode import decode_rubin, decode_ztf, encode_rubin, rubin_records_from_parquet, rubin_schema
 
 REAL_SAMPLE = data_dir() / "rubin" / "lsstcam_alerts_v10_sample.parquet"
+ZTF_ALERTS = data_dir() / "ztf" / "alerts"
 SIM_VERSION = "11.1"
 N_SIM_ALERTS = 256  # distinct packets, cycled
 SEED = 20260301
@@ -124,17 +130,18 @@ def rate(decode, payloads: list[bytes], batch_size: int, seconds: float) -> floa
             return n / elapsed
 
 
-def compare(name: str, payloads: list[bytes], decoder, batch_size: int, seconds: float) -> dict:
-    """Side-by-side rates on one payload set (checked to agree first)."""
+def compare(name: str, payloads: list[bytes], decoder, batch_size: int, seconds: float,
+            reference=decode_rubin) -> dict:
+    """Side-by-side rates of `reference` (per message) and `decoder` on one payload set (checked to agree first)."""
     batch, errors = decoder.decode_batch(payloads)
     assert not errors and not batch.fallback.any(), (errors, batch.fallback)
     for i, payload in enumerate(payloads[:64]):
-        expected, got = decode_rubin(payload), batch.alert(i)
+        expected, got = reference(payload), batch.alert(i)
         assert (expected.alert_id, expected.object_id, expected.ra_deg) == (got.alert_id, got.object_id, got.ra_deg)
         for field in expected.light_curve.FIELDS:
             assert np.array_equal(getattr(expected.light_curve, field), getattr(got.light_curve, field)), field
     contenders = {
-        "fastavro": lambda b: [decode_rubin(p) for p in b],
+        "fastavro": lambda b: [reference(p) for p in b],
         "columns": decoder.decode_batch,
         "alerts": lambda b: decoder.decode_batch(b)[0].alerts(),
     }
@@ -165,7 +172,7 @@ def measure(args) -> dict:
     """The report of the module docstring."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, for both decoders
-    from stream.decode.fast import FastRubinDecoder  # after pinning: numba's first call compiles here
+    from stream.decode.fast import FastRubinDecoder, FastZtfDecoder  # after pinning: numba's first call compiles here
 
     decoder = FastRubinDecoder()
     rng = np.random.default_rng(args.seed)
@@ -180,4 +187,18 @@ def measure(args) -> dict:
         real = [encode_rubin(record, version) for record in records]
         real = real * -(-args.batch_size // len(real))  # cycled to fill a batch, as in a stream
         report[f"real_lsstcam_v{version}"] = compare("real", real, decoder, args.batch_size, args.seconds)
+    ztf = [path.read_bytes() for path in sorted(ZTF_ALERTS.glob("*.avro"))]
+    if ztf:
+        for case, payloads in (("real_ztf", ztf), ("real_ztf_no_cutouts", [without_cutouts(p) for p in ztf])):
+            payloads = payloads * -(-args.batch_size // len(payloads))
+            report[case] = compare(case, payloads, FastZtfDecoder(), args.batch_size, args.seconds, decode_ztf)
     return report
+
+
+def without_cutouts(packet: bytes) -> bytes:
+    """A ZTF container file written again, its cutouts null."""
+    reader = fastavro.reader(io.BytesIO(packet))
+    records = [{**r, "cutoutScience": None, "cutoutTemplate": None, "cutoutDifference": None} for r in reader]
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, reader.writer_schema, records)
+    return buffer.getvalue()

@@ -1,9 +1,9 @@
 """Decode a batch of Kafka messages; what cannot be decoded becomes a dead-letter output.
 
 Rubin packets in the Confluent wire format (topics of format ``rubin`` or ``auto``) go through
-the batch decoder `stream.decode.fast.FastRubinDecoder`, one call per batch; everything else
-(ZTF container files, ELAsTiCC, schemaless Rubin, Fink's ZTF with the schema in the key) through the
-per-message decoders.
+the batch decoder `stream.decode.fast.FastRubinDecoder`, ZTF container files (topics of format ``ztf``
+or ``auto``) through `stream.decode.fast.ztf.FastZtfDecoder`, one call per batch each; everything else
+(ELAsTiCC, schemaless Rubin, Fink's ZTF with the schema in the key) through the per-message decoders.
 """
 import logging
 from collections.abc import Mapping
@@ -14,7 +14,8 @@ from confluent_kafka import Message
 from stream.alert import DecodedAlert
 from stream.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, dead_letter
 from stream.decode import KEYED_FORMATS, get_decoder
-from stream.decode.fast import FastRubinDecoder
+from stream.decode.fast import FastRubinDecoder, FastZtfDecoder
+from stream.decode.ztf import CONTAINER_MAGIC
 from stream.decode.registry import RegistrySchemas
 from stream.errors import BadPacket
 from stream.loop import Output
@@ -51,6 +52,7 @@ class Ingest:
         self.registry = registry  # Rubin schema ids lsst-alert-packet lacks are looked up there  # a topic not named (one of input.kafka's topics or pattern) is "auto"
         self.decoders = {}
         self.fast_rubin = None  # made for the first wire-format message of a rubin or auto topic
+        self.fast_ztf = None  # made for the first container file of a ztf or auto topic
         self.deadletter_topic = deadletter_topic
         self.max_input_bytes, self.max_payload_bytes = max_input_bytes, max_payload_bytes
 
@@ -64,19 +66,22 @@ class Ingest:
             self.decoders[topic] = get_decoder(fmt, **opts)
         return self.decoders[topic]
 
-    def _batch_topic(self, topic: str) -> bool:
-        return self._format(topic) in ("rubin", "auto")
+    def _batched(self, messages: list[Message], results: list, formats: tuple[str, ...], magic: bytes) -> list[int]:
+        """Indices of the messages not yet decided, of a topic in `formats`, that start with `magic`."""
+        return [i for i, m in enumerate(messages) if results[i] is None and self._format(m.topic()) in formats
+                and (m.value() or b"")[:len(magic)] == magic]
 
     def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
         """Per message, its alert or the exception that rejected it, in input order."""
         results: list[DecodedAlert | Exception | None] = [self._oversized(m) for m in messages]
-        wire = [i for i, m in enumerate(messages) if results[i] is None
-                and self._batch_topic(m.topic()) and (m.value() or b"")[:1] == RUBIN_WIRE_MAGIC]
+        wire = self._batched(messages, results, ("rubin", "auto"), RUBIN_WIRE_MAGIC)
         if wire:
             self.fast_rubin = self.fast_rubin or FastRubinDecoder(registry=self.registry)
-            batch, errors = self.fast_rubin.decode_batch([messages[i].value() for i in wire])
-            for j, alert in enumerate(batch.alerts()):
-                results[wire[j]] = alert if alert is not None else errors[j]
+            self._decode_batch(self.fast_rubin, messages, wire, results)
+        containers = self._batched(messages, results, ("ztf", "auto"), CONTAINER_MAGIC)
+        if containers:
+            self.fast_ztf = self.fast_ztf or FastZtfDecoder()
+            self._decode_batch(self.fast_ztf, messages, containers, results)
         for i, msg in enumerate(messages):
             if results[i] is None:
                 try:
@@ -85,6 +90,13 @@ class Ingest:
                 except Exception as err:  # BadPacket; anything else is a decoder bug, dead-lettered below
                     results[i] = err
         return results
+
+    @staticmethod
+    def _decode_batch(decoder, messages: list[Message], chosen: list[int], results: list) -> None:
+        """Decode ``messages[chosen]`` in one batch into their `results` entries (alert or error)."""
+        batch, errors = decoder.decode_batch([messages[i].value() for i in chosen])
+        for j, alert in enumerate(batch.alerts()):
+            results[chosen[j]] = alert if alert is not None else errors[j]
 
     def _oversized(self, msg: Message) -> BadPacket | None:
         size = len(msg.value() or b"")

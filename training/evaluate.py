@@ -57,6 +57,7 @@ from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.context_check import context_comparison, format_context_comparison, plot_context_comparison
 from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1
 from training.packet_eval import evaluate_packets, format_packet_report
+from training.sim_check import format_comparison as format_sim_comparison, simulated_vs_bts
 from training.simulate import ELASTICC_CLASS_IDS
 
 log = logging.getLogger(__name__)
@@ -666,7 +667,11 @@ def format_headline(report: dict) -> str:
 
 def write_context_check(out_dir: Path, data_dir=None, figures: bool = True, quick: bool = False) -> dict:
     """`training.context_check` on the real packets' test part: ``context_check.json`` and, with `figures`,
-    ``context_distributions.png`` in `out_dir`; returns the report."""
+    ``context_distributions.png`` in `out_dir`; returns the report. Also writes `training.sim_check`'s
+    light curves of simulated ZTF supernovae against the BTS train split, ``sim_check.json``, and logs it."""
+    sim_report = simulated_vs_bts(n_per_class=200 if quick else 2000, data_dir=data_dir)
+    (out_dir / "sim_check.json").write_text(json.dumps(_json_safe(sim_report), indent=1, allow_nan=False))
+    log.info("%s", format_sim_comparison(sim_report))
     report = context_comparison("test", n_sim=QUICK["n_context_sim"] if quick else 2400, data_dir=data_dir)
     if figures:
         plot_context_comparison(report, out_dir / "context_distributions.png")

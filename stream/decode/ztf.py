@@ -14,7 +14,7 @@ from astropy.time import Time
 from erfa import ErfaWarning
 
 from models.bands import BAND_CODE
-from models.context import context_vector
+from models.context import CONTEXT_INDEX, N_CONTEXT
 from stream.alert import DecodedAlert
 from stream.decode._avro import DECODE_ERRORS, raising_bad_packet
 from stream.decode._points import Points, finite_float, light_curve, required
@@ -35,6 +35,8 @@ JD_RANGE = (2451544.5, 2488069.5)
 JD_MINUS_MJD = 2400000.5
 SECONDS_PER_DAY = 86400.0
 NONE_NEARBY = -999.0  # ZTF's value of a cross-match field when no source was found
+# Candidate fields of the context (`ztf_contexts`), besides jdstarthist.
+CONTEXT_SOURCES = ("drb", "rb", "sgscore1", "distpsnr1", "ndethist", "ssdistnr", "neargaia", "distnr", "magnr")
 
 
 @raising_bad_packet
@@ -118,7 +120,7 @@ def ztf_alert(alert: dict) -> DecodedAlert:
             (detections.integers("candid"), mjd_tai[:len(det_jd)], detections.codes("fid", FID_CODES),
              *_detection_flux_njy(detections), np.ones(len(detections), dtype=bool)),
             (_upper_limit_ids(lim_jd, lim_fid), mjd_tai[len(det_jd):], limits.codes("fid", FID_CODES),
-             np.zeros(len(limits)), _flux_njy(limits.numbers("diffmaglim")) / UPPER_LIMIT_SNR,
+             np.zeros(len(limits)), flux_njy_of_mag(limits.numbers("diffmaglim")) / UPPER_LIMIT_SNR,
              np.zeros(len(limits), dtype=bool)),
         ),
         context=_context(candidate, start_mjd_tai),
@@ -131,29 +133,39 @@ def _optional_number(record: dict, field: str) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
-def _distance_arcsec(record: dict, field: str) -> float:
-    """A ZTF cross-match distance (arcsec): ZTF writes -999 when nothing was found nearby, which is inf here."""
-    value = _optional_number(record, field)
-    return np.inf if value == NONE_NEARBY else value
-
-
 def _context(candidate: dict, first_detection_mjd_tai: float) -> np.ndarray:
     """The alert context (`models.context`) of a ZTF candidate; absurd values pass through, to be masked."""
-    real_bogus = _optional_number(candidate, "drb")
-    if real_bogus != real_bogus:  # drb is null before schema 3.3
-        real_bogus = _optional_number(candidate, "rb")
-    star_score, ref_mag = _optional_number(candidate, "sgscore1"), _optional_number(candidate, "magnr")
-    return context_vector(
-        real_bogus=real_bogus,
-        star_score=np.nan if star_score == NONE_NEARBY else star_score,
-        star_distance_arcsec=_distance_arcsec(candidate, "distpsnr1"),
-        first_detection_mjd_tai=first_detection_mjd_tai,
-        n_detections_history=_optional_number(candidate, "ndethist"),
-        ss_distance_arcsec=_distance_arcsec(candidate, "ssdistnr"),
-        gaia_distance_arcsec=_distance_arcsec(candidate, "neargaia"),
-        ref_distance_arcsec=_distance_arcsec(candidate, "distnr"),
-        ref_mag_ab=np.nan if ref_mag == NONE_NEARBY else ref_mag,
-    )
+    fields = {name: np.array([_optional_number(candidate, name)]) for name in CONTEXT_SOURCES}
+    return ztf_contexts(fields, np.array([first_detection_mjd_tai]))[0]
+
+
+def ztf_contexts(fields: dict[str, np.ndarray], first_detection_mjd_tai: np.ndarray) -> np.ndarray:
+    """(B, N_CONTEXT) alert contexts from the candidates' `CONTEXT_SOURCES` fields, each (B,) float64 (NaN
+    where null or absent), and the first detections (MJD TAI, from jdstarthist).
+
+    drb, else rb (null before schema 3.3); ZTF's -999 (nothing found nearby) is inf for a distance and
+    NaN for the star score and the reference magnitude.
+    """
+    context = np.full((len(first_detection_mjd_tai), N_CONTEXT), np.nan)
+    values = {
+        "real_bogus": np.where(np.isnan(fields["drb"]), fields["rb"], fields["drb"]),
+        "star_score": _none_nearby(fields["sgscore1"], np.nan),
+        "star_distance_arcsec": _none_nearby(fields["distpsnr1"], np.inf),
+        "first_detection_mjd_tai": first_detection_mjd_tai,
+        "n_detections_history": fields["ndethist"],
+        "ss_distance_arcsec": _none_nearby(fields["ssdistnr"], np.inf),
+        "gaia_distance_arcsec": _none_nearby(fields["neargaia"], np.inf),
+        "ref_distance_arcsec": _none_nearby(fields["distnr"], np.inf),
+        "ref_mag_ab": _none_nearby(fields["magnr"], np.nan),
+    }
+    for name, value in values.items():
+        context[:, CONTEXT_INDEX[name]] = value
+    return context
+
+
+def _none_nearby(values: np.ndarray, meaning: float) -> np.ndarray:
+    """`values` with ZTF's -999 (no source found nearby) replaced by `meaning`."""
+    return np.where(values == NONE_NEARBY, meaning, values)
 
 
 def _jd(points: Points) -> np.ndarray:
@@ -167,13 +179,18 @@ def _jd(points: Points) -> np.ndarray:
 
 def _detection_flux_njy(points: Points) -> tuple[np.ndarray, np.ndarray]:
     """(flux_njy, flux_err_njy) of detections from magpsf, sigmapsf and isdiffpos."""
-    sign = points.codes("isdiffpos", DIFF_SIGN)  # int8 +-1
-    flux_njy = sign * _flux_njy(points.numbers("magpsf"))
-    flux_err_njy = np.abs(flux_njy) * (math.log(10) / 2.5) * points.numbers("sigmapsf", positive=True)
-    return flux_njy, flux_err_njy
+    return detection_flux_njy(points.codes("isdiffpos", DIFF_SIGN), points.numbers("magpsf"),
+                              points.numbers("sigmapsf", positive=True))
 
 
-def _flux_njy(mag: np.ndarray) -> np.ndarray:
+def detection_flux_njy(sign: np.ndarray, magpsf: np.ndarray, sigmapsf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flux_njy, flux_err_njy) of detections: sign (+-1, from isdiffpos) times the flux of magpsf, and
+    ``|flux| * ln(10) / 2.5 * sigmapsf``."""
+    flux_njy = sign * flux_njy_of_mag(magpsf)
+    return flux_njy, np.abs(flux_njy) * (math.log(10) / 2.5) * sigmapsf
+
+
+def flux_njy_of_mag(mag: np.ndarray) -> np.ndarray:
     """AB magnitude to flux in nJy; inf where it overflows (caught when the curve is built)."""
     with np.errstate(over="ignore"):
         return 10.0 ** ((ZERO_POINT_NJY_MAG - mag) / 2.5)

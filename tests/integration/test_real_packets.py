@@ -7,7 +7,7 @@ import pytest
 
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
-from stream.config import FollowupRule, StreamConfig
+from stream.config import StreamConfig
 from stream.kafka_io import make_producer
 from stream.offline import OfflineScoring
 from stream.score import Scorer
@@ -35,13 +35,13 @@ def test_service_and_offline_path_agree_and_rules_skip_asteroid_and_quasar(stack
         scoring={"group_id": f"scorer-{uuid.uuid4().hex[:8]}", "device": "cpu", "batch_size": 1000},
     )
     scorer = Scorer.from_checkpoint(None, config.scoring)
-    # Pick, by the offline path: an SN for which young_sn fires, and a quasar on which the
-    # score alone (young_sn without its context conditions) would fire; plus a known asteroid.
-    score_only = FollowupRule(name="score_only", min_sn_likelihood=0.8, min_visits=3)
-    (batch,) = offline_scores(scorer, [*config.followup.rules, score_only], packets)
+    # Pick, by the offline path: an SN for which young_sn fires, the quasar that looks most like a
+    # supernova (its highest sn_likelihood at any alert), and a known asteroid.
+    (batch,) = offline_scores(scorer, config.followup.rules, packets)
     fired = {(batch.scored.object_id[t.index], t.rule) for t in batch.triggers}
     sn = next(o for o, rule in sorted(fired) if rule == "young_sn" and labels[o].startswith("SN"))
-    quasar = next(o for o, rule in sorted(fired) if rule == "score_only" and labels[o] == "QSO/AGN")
+    is_quasar = np.array([labels[o] == "QSO/AGN" for o in batch.scored.object_id])
+    quasar = batch.scored.object_id[np.flatnonzero(is_quasar)[np.argmax(batch.scored.sn_likelihood[is_quasar])]]
     asteroid = next(o for o in packets.object_id if labels[o] == "asteroid")
     chosen = packets.subset(np.isin(packets.object_id, [sn, quasar, asteroid]))
 

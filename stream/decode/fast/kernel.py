@@ -23,7 +23,7 @@ from stream.decode.fast.plan import (
     BAD_BAND, BAD_BLOCK, BAD_HEADER, BAD_INDEX, BAD_LENGTH, BAD_NULL, BAD_OBJECT, BAD_TIMESTAMP, BAD_TRAILING,
     BAD_TRUNCATED, BAD_UTF8, BAD_VALUE, BAD_VARINT, DETECTION, F_DEC, F_ERR, F_FIRST_MJD, F_FLUX, F_MJD, F_RA,
     F_RELIABILITY, FORCED, K_BYTES,
-    K_FIXED, K_READ_BAND, K_READ_DOUBLE, K_READ_FLOAT, K_READ_LONG, K_VARINT, N_POINT_FLOAT, N_POINT_INT,
+    K_FIXED, K_READ_BAND, K_READ_DOUBLE, K_READ_FLOAT, K_READ_LONG, K_READ_TEXT, K_VARINT, N_POINT_FLOAT, N_POINT_INT,
     N_REGISTERS, NULLABLE, OK, OP_ARRAY, OP_ARRAY_END, OP_BAD, OP_END, OP_ENUM, OP_FIELDS, OP_JUMP,
     OP_NULL_FLOAT, OP_NULL_INT, OP_POINT_BEGIN, OP_POINT_END, OP_TIMESTAMP, OP_UNION, R_ALERT_ID, R_BAND, R_ID,
     R_N_DIA_SOURCES, R_OBJECT, R_SS_OBJECT, R_VISIT, TRIGGER,
@@ -35,23 +35,29 @@ _LOW63 = np.int64(0x7FFFFFFFFFFFFFFF)
 _HASH_MULTIPLIER = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15, Fibonacci hashing
 _SMALL_SORT = 16  # runs shorter than this are insertion-sorted
 
-# Raw point columns: integers (S_*) in one (3, S) int64 array, floats in one (3, S) float64.
-S_ID, S_VISIT, S_BAND = 0, 1, 2
-S_MJD, S_FLUX, S_ERR = 0, 1, 2
-# Bits of a raw point's null mask: which of its registers were null (or absent).
-_NULL_ID, _NULL_VISIT, _NULL_BAND, _NULL_MJD, _NULL_FLUX, _NULL_ERR = 1, 2, 4, 8, 16, 32
+# Raw point columns: a point's integer registers in one (3, S) int64 array, its floats in one (3, S) float64.
+S_ID, S_VISIT, S_BAND = R_ID, R_VISIT, R_BAND
+S_MJD, S_FLUX, S_ERR = F_MJD, F_FLUX, F_ERR
+# Bits of a raw point's null mask (`_parse`): which of its registers were null (or absent).
+_NULL_VISIT = 1 << R_VISIT
 
 
-@intrinsic
-def _pointer(typingctx, address):
-    """The ``uint8 *`` at integer `address`: each message is read where Python keeps its bytes, uncopied."""
-    if not isinstance(address, types.Integer):
-        return None
+def pointer_to(element):
+    """An intrinsic giving the ``element *`` at an integer address."""
+    @intrinsic
+    def pointer(typingctx, address):
+        if not isinstance(address, types.Integer):
+            return None
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
-    return types.CPointer(types.uint8)(address), codegen
+        return types.CPointer(element)(address), codegen
+
+    return pointer
+
+
+_pointer = pointer_to(types.uint8)  # each message is read where Python keeps its bytes, uncopied
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -165,7 +171,7 @@ def _fields(buf, pos, end, fields, first, count, band_lut, ireg, ipresent, freg,
                     return -BAD_INDEX
                 if kind == K_READ_DOUBLE or kind == K_READ_FLOAT:  # null
                     fpresent[arg] = False
-                elif kind == K_READ_LONG or kind == K_READ_BAND:
+                elif kind == K_READ_LONG or kind == K_READ_BAND or kind == K_READ_TEXT:
                     ipresent[arg] = False
                 continue
         if kind == K_FIXED:
@@ -196,7 +202,7 @@ def _fields(buf, pos, end, fields, first, count, band_lut, ireg, ipresent, freg,
                 return -_varint_error(pos)
             ireg[arg] = value
             ipresent[arg] = True
-        else:  # string, bytes, band
+        else:  # string, bytes, band, text
             n, pos = _length(buf, pos, end)
             if pos < 0:
                 return pos
@@ -205,6 +211,10 @@ def _fields(buf, pos, end, fields, first, count, band_lut, ireg, ipresent, freg,
             if kind == K_READ_BAND:
                 ireg[arg] = band_lut[buf[pos]] if n == 1 else -1  # the code of a band letter, or -1
                 ipresent[arg] = True
+            elif kind == K_READ_TEXT:  # where the string's bytes are, and how many
+                ireg[arg] = pos
+                ireg[arg + 1] = n
+                ipresent[arg] = True
             pos += n
     return pos
 
@@ -212,9 +222,13 @@ def _fields(buf, pos, end, fields, first, count, band_lut, ireg, ipresent, freg,
 @njit(cache=True, nogil=True)
 def _parse(buf, pos, end, pc, prog, fields, jumps, band_lut, ireg, ipresent, freg, fpresent, depth_left,
            word, word_f64, word_f32, s_int, s_float, s_kind, s_null):
-    """Run a plan from instruction `pc` over ``buf[pos:end]``: (reason, number of raw points)."""
+    """Run a plan from instruction `pc` over ``buf[pos:end]``: (reason, number of raw points).
+
+    A point's registers are the first ``len(s_int)`` integer and ``len(s_float)`` float registers; its
+    null mask has bit r for integer register r and bit ``len(s_int) + r`` for float register r.
+    """
     n_raw = 0
-    cap = s_int.shape[1]
+    n_int, n_float, cap = s_int.shape[0], s_float.shape[0], s_int.shape[1]
     while True:
         op = prog[pc, 0]
         a = prog[pc, 1]
@@ -225,24 +239,23 @@ def _parse(buf, pos, end, pc, prog, fields, jumps, band_lut, ireg, ipresent, fre
                 return -pos, n_raw
             pc += 1
         elif op == OP_POINT_BEGIN:
-            for r in range(N_POINT_INT):
+            for r in range(n_int):
                 ipresent[r] = False
-            for r in range(N_POINT_FLOAT):
+            for r in range(n_float):
                 fpresent[r] = False
             pc += 1
         elif op == OP_POINT_END:
             if n_raw >= cap:  # cannot happen: the scratch holds every record the bytes can carry
                 return BAD_TRUNCATED, n_raw
-            s_int[S_ID, n_raw] = ireg[R_ID]
-            s_int[S_VISIT, n_raw] = ireg[R_VISIT]
-            s_int[S_BAND, n_raw] = ireg[R_BAND]
-            s_float[S_MJD, n_raw] = freg[F_MJD]
-            s_float[S_FLUX, n_raw] = freg[F_FLUX]
-            s_float[S_ERR, n_raw] = freg[F_ERR]
+            null = 0
+            for r in range(n_int):
+                s_int[r, n_raw] = ireg[r]
+                null |= 0 if ipresent[r] else 1 << r
+            for r in range(n_float):
+                s_float[r, n_raw] = freg[r]
+                null |= 0 if fpresent[r] else 1 << (n_int + r)
             s_kind[n_raw] = a
-            s_null[n_raw] = ((0 if ipresent[R_ID] else _NULL_ID) | (0 if ipresent[R_VISIT] else _NULL_VISIT)
-                             | (0 if ipresent[R_BAND] else _NULL_BAND) | (0 if fpresent[F_MJD] else _NULL_MJD)
-                             | (0 if fpresent[F_FLUX] else _NULL_FLUX) | (0 if fpresent[F_ERR] else _NULL_ERR))
+            s_null[n_raw] = null
             n_raw += 1
             pc += 1
         elif op == OP_ARRAY or op == OP_ARRAY_END:
@@ -469,6 +482,30 @@ def _alert_fields_ok(ireg, ipresent, freg, fpresent):
 
 
 @njit(cache=True, nogil=True)
+def scratch(n_int, n_float, n_point_int, n_point_float, max_depth, scratch_points):
+    """A decode loop's working arrays, made once per batch.
+
+    Integer and float registers with their presence flags; one block counter per array depth; an
+    8-byte word with its float64 and float32 views (a float is read through them); the raw points
+    of one message (their first `n_point_int` / `n_point_float` registers, kind, null mask); an
+    order and a merge buffer for sorting them; an open-addressing hash set (table and stamps) of at
+    least ``2 * scratch_points`` slots.
+    """
+    word = np.zeros(8, dtype=np.uint8)  # little-endian bytes of one float or double, and their views
+    slots = 1
+    while slots < 2 * scratch_points:
+        slots *= 2
+    return (np.zeros(n_int, dtype=np.int64), np.zeros(n_float, dtype=np.float64), np.zeros(n_int, dtype=np.bool_),
+            np.zeros(n_float, dtype=np.bool_), np.zeros(max(max_depth, 1), dtype=np.int64), word,
+            word.view(np.float64), word[:4].view(np.float32),
+            np.empty((n_point_int, scratch_points), dtype=np.int64),
+            np.empty((n_point_float, scratch_points), dtype=np.float64),
+            np.empty(scratch_points, dtype=np.int8), np.empty(scratch_points, dtype=np.int8),
+            np.empty(scratch_points, dtype=np.int64), np.empty(scratch_points, dtype=np.int64),
+            np.empty(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
 def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, schema_ids, entries,
                     prog, fields, jumps, band_lut, max_depth, scratch_points,
                     reason, plan_index, alert_id, source_id, object_id, object_is_ss, ra_deg, dec_deg,
@@ -514,25 +551,8 @@ def decode_messages(addresses, lengths, first, wire, fixed_entry, fixed_plan, sc
         (grow the outputs and call again from there).
     """
     n_messages = len(addresses)
-    ireg = np.zeros(N_REGISTERS, dtype=np.int64)
-    freg = np.zeros(N_REGISTERS, dtype=np.float64)
-    ipresent = np.zeros(N_REGISTERS, dtype=np.bool_)
-    fpresent = np.zeros(N_REGISTERS, dtype=np.bool_)
-    depth_left = np.zeros(max(max_depth, 1), dtype=np.int64)
-    word = np.zeros(8, dtype=np.uint8)  # little-endian bytes of one float or double, and their views
-    word_f64 = word.view(np.float64)
-    word_f32 = word[:4].view(np.float32)
-    s_int = np.empty((3, scratch_points), dtype=np.int64)
-    s_float = np.empty((3, scratch_points), dtype=np.float64)
-    s_kind = np.empty(scratch_points, dtype=np.int8)
-    s_null = np.empty(scratch_points, dtype=np.int8)
-    order = np.empty(scratch_points, dtype=np.int64)
-    tmp = np.empty(scratch_points, dtype=np.int64)
-    slots = 1
-    while slots < 2 * scratch_points:
-        slots *= 2
-    table = np.empty(slots, dtype=np.int64)
-    stamp = np.zeros(slots, dtype=np.int64)
+    (ireg, freg, ipresent, fpresent, depth_left, word, word_f64, word_f32, s_int, s_float, s_kind, s_null, order, tmp,
+     table, stamp) = scratch(N_REGISTERS, N_REGISTERS, N_POINT_INT, N_POINT_FLOAT, max_depth, scratch_points)
     generation = 0
     capacity = len(out_id)
     used = offsets[first]

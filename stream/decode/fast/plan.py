@@ -55,6 +55,7 @@ K_READ_LONG = 4    # varint into integer register
 K_READ_DOUBLE = 5  # 8 bytes into float register
 K_READ_FLOAT = 6   # 4 bytes into float register
 K_READ_BAND = 7    # band letter into integer register as a band code (-1: not a known band)
+K_READ_TEXT = 8    # string: its first byte's offset into integer register arg, its length into arg + 1
 NULLABLE = 32
 
 # Point kinds (OP_POINT_END a).
@@ -451,6 +452,8 @@ class _Compiler:
             code = K_READ_FLOAT
         elif role == "band" and kind == "string":
             code = K_READ_BAND
+        elif role == "text" and kind == "string":
+            code = K_READ_TEXT
         else:
             raise Unsupported(f"captured field of type {kind!r}, expected {role}")
         if nullable:
