@@ -6,7 +6,7 @@ Everything is measured in the same run, on the same messages, broker, Redis and 
 1. limits, each stage alone: raw Kafka consume (librdkafka, nothing decoded), decoding
    (fastavro, and the batch Rubin decoder), the model's forward pass (light curves/s,
    batch sizes 1 to 4096) at the served precision, beside it on CUDA the other one
-   (bf16 and fp32) and on the CPU int8 (`models.quantize.quantize_int8`, measured only:
+   (bf16 and fp32) and on the CPU int8 (`training.quantize.quantize_int8`, measured only:
    not a serving precision), with another torch thread count, and `Scorer.score` on a
    batch of ``scoring.batch_size`` curves in chunks of several sizes;
 2. the pipeline (`alertformer run`'s `ScoringService`, in its own process): sustained
@@ -26,7 +26,6 @@ bench makes its own topics, consumer groups and Redis prefix and deletes them af
 
     alertformer bench [--quick] [--out report.json]
 """
-import argparse
 import json
 import logging
 import os
@@ -73,63 +72,11 @@ STACK_TIMEOUT_S = 15.0  # Kafka and Redis must answer within this
 RAW_CONSUME_TIMEOUT_S = 60.0
 AIM_FRACTION_OF_SLOWEST = 0.7  # the pipeline should reach this share of its slowest essential stage
 AIM_BURST = (10_000, 20.0)  # alerts, seconds: a Rubin burst fully scored and published
-INT8_NOTE = ("models.quantize.quantize_int8 of the served model, measured only: not a serving precision, as it "
+INT8_NOTE = ("training.quantize.quantize_int8 of the served model, measured only: not a serving precision, as it "
              "moved the evaluation metrics by more than 0.5 points (README, Performance)")
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``bench`` on `subparsers` (the ``alertformer`` command's)."""
-    p = subparsers.add_parser(
-        "bench", help="benchmark the scoring stream on the local Kafka + Redis: limits, pipeline, alternative",
-        **PARSER_TEXT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    p.set_defaults(func=cmd_bench)
-    return p
-
-
-PARSER_TEXT = {
-    "description": __doc__.split("\n    alertformer bench")[0],
-    "epilog": "The JSON report goes to --out (else stdout, with the table on stderr). Default run: ~4-5 minutes "
-              "on 2 cores; --quick: under a minute. Exit status 1 if a pipeline run lost or duplicated a record.",
-}
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The bench's options, on `p`."""
-    p.add_argument("--config", help="TOML config (default: $ALERTFORMER_CONFIG, then built-in defaults); its kafka, "
-                   "redis and scoring settings are used, with fresh topics, group and Redis prefix")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides kafka.bootstrap_servers)")
-    p.add_argument("--redis-url", help="Redis URL (overrides redis.url)")
-    p.add_argument("--checkpoint", help="model to serve (default: scoring.checkpoint, then the shipped model, "
-                   "else a random-weight model of the default architecture, same cost)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: scoring.device")
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="default: scoring.precision")
-    p.add_argument("--out", metavar="FILE", help="write the JSON report here (the table then goes to stdout)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the report's structure in < 1 min")
-    p.add_argument("--surveys", default=",".join(SURVEYS), help="comma-separated, of rubin,ztf (default both)")
-    p.add_argument("--pool", type=int, help=f"distinct packets per survey, cycled (default {SETTINGS['pool']})")
-    p.add_argument("--n-backlog", type=int, help="alerts of the sustained-rate backlog "
-                   f"(default {SETTINGS['n_backlog']})")
-    p.add_argument("--rate", type=float, help=f"steady phase, alerts/s (default {SETTINGS['rate']:g})")
-    p.add_argument("--duration-s", type=float, help=f"steady phase, s (default {SETTINGS['duration_s']:g})")
-    p.add_argument("--n-burst", type=int, help=f"alerts in the burst (default {SETTINGS['n_burst']})")
-    p.add_argument("--skip-alternative", action="store_true", help="do not run the obvious alternative")
-    p.add_argument("--alt-backlog", type=int, help="alerts of the alternative's backlog "
-                   f"(default {SETTINGS['alt_backlog']})")
-    p.add_argument("--alt-duration-s", type=float, help="the alternative's steady phase, s "
-                   f"(default {SETTINGS['alt_duration_s']:g})")
-    p.add_argument("--supernnova-model", metavar="PATH",
-                   help="SuperNNova model (.pt, or a peer .pkl of `python -m training.evaluate --peer-cache`) to "
-                        "compare the model's light curves/s with; default: not measured")
-    p.add_argument("--torch-threads", type=int, metavar="N",
-                   help="torch intra-op threads of the scorer, the alternative and the forward limits (default: "
-                        "scoring.torch_threads, as `alertformer run` uses; 0 = torch's default); the limits also "
-                        "show the forward pass on another thread count")
-    p.add_argument("--keep-topics", action="store_true", help="keep the bench's topics and Redis keys")
-    p.add_argument("--seed", type=int, default=20261201, help="simulation and synthetic data seed")
-
-
-def settings_from(args: argparse.Namespace) -> dict:
+def settings_from(args) -> dict:
     """The run's sizes: the mode's defaults, then each option given."""
     settings = dict(QUICK if args.quick else SETTINGS)
     for name in ("pool", "n_backlog", "rate", "duration_s", "n_burst", "alt_backlog", "alt_duration_s"):
@@ -234,7 +181,7 @@ def cleanup_run(config, run_id: str) -> None:
         client.delete(*keys[i:i + 1000])
 
 
-def run_bench(args: argparse.Namespace) -> dict:
+def run_bench(args) -> dict:
     """Run every measurement and return the report (see the module docstring)."""
     import torch
 
@@ -347,8 +294,8 @@ def run_bench(args: argparse.Namespace) -> dict:
 def _command() -> str:
     argv = list(sys.argv)
     argv[0] = Path(argv[0]).name
-    if argv[0] in ("__main__.py", "bench"):
-        argv[0:1] = ["python", "-m", "bench"]
+    if argv[0] == "__main__.py":
+        argv[0:1] = ["python", "-m", "alertformer.cli"]
     return shlex.join(argv)
 
 
@@ -515,7 +462,7 @@ def json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args) -> int:
     report = run_bench(args)
     text = json.dumps(report, indent=2, default=json_default)
     if args.out:

@@ -6,7 +6,7 @@ also ~30-140 previous forced sources). The simulator leaves every nullable field
 null; real LSSTCam diaSources have ~85 % of their ~100 fields set (the sample in
 ``data/rubin``), and null fields are cheaper to decode and to ship, so
 each packet is decoded, every nullable field of its diaSources, forced sources
-and diaObject is given a value of its type (`stream.bench_decode.filled_value`;
+and diaObject is given a value of its type (`bench.decode.filled_value`;
 solar-system records stay null, as most alerts have none), and three synthetic
 cutouts of the real sample's size are added (`synthetic_cutout`).
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from models.paths import data_dir
 
-from stream.bench_decode import filled_value
+from bench.decode import filled_value
 from stream.decode import encode_rubin, rubin_schema
 from stream.decode._avro import read_record, WIRE_HEADER
 

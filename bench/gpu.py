@@ -1,10 +1,10 @@
 """A short device check (~2 minutes on an H200): the model's throughput in each precision, and the scoring loop.
 
-    python -m bench.gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
+    alertformer bench-gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
     deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
 
 1. ``model``: per precision (CUDA: fp32 and bf16; CPU: fp32, and int8 through
-   `models.quantize.quantize_int8`, measured only: not a serving precision),
+   `training.quantize.quantize_int8`, measured only: not a serving precision),
    `Scorer.forward` light curves/s at batch sizes 1 to 4096
    (`bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
    curves as served (sorting, encoding and chunks included), and the largest
@@ -28,7 +28,6 @@ a machine without CUDA everything runs on the CPU, which is how the tests run it
 The JSON report goes to ``--out``, else to ``$OUT/gpu_bench.json`` when ``OUT`` is
 set, else to stdout.
 """
-import argparse
 import json
 import logging
 import os
@@ -280,7 +279,7 @@ def pipeline_on_stack(config, pool, settings: dict) -> dict:
         cleanup_run(config, run_id)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args) -> dict:
     """Every measurement of the module docstring; the report."""
     from bench import bench_checkpoint
     from bench.data import rubin_pool
@@ -355,28 +354,12 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", metavar="FILE", help=f"JSON report (default: $OUT/{REPORT_NAME} if OUT is set, "
-                        "else stdout)")
-    parser.add_argument("--config", help="TOML config (default: $ALERTFORMER_CONFIG, then built-in defaults)")
-    parser.add_argument("--checkpoint", help="model (default: scoring.checkpoint, then the shipped model, else "
-                        "random weights of the default architecture)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: scoring.device")
-    parser.add_argument("--bootstrap", help="Kafka bootstrap servers: also run the pipeline there")
-    parser.add_argument("--redis-url", help="Redis URL for the pipeline (default: redis.url)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the report in seconds")
-    parser.add_argument("--seed", type=int, default=20261201, help="simulation seed")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    try:
-        report = run(args)
-    except AlertformerError as err:
-        print(f"python -m bench.gpu: {err}", file=sys.stderr)
-        return 2
+def cmd_bench_gpu(args) -> int:
+    """Run ``alertformer bench-gpu`` with `args`: the JSON report to --out (or $OUT, or stdout), a summary on
+    stderr; exit status 1 if the pipeline lost or duplicated a record."""
     from bench import json_default
 
+    report = run(args)
     text = json.dumps(report, indent=2, default=json_default)
     out = args.out or (str(Path(os.environ["OUT"]) / REPORT_NAME) if os.environ.get("OUT") else None)
     if out:
@@ -387,7 +370,3 @@ def main(argv=None) -> int:
     print(summary(report), file=sys.stderr)
     verified = report["pipeline"].get("verified", {}).get("exactly_once", True)
     return 0 if verified else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

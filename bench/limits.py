@@ -6,7 +6,7 @@ confluent-kafka, with the scorer's consumer settings, nothing decoded), decoding
 prebuilt batches of the alerts' light curves (`Scorer.forward`: the served
 precision, device copies included). `score_chunks` times `Scorer.score` (encode
 and forward) on one batch in chunks of several sizes. `int8_twin` gives the
-forward pass of `models.quantize.quantize_int8` on the CPU to compare with, a
+forward pass of `training.quantize.quantize_int8` on the CPU to compare with, a
 measurement only: int8 is not a serving precision (README, Performance).
 """
 import copy
@@ -23,9 +23,9 @@ import torch
 
 from models.encode import encode
 from models.lightcurve import LightCurve
-from models.quantize import quantize_int8
+from training.quantize import quantize_int8
 from bench.data import Pool
-from stream.bench_decode import rate as decode_rate
+from bench.decode import rate as decode_rate
 from stream.config import KafkaSettings
 from stream.decode import decode_rubin, decode_ztf, rubin_schema
 from stream.decode._avro import WIRE_HEADER
@@ -136,7 +136,7 @@ OTHER_PRECISION = {("cuda", "bf16"): "fp32", ("cuda", "fp32"): "bf16"}
 
 
 def int8_twin(scorer: Scorer) -> Scorer:
-    """A copy of the CPU fp32 `scorer` whose model is `models.quantize.quantize_int8` of its own.
+    """A copy of the CPU fp32 `scorer` whose model is `training.quantize.quantize_int8` of its own.
 
     For measuring what int8 would gain (`forward_sweep`, `score_chunks`), never for
     serving. The copy's ``precision`` stays ``"fp32"`` (no autocast); its linear
@@ -264,7 +264,7 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
     ----------
     model_path : str or None
         A SuperNNova model (``.pt``) trained by the model issue's peer setup
-        (``python -m training.evaluate --peers supernnova``, under
+        (``alertformer evaluate --peers supernnova``, under
         ``<out>/work/supernnova-lsst/dump/models/``), or a peer pickled by its
         ``--peer-cache``. None: not measured.
     curves : list of LightCurve
@@ -285,7 +285,7 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
 
     if not model_path:
         return {"measured": False, "note": "not measured: pass --supernnova-model (a SuperNNova .pt or peer .pkl "
-                                           "from `python -m training.evaluate --peers supernnova`)"}
+                                           "from `alertformer evaluate --peers supernnova`)"}
     path = Path(model_path)
     if path.suffix == ".pkl":
         with open(path, "rb") as f:

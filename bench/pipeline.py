@@ -2,8 +2,8 @@
 
 `run_pipeline` starts `scorer_child`: the real `ScoringService` (transactional
 loop, fast decoder, Redis windows, the batch scored in forward chunks, Avro outputs,
-Redis state), instrumented from outside by wrapping its stages with timers
-(nothing in the service is changed). This process produces the input, as a
+Redis state), as it runs in production; its per-stage timing record
+(`ScoringService.times`) is read after each committed batch. This process produces the input, as a
 survey would, with `alertformer replay`'s producer settings, in three phases:
 
 1. ``sustained``: a backlog produced before the scorer starts, drained as fast
@@ -59,29 +59,17 @@ class BenchError(AlertformerError):
 
 
 class StageClock:
-    """Seconds per named stage, accumulated until `take`; stages may run on several threads."""
+    """Seconds per named stage, accumulated until `take` (the alternative's stages)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
-        self._lock = threading.Lock()
 
     def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[name] += seconds
-
-    def wrap(self, name: str, fn: Callable) -> Callable:
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.add(name, time.perf_counter() - t0)
-        return timed
+        self.seconds[name] += seconds
 
     def take(self) -> dict[str, float]:
-        with self._lock:
-            out = dict(self.seconds)
-            self.seconds.clear()
+        out = dict(self.seconds)
+        self.seconds.clear()
         return out
 
 
@@ -117,70 +105,24 @@ def _now_ms() -> float:
     return time.time_ns() / 1e6
 
 
-def _instrument(service, clock: StageClock, reports) -> None:
-    """Wrap the service's stages with `clock`; report each batch (sizes, timestamps, commit time, stages).
+def _batch_reporter(times, reports):
+    """The `ScoringService.on_batch` observer that reports each batch (size, timestamps, commit time, stages).
 
-    A batch's report carries the time of the stages run while it was finished: its
-    own finish and transaction, the next batch's consume and prepare, and the
+    A batch's stages are the seconds `times` (the service's `StageTimes`) gained since the batch
+    before it: its own finish and transaction, the next batch's consume and prepare, and the
     forward thread's passes (`breakdown` sums them over the run).
     """
-    import stream.service as service_module
+    last = times.as_dict()
 
-    loop = service.loop
-    service.ingest = clock.wrap("decode", service.ingest)
-    service.history.get = clock.wrap("redis_read", service.history.get)
-    service_module.build_windows = clock.wrap("windows", service_module.build_windows)
-    service.scorer.encode_batch = clock.wrap("encode", service.scorer.encode_batch)
-    service.scorer.forward = clock.wrap("forward", service.scorer.forward)  # on the forward thread
-    service_module.scored_batch = clock.wrap("scored_batch", service_module.scored_batch)
-    service_module.scored_outputs = clock.wrap("avro_encode", service_module.scored_outputs)
-    service.followups = clock.wrap("rules", service.followups)
-    loop._send = clock.wrap("produce", loop._send)
-    loop._commit = clock.wrap("commit", loop._commit)
-
-    submit = service._forward.submit
-
-    def timed_submit(fn, *args):
-        future = submit(fn, *args)
-        future.result = clock.wrap("forward_wait", future.result)  # this thread waiting for the forward thread
-        return future
-
-    prepare = loop.prepare
-
-    def timed_prepare(messages):
-        return clock.wrap("finish", clock.wrap("prepare", prepare)(messages))
-
-    service._forward.submit, loop.prepare = timed_submit, timed_prepare
-
-    consume = loop._consume
-
-    def timed_consume(timeout_s):
-        t0 = time.perf_counter()
-        messages = consume(timeout_s)
-        clock.add("consume" if messages else "idle", time.perf_counter() - t0)
-        return messages
-
-    marks = {}
-    on_committed = loop.on_committed
-
-    def timed_committed(messages):
-        marks["commit_ms"] = _now_ms()  # commit_transaction has just returned
-        t0 = time.perf_counter()
-        on_committed(messages)
-        clock.add("redis_write", time.perf_counter() - t0)
-
-    run_batch = loop._run_batch
-
-    def timed_run_batch(messages, finish):
-        t0 = time.perf_counter()
-        committed = run_batch(messages, finish)
-        stages = clock.take() | {"batch": time.perf_counter() - t0}
-        reports.put({"kind": "batch", "n": len(messages), "commit_ms": marks.pop("commit_ms", None),
+    def report(messages, committed_ms: float) -> None:
+        nonlocal last
+        now = times.as_dict()
+        reports.put({"kind": "batch", "n": len(messages), "commit_ms": committed_ms,
                      "ts_ms": np.fromiter((m.timestamp()[1] for m in messages), np.int64, len(messages)),
-                     "stages": stages})
-        return committed
+                     "stages": {name: seconds - last[name] for name, seconds in now.items()}})
+        last = now
 
-    loop._consume, loop.on_committed, loop._run_batch = timed_consume, timed_committed, timed_run_batch
+    return report
 
 
 def scorer_child(spec: dict, reports, go, stop) -> None:
@@ -196,7 +138,7 @@ def scorer_child(spec: dict, reports, go, stop) -> None:
         # model_validate: exactly this configuration (no second pass over the environment); the service
         # sets scoring.torch_threads
         service = ScoringService(StreamConfig.model_validate(spec["config"]))
-        _instrument(service, StageClock(), reports)
+        service.on_batch = _batch_reporter(service.times, reports)
         scorer = service.scorer
         reports.put({"kind": "ready", "startup_s": round(time.perf_counter() - t0, 2),
                      "model_version": scorer.version, "device": str(scorer.device),
@@ -211,7 +153,7 @@ def scorer_child(spec: dict, reports, go, stop) -> None:
         reports.put({"kind": "final", "run_s": time.perf_counter() - t_run,
                      "cpu_s": after["cpu_s"] - before["cpu_s"], "peak_rss_mb": after["peak_rss_mb"],
                      "redis_outages": service.history.outages,
-                     "loop": {k: v for k, v in vars(stats).items() if k != "extra"}})
+                     "loop": vars(stats)})
     except BaseException:
         reports.put({"kind": "error", "error": traceback.format_exc()})
         raise
@@ -508,8 +450,7 @@ def breakdown(batches: list[dict], naive: bool = False) -> dict:
                                                                             "encode"))
         stages["finish_other"] = total["finish"] - sum(total[k] for k in ("forward_wait", "scored_batch",
                                                                           "avro_encode", "rules"))
-        stages["txn_other"] = (total["batch"] - total["finish"] - total["produce"] - total["commit"]
-                               - total["redis_write"])
+        stages["txn_other"] = total["batch"] - total["finish"] - total["produce"] - total["commit"]
         stages = {name: stages[name] for name in STAGE_ORDER if name in stages}
     busy = sum(stages.values())
     report = {"alerts": n, "busy_s": round(busy, 3),

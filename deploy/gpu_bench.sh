@@ -2,7 +2,7 @@
 # The GPU device check, ~2 minutes on an H200: model throughput (batch sizes 1-16,384, fp32 and bf16), the
 # scoring loop in process (pipelined), and, when Kafka and Redis can be started here, the service end to end.
 #
-#   deploy/gpu_bench.sh [--quick] [options of python -m bench.gpu]
+#   deploy/gpu_bench.sh [--quick] [options of alertformer bench-gpu]
 #
 # Starts a private Kafka + Redis (deploy/stack.sh, free ports, a temporary directory) if Java,
 # redis-server and the Kafka jars (in $ALERTFORMER_CACHE, default ~/.cache/alertformer) are present,
@@ -37,4 +37,4 @@ else
   echo "gpu_bench: no Java, redis-server or Kafka jars in $cache; measuring without the stack" >&2
 fi
 
-"$python" -m bench.gpu "${stack_args[@]}" "$@"
+"$python" -m alertformer.cli bench-gpu "${stack_args[@]}" "$@"

@@ -160,7 +160,7 @@ up() {
     sasl_env=(ALERTFORMER_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT ALERTFORMER_KAFKA__SASL_MECHANISM=SCRAM-SHA-512
               "ALERTFORMER_KAFKA__SASL_USERNAME=$super_user" "ALERTFORMER_KAFKA__SASL_PASSWORD=$super_password")
   fi
-  if ! env "${sasl_env[@]}" "$python" -m stream.health --bootstrap "127.0.0.1:$kafka_port" \
+  if ! env "${sasl_env[@]}" "$python" -m alertformer.cli health --bootstrap "127.0.0.1:$kafka_port" \
       --redis-url "redis://127.0.0.1:$redis_port/0" --timeout-s "$ready_timeout_s" --create-topics; then
     say "the stack did not become ready; last lines of the Kafka log:"
     tail -n 20 "$stack_dir/logs/kafka.out" "$stack_dir/logs/server.log" >&2 2>/dev/null || true

@@ -23,6 +23,7 @@ import torch
 
 from models.bands import BAND_NAMES
 from models.encode import ENCODING_VERSION
+from models.errors import AlertformerError
 from models.model import AlertTransformer, ModelConfig
 from models.taxonomy import CLASS_IDS
 
@@ -30,7 +31,7 @@ CHECKPOINT_FORMAT = 1
 _REQUIRED_KEYS = ("format", "model_config", "state_dict", "encoding_version", "taxonomy", "band_names")
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(AlertformerError, ValueError):
     """The file is not a checkpoint this code can use: another format, encoding,
     taxonomy, band list or architecture. The message names the field."""
 

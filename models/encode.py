@@ -346,19 +346,3 @@ def window_indices(mjd_tai: np.ndarray, is_detection: np.ndarray, offsets: np.nd
     order = np.lexsort((key, curve))  # (M,) grouped by curve, best first
     chosen = order[np.arange(order.size) - first_in_use < np.repeat(n_kept, counts)]  # (T,) positions in the in-use arrays
     return np.sort(point[chosen]), n_kept
-
-
-@dataclass(frozen=True)
-class Collate:
-    """`DataLoader` ``collate_fn``: the training path through `encode`.
-
-    Calling it on ``[(curve, class_index), ...]`` returns
-    ``(encode(curves, max_visits), targets)`` with ``targets`` a (B,) int64
-    tensor. A module-level dataclass, so worker processes can pickle it.
-    """
-
-    max_visits: int = MAX_VISITS
-
-    def __call__(self, items: Sequence[tuple[LightCurve, int]]) -> tuple[Batch, torch.Tensor]:
-        curves, targets = zip(*items)
-        return encode(curves, self.max_visits), torch.as_tensor(targets, dtype=torch.long)  # (B,)

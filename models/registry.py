@@ -22,12 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from models.checkpoint import load_checkpoint
+from models.errors import AlertformerError
 
 CHECKPOINT_NAME = "model.pt"
 META_NAME = "meta.json"
 
 
-class RegistryError(ValueError):
+class RegistryError(AlertformerError, ValueError):
     """An unknown version, an empty registry or an impossible promotion; the message says which."""
 
 

@@ -60,13 +60,6 @@ def encode(name: str, record: dict) -> bytes:
     return buf.getvalue()
 
 
-def encode_schemaless(name: str, record: dict) -> bytes:
-    """Plain schemaless Avro, for formats whose readers expect it (ELAsTiCC brokerClassification)."""
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, load_schema(name), record)
-    return buf.getvalue()
-
-
 def decode_schemaless(name: str, payload: bytes) -> dict:
     try:
         return fastavro.schemaless_reader(io.BytesIO(payload), load_schema(name))

@@ -427,7 +427,13 @@ class RegistrySettings(_Section):
 
 
 class TrainerSettings(_Section):
-    """The re-fine-tuning service (`alertformer trainer`)."""
+    """The re-fine-tuning service (`alertformer trainer`).
+
+    Defined here, not in `training`: every process reads the one configuration (file and
+    ``ALERTFORMER_*`` environment, as compose hands the same to the scorer and the trainer)
+    and refuses unknown sections, so `StreamConfig` must know this one, and `stream` never
+    imports `training`.
+    """
 
     work_dir: str = Field(".trainer", description="label snapshots, state and the decision log")
     group_id: str = "alertformer-trainer"
@@ -555,12 +561,6 @@ class StreamConfig(BaseSettings):
         secrets += url_secrets(self.redis.url) + url_secrets(self.registry.path)
         secrets += url_secrets(self.followup.webhook_url, keep_path=False)
         return secrets
-
-
-def add_config_argument(parser) -> None:
-    """The ``--config`` option every service command shares."""
-    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG, then built-in defaults); "
-                        "ALERTFORMER_SECTION__KEY environment variables override it")
 
 
 def one_line(err: ValidationError, section: str = "") -> str:

@@ -5,11 +5,13 @@
 `BadPacket` is the one error a decoder raises for input it cannot read: the
 stream routes the message to the dead-letter topic with ``str(error)`` as the
 reason and goes on.
+
+The base `AlertformerError` and `ConfigError` live in the bottom layer (`models.errors`).
 """
+from models.errors import AlertformerError, ConfigError
 
-
-class AlertformerError(Exception):
-    """Base of every error alertformer raises on purpose."""
+__all__ = ["AbortTxn", "AlertformerError", "BadPacket", "ConfigError", "Fatal", "NonFiniteScores", "ProduceRefused",
+           "Retriable"]
 
 
 class BadPacket(AlertformerError):
@@ -22,10 +24,6 @@ class NonFiniteScores(AlertformerError):
 
 class ProduceRefused(AlertformerError):
     """The producer refused an output record (too large, invalid); its input is dead-lettered with this reason."""
-
-
-class ConfigError(AlertformerError):
-    """Invalid configuration; the message names the field."""
 
 
 class Retriable(AlertformerError):

@@ -4,9 +4,8 @@ Kafka is ready only when a transactional producer completes ``init_transactions`
 on a fresh single node the transaction coordinator comes up after the broker
 accepts connections, and a scorer started before that would hang.
 
-    python -m stream.health --bootstrap 127.0.0.1:9092 --redis-url redis://127.0.0.1:6379/0 --create-topics
+    alertformer health --bootstrap 127.0.0.1:9092 --redis-url redis://127.0.0.1:6379/0 --create-topics
 """
-import argparse
 import logging
 import sys
 import time
@@ -85,30 +84,15 @@ def create_topics(client_config: dict, names, partitions: int, timeout_s: float 
     return [t.topic for t in wanted]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stream.health", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="TOML config file (default: $ALERTFORMER_CONFIG or built-in defaults)")
-    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
-    parser.add_argument("--redis-url", help="Redis URL (overrides the config)")
-    parser.add_argument("--timeout-s", type=float, default=120.0, help="give up after this many seconds")
-    parser.add_argument("--create-topics", action="store_true", help="create the configured topics")
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-
+def cmd_health(args) -> int:
+    """``alertformer health``: 0 when both answer (and the topics exist, with `args.create_topics`), 1 if
+    not within `args.timeout_s`, 2 on a configuration error."""
     mask_in_logs(url_secrets(args.redis_url))
     try:
         config = load_config(args.config)
         redis_settings = config.redis.updated(url=args.redis_url) if args.redis_url else config.redis
-    except ConfigError as err:
-        print(f"python -m stream.health: {err}", file=sys.stderr)
-        return 2
     except ValidationError as err:  # a bad --redis-url
-        print(f"python -m stream.health: --redis-url: {one_line(err, 'redis')}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--redis-url: {one_line(err, 'redis')}") from None
     client_config = config.output_kafka().client_config()  # with [input.kafka], the own cluster: outputs only
     if args.bootstrap:
         client_config["bootstrap.servers"] = args.bootstrap
@@ -116,9 +100,6 @@ def main(argv=None) -> int:
     try:
         wait_for_redis(redis_settings, deadline)
         wait_for_kafka(client_config, deadline)
-    except ConfigError as err:
-        print(f"python -m stream.health: {err}", file=sys.stderr)
-        return 2
     except TimeoutError as err:
         print(f"not ready: {err}", file=sys.stderr)
         return 1
@@ -132,7 +113,3 @@ def main(argv=None) -> int:
         log.info("topics created=%s", ",".join(created) or "none")
     log.info("ready kafka=%s redis=%s", client_config["bootstrap.servers"], mask_url(redis_settings.url))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -184,7 +184,7 @@ def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str], compacted: Co
     missing = [f"topics.{field}: {_prefix(role)}topic {name} does not exist" for field, name in topics.items()
                if name not in metadata.topics]
     if missing:
-        raise ConfigError("; ".join(missing) + f" on {kafka.bootstrap_servers} (python -m stream.health "
+        raise ConfigError("; ".join(missing) + f" on {kafka.bootstrap_servers} (alertformer health "
                           "--create-topics creates the configured topics)")
     resources = {field: ConfigResource(ConfigResource.Type.TOPIC, name) for field, name in topics.items()}
     described = admin.describe_configs(list(resources.values()), request_timeout=kafka.connect_timeout_s)
@@ -194,7 +194,7 @@ def check_cluster(kafka: KafkaSettings, topics: Mapping[str, str], compacted: Co
         if field in compacted and "compact" not in settings["cleanup.policy"].value:
             raise ConfigError(f"topics.{field}: topic {resource.name} has cleanup.policy "
                               f"{settings['cleanup.policy'].value}, not compact: retention would delete the stored "
-                              "positions (python -m stream.health --create-topics creates it compacted)")
+                              "positions (alertformer health --create-topics creates it compacted)")
         if limit < kafka.max_message_bytes:
             raise ConfigError(f"kafka.max_message_bytes: {kafka.max_message_bytes} exceeds max.message.bytes "
                               f"{limit} of topic {resource.name} (topics.{field}); lower it, or raise the topic's")

@@ -18,6 +18,9 @@ Per batch (after librdkafka's transactions.c):
    that does not return at all is ended by the `Watchdog` (exit code 3);
 5. ``on_committed(messages)``: side effects that must follow the commit (Redis state).
 
+The time of each step goes into `times` (`stream.stages.StageTimes`), which the loop's owner
+may share to time its own stages in the same record.
+
 So one batch is prepared while the one before it finishes: the scoring service
 runs a batch's forward pass on a worker thread while this thread consumes,
 decodes and windows the next one. While a batch waits to be finished, the next
@@ -39,7 +42,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -47,6 +50,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from stream.errors import AbortTxn, ConfigError, Fatal, Retriable
 from stream.kafka_io import ACCESS_ERRORS, access_cause, classify, is_record_error
 from stream.refused import Refused
+from stream.stages import StageTimes
 from stream.watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -86,7 +90,6 @@ class LoopStats:
     consumer_errors: int = 0
     record_errors: int = 0  # outputs the producer refused (size, content), dead-lettered instead
     last_batch_ms: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 Process = Callable[[list[Message]], list[Output]]
@@ -129,8 +132,10 @@ class TransactionalLoop:
                  on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
                  dead_letter: Callable[[Message, Exception], Output] | None = None,
                  txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None,
-                 positions: "StoredPositions | None" = None, input_label: str = ""):
+                 positions: "StoredPositions | None" = None, input_label: str = "",
+                 times: StageTimes | None = None):
         self.consumer, self.producer, self.prepare = consumer, producer, prepare
+        self.times = times or StageTimes()  # the loop's stages; its owner may time its own in the same record
         self.positions = positions
         self.input_label = input_label  # how errors name the input (its group id, and cluster with two)
         self.txn_timeout_s = txn_timeout_s
@@ -171,11 +176,16 @@ class TransactionalLoop:
                     break
                 if idle_timeout_s is not None and now - last_message > idle_timeout_s:
                     break
+                t0 = time.perf_counter()
                 messages = self._consume(0.0 if self._waiting else self.batch_timeout_s)
+                self.times.add("consume" if messages else "idle", time.perf_counter() - t0)
                 if messages or not self.consumer.assignment():
                     last_message = time.monotonic()
                 idle = not messages and self._waiting is None
-                prepared = (messages, self.prepare(messages)) if messages else None
+                prepared = None
+                if messages:
+                    with self.times.timing("prepare"):
+                        prepared = (messages, self.prepare(messages))
                 if not self._finish_waiting():
                     prepared = None  # the rewind reads it again
                 self._waiting = prepared
@@ -266,7 +276,8 @@ class TransactionalLoop:
 
     def _run_batch(self, messages: list[Message], finish: Finish) -> bool:
         t0 = time.perf_counter()
-        outputs = finish()
+        with self.times.timing("finish"):
+            outputs = finish()
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         offsets = batch_offsets(messages, owned)
         refused = Refused(self.dead_letter)
@@ -304,7 +315,9 @@ class TransactionalLoop:
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
         self.stats.messages_out += len(sent)
-        self.stats.last_batch_ms = (time.perf_counter() - t0) * 1e3
+        batch_s = time.perf_counter() - t0
+        self.times.batch += batch_s
+        self.stats.last_batch_ms = batch_s * 1e3
         if self.on_committed:
             self.on_committed(messages)
         return True
@@ -314,18 +327,20 @@ class TransactionalLoop:
         True if committed, False (the transaction left open) if the producer refused an output for itself
         (noted in `refused`)."""
         self._txn("begin_transaction", self.producer.begin_transaction)
-        for out in outputs:
-            try:
-                self._send(out, refused.on_delivery(out))
-            except KafkaException as err:
-                if not is_record_error(err.args[0]):
-                    raise
-                refused.refused_now(out, err.args[0])
+        with self.times.timing("produce"):
+            for out in outputs:
+                try:
+                    self._send(out, refused.on_delivery(out))
+                except KafkaException as err:
+                    if not is_record_error(err.args[0]):
+                        raise
+                    refused.refused_now(out, err.args[0])
         if refused.pending:
             return False
         if self.positions is not None:
-            for out in self.positions.stage(offsets):
-                self._send(out)
+            with self.times.timing("produce"):
+                for out in self.positions.stage(offsets):
+                    self._send(out)
         else:
             self._txn("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
                       offsets, self.consumer.consumer_group_metadata(), self.txn_timeout_s)
@@ -371,6 +386,10 @@ class TransactionalLoop:
                 raise
 
     def _commit(self) -> None:
+        with self.times.timing("commit"):
+            self._commit_with_retries()
+
+    def _commit_with_retries(self) -> None:
         for attempt in range(COMMIT_RETRIES):
             try:
                 self._txn("commit_transaction", self.producer.commit_transaction, self.txn_timeout_s)

@@ -11,7 +11,6 @@ metrics the scorers write, never logs.
 result into text that fits the terminal and is pure, so either can be tested alone. Redrawing
 uses ANSI cursor-home and erase codes, which every terminal emulator understands.
 """
-import argparse
 import math
 import shutil
 import sys
@@ -19,7 +18,7 @@ import time
 
 import redis
 
-from stream.config import add_config_argument, load_config
+from stream.config import load_config
 from stream.keys import TOP_KEEP_S, Keys, top_bucket
 from stream.monitor_view import render
 from stream.redis_io import make_redis
@@ -109,7 +108,7 @@ def read_state(client: redis.Redis, keys: Keys, top_n: int, stale_after_s: float
     }
 
 
-def cmd_monitor(args: argparse.Namespace) -> int:
+def cmd_monitor(args) -> int:
     config = load_config(args.config)
     client = make_redis(config.redis, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S,
                         socket_connect_timeout=REDIS_TIMEOUT_S)
@@ -137,39 +136,3 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             time.sleep(args.interval_s)
     except KeyboardInterrupt:
         return 0
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
-
-
-def add_parser(subparsers) -> None:
-    """Register ``alertformer monitor``."""
-    p = subparsers.add_parser(
-        "monitor", help="show the live state from Redis in the terminal, refreshed in place",
-        description="Show the live state the scorers keep in Redis, redrawn in place every --interval-s and "
-                    "fitted to the terminal (80x24 when it is not one; a wider terminal shows more columns): per "
-                    "live consumer the alerts/s and latency p50/p95/p99 (ms, Kafka timestamp to publish) over the "
-                    "last minute and since its start, lag, dead letters, aborted transactions, Redis outages, "
-                    "model version and heartbeat age; consumers without a heartbeat for --stale-after-s are left "
-                    "out; the champion model version; the top candidates by sn_likelihood and by "
-                    "flare_likelihood among objects updated in the last --recent-min, by their latest score, with "
-                    "their age in days since the first detection (known solar-system objects left out). "
-                    "Ctrl-C quits.")
-    add_config_argument(p)
-    p.add_argument("--interval-s", type=_positive(float), default=2.0, help="seconds between refreshes (default 2)")
-    p.add_argument("--once", action="store_true",
-                   help="print one frame without terminal codes and exit (1 if Redis cannot be reached)")
-    p.add_argument("--top", type=_positive(int), default=10, metavar="N",
-                   help="candidates shown per score at most (default 10; fewer if the terminal is short)")
-    p.add_argument("--stale-after-s", type=_positive(float), default=STALE_AFTER_S, metavar="S",
-                   help=f"leave out consumers without a heartbeat for S seconds (default {STALE_AFTER_S:g})")
-    p.add_argument("--recent-min", type=_positive(float), default=RECENT_MIN, metavar="M",
-                   help=f"rank objects updated in the last M minutes (default {RECENT_MIN:g}, at most "
-                        f"{TOP_KEEP_S // 60})")
-    p.set_defaults(func=cmd_monitor)

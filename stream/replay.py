@@ -5,6 +5,7 @@ producing phase measures the broker and not the reading. A *visit* mode emits
 LSST-like bursts: ``visit_size`` alerts as fast as possible every ``visit_interval_s``.
 """
 import io
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,9 @@ from confluent_kafka import Producer
 from tqdm import tqdm
 
 from stream.decode import decode_auto, decode_elasticc, encode_rubin, rubin_records_from_parquet
+from stream.config import load_config
 from stream.errors import AlertformerError, BadPacket
+from stream.kafka_io import check_readable, make_producer
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 60.0  # wait for outstanding deliveries at the end
@@ -174,3 +177,18 @@ def replay(producer: Producer, topic: str, packets: Sequence[Packet], *, count: 
         "elapsed_s": round(elapsed_s, 3),
         "rate_per_s": round(count / elapsed_s, 1) if elapsed_s > 0 else None,
     }
+
+
+def cmd_replay(args) -> int:
+    """``alertformer replay``: produce the packets of `args.sources`, print the JSON report; 1 if any failed."""
+    config = load_config(args.config)
+    packets = load_packets(args.sources, rubin_schema_version=args.rubin_schema_version)
+    topic = args.topic or config.input_subscription()[0]  # into the input cluster: the alert topics are there
+    kafka = config.input_kafka().as_kafka()
+    role, _ = config.roles()
+    check_readable(kafka, [("--topic" if args.topic else config.input_topics_field(), topic)], role,
+                   "input.kafka" if config.two_clusters else "kafka")
+    report = replay(make_producer(kafka), topic, packets, count=args.count, rate_per_s=args.rate,
+                    visit_size=args.visit_size, visit_interval_s=args.visit_interval_s, progress=not args.quiet)
+    print(json.dumps(report))
+    return 0 if report["failed"] == 0 else 1

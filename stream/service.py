@@ -12,11 +12,13 @@ thread; `finish` takes the probabilities and builds the records. A batch's windo
 are built before the batch ahead of it has written its curves to Redis, so
 `prepare` lays the curves of batches still in flight over what Redis returns.
 """
+import json
 import logging
 import socket
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,7 +30,7 @@ from models.checkpoint import CheckpointMismatch
 from models.registry import ModelRegistry, RegistryError
 from models.taxonomy import CLASS_NAMES, N_CLASSES
 from stream import avro_io
-from stream.config import StreamConfig
+from stream.config import StreamConfig, load_config
 from stream.errors import ConfigError, NonFiniteScores
 from stream.hotswap import ChampionWatcher
 from stream.journal import FollowupJournal
@@ -43,8 +45,9 @@ from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
 from stream.redis_io import check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
-from stream.score import Scorer, Scores, served_checkpoint, set_torch_threads
+from stream.score import EncodedBatch, Scorer, Scores, served_checkpoint, set_torch_threads
 from stream.scored import ScoredBatch
+from stream.stages import StageTimes
 from stream.state import StateWriter
 from stream.window import build_windows
 
@@ -95,10 +98,22 @@ class RunSummary:
                 "followup_requests": self.followup_requests, "top_classes": dict(self.top_classes.most_common())}
 
 
+BatchObserver = Callable[[list[Message], float], None]
+
+
 class ScoringService:
+    """The scoring service of `config` (module docstring).
+
+    `times` holds the seconds spent per stage since the start (`stream.stages`); `on_batch`, if set,
+    is called after each committed batch (and its Redis state) with the batch's messages and the
+    wall-clock time, in ms, at which its transaction committed: what `alertformer bench` reads.
+    """
+
     def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
         self.config = config
         self.summary = RunSummary()
+        self.times = StageTimes()
+        self.on_batch: BatchObserver | None = None
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
@@ -107,7 +122,7 @@ class ScoringService:
         self.history = HistoryStore(self.redis, keys, scoring.history_ttl_s,
                                     HISTORY_POINTS_FACTOR * scoring.max_visits)
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
-                                 scoring.top_n)
+                                 scoring.top_n, self.times)
         input_kafka, output_kafka = config.input_kafka(), config.output_kafka()
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, input_kafka.max_input_message_bytes,
                              output_kafka.deadletter_max_payload_bytes, registry_schemas(config))
@@ -141,7 +156,8 @@ class ScoringService:
             positions=stored_positions(config, transactional_id) if config.two_clusters else None,
             input_label=input_label(config, config.input_group_id()),
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
-            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead)
+            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead,
+            times=self.times)
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
@@ -168,7 +184,9 @@ class ScoringService:
             log.info("model swapped from=%s to=%s", self.scorer.version, swapped.version)
             self.scorer = swapped
         ingest_ms = time.time_ns() // 1_000_000
-        good, dead = self.ingest(messages)
+        times = self.times
+        with times.timing("decode"):
+            good, dead = self.ingest(messages)
         if not good:
             self._in_flight.append({})
 
@@ -178,23 +196,32 @@ class ScoringService:
 
             return finish_dead_letters
         alerts = [g.alert for g in good]
-        windows = build_windows(alerts, self._history([a.object_id for a in alerts]))
+        history = self._history([a.object_id for a in alerts])
+        with times.timing("windows"):
+            windows = build_windows(alerts, history)
         self._in_flight.append(windows.merged)
         scorer = self.scorer
-        encoded = scorer.encode_batch(windows.curves, windows.model_contexts)
-        probabilities = self._forward.submit(scorer.probabilities, encoded)
+        with times.timing("encode"):
+            encoded = scorer.encode_batch(windows.curves, windows.model_contexts)
+        probabilities = self._forward.submit(self._probabilities, scorer, encoded)
 
         def finish() -> list[Output]:
-            scores = scorer.scores(encoded, probabilities.result())
+            with times.timing("forward_wait"):
+                probs = probabilities.result()
+            scores = scorer.scores(encoded, probs)
             finite = scores.finite()  # (B,) bool
             scored, scores, rejected = self._finite(good, scores, finite)
             curves = [c for c, ok in zip(windows.curves, finite) if ok]
-            batch = scored_batch(scored, scores, curves) if scored else None
+            with times.timing("scored_batch"):
+                batch = scored_batch(scored, scores, curves) if scored else None
             outputs = list(dead) + rejected
+            requests = []
             if batch is not None:
-                outputs += scored_outputs(scored, batch, ingest_ms, self.config.topics.scored,
-                                          self.config.topics.classifications)
-            requests = self.followups(batch) if batch is not None else []
+                with times.timing("avro_encode"):
+                    outputs += scored_outputs(scored, batch, ingest_ms, self.config.topics.scored,
+                                              self.config.topics.classifications)
+                with times.timing("rules"):
+                    requests = self.followups(batch)
             outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode(),
                                source=scored[i].message) for i, r in requests]
             requests = [r for _, r in requests]
@@ -203,6 +230,11 @@ class ScoringService:
             return outputs
 
         return finish
+
+    def _probabilities(self, scorer: Scorer, encoded: EncodedBatch) -> np.ndarray:
+        """`scorer.probabilities` of `encoded`, timed: runs on the forward thread."""
+        with self.times.timing("forward"):
+            return scorer.probabilities(encoded)
 
     def _finite(self, good: list[Ingested], scores: Scores,
                 finite: np.ndarray) -> tuple[list[Ingested], Scores, list[Output]]:
@@ -221,7 +253,8 @@ class ScoringService:
 
     def _history(self, object_ids: list[str]) -> dict:
         """Stored curves of `object_ids`, with those of batches in flight laid over them (newest wins)."""
-        history = self.history.get(object_ids)
+        with self.times.timing("redis_read"):
+            history = self.history.get(object_ids)
         for merged in self._in_flight:
             history.update((o, merged[o]) for o in object_ids if o in merged)
         return history
@@ -249,6 +282,14 @@ class ScoringService:
         return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
     def committed(self, messages: list[Message]) -> None:
+        committed_ms = time.time_ns() / 1e6  # commit_transaction has just returned
+        with self.times.timing("redis_write"):
+            self._after_commit(messages)
+        if self.on_batch:
+            self.on_batch(messages, committed_ms)
+
+    def _after_commit(self, messages: list[Message]) -> None:
+        """The committed batch's side effects: webhook, metrics, run summary, Redis state."""
         done = self._finished
         if self.webhook:
             for request in done.requests:
@@ -290,3 +331,20 @@ class ScoringService:
                 self.watcher.stop()
             if self.webhook:
                 self.webhook.close()
+
+
+def cmd_run(args) -> int:
+    """``alertformer run``: serve until stopped or idle, then print what this process committed as JSON."""
+    overrides = {}
+    if args.checkpoint or args.instance_id:
+        overrides["scoring"] = {k: v for k, v in (("checkpoint", args.checkpoint), ("instance_id", args.instance_id)) if v}
+    config = load_config(args.config)
+    if overrides:
+        config = config.model_copy(update={"scoring": config.scoring.model_copy(update=overrides["scoring"])})
+    service = ScoringService(config)
+    service.loop.install_signal_handlers()
+    stats = service.run(max_messages=args.max_messages, idle_timeout_s=args.idle_timeout_s)
+    log.info("stopped messages_in=%d messages_out=%d batches=%d aborts=%d",
+             stats.messages_in, stats.messages_out, stats.batches, stats.aborts)
+    print(json.dumps(service.summary.as_dict()))  # what this process committed
+    return 0

@@ -5,7 +5,6 @@
 are pure, so each can be tested alone. The figure needs matplotlib (the ``eval``
 extra), imported only when asked for.
 """
-import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +13,7 @@ import redis
 from models.bands import BAND_NAMES
 from models.lightcurve import LightCurve
 from models.taxonomy import ID_TO_NAME
-from stream.config import add_config_argument, load_config
+from stream.config import load_config
 from stream.errors import ConfigError
 from stream.history import unpack
 from stream.keys import Keys
@@ -123,7 +122,7 @@ def plot(view: ObjectView, path) -> None:
         plt.close(fig)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args) -> int:
     config = load_config(args.config)
     client = redis.Redis.from_url(config.redis.url, socket_timeout=REDIS_TIMEOUT_S,
                                   socket_connect_timeout=REDIS_TIMEOUT_S)
@@ -133,16 +132,3 @@ def cmd_show(args: argparse.Namespace) -> int:
         plot(view, args.png)
         print(f"figure: {args.png}")
     return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register ``alertformer show``."""
-    p = subparsers.add_parser(
-        "show", help="one object's stored light curve and latest scores: a table, and a PNG with --png",
-        description="Print one object's latest scores (top class, sn_likelihood, flare_likelihood, model) and its "
-                    "light curve as the scorers stored it in Redis (one row per point: MJD TAI, band, flux and "
-                    "error in nJy, AB magnitude, detection or not); --png also draws it.")
-    add_config_argument(p)
-    p.add_argument("object_id", help="the object id, as in scored records (objectId), e.g. ZTF17aaajnnn")
-    p.add_argument("--png", metavar="FILE", help="also write the light curve as a PNG figure (needs matplotlib)")
-    p.set_defaults(func=cmd_show)

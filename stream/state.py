@@ -3,6 +3,7 @@
 Everything goes in one pipelined round trip. A Redis outage never stops scoring: the
 write is skipped, counted (``redisOutages``) and logged, and the next batch writes again.
 """
+import json
 import os
 import socket
 import time
@@ -19,6 +20,7 @@ from stream.history import HistoryStore
 from stream.keys import TOP_BUCKET_MS, TOP_KEEP_S, Keys, top_bucket
 from stream.rules import known_solar_system
 from stream.scored import ScoredBatch
+from stream.stages import StageTimes
 
 RECENT_S = 60.0  # the recent window of throughput and latency percentiles
 HEARTBEAT_INTERVAL_S = 1.0  # when idle
@@ -113,10 +115,14 @@ class ConsumerMetrics:
 
 
 class StateWriter:
+    """Writes the state after each batch; `times`, if given, goes into the consumer's hash as
+    ``stageSeconds`` (JSON: stage → seconds since the start)."""
+
     def __init__(self, client: redis.Redis, keys: Keys, history: HistoryStore, consumer_id: str,
-                 ttl_s: int, top_n: int):
+                 ttl_s: int, top_n: int, times: StageTimes | None = None):
         self.client, self.keys, self.history = client, keys, history
         self.consumer_id, self.ttl_s, self.top_n = consumer_id, ttl_s, top_n
+        self.times = times
         self.metrics = ConsumerMetrics()
         self._last_heartbeat = 0.0
 
@@ -128,6 +134,8 @@ class StateWriter:
         }
         if lag is not None:
             fields["lag"] = lag
+        if self.times is not None:
+            fields["stageSeconds"] = json.dumps({k: round(v, 3) for k, v in self.times.as_dict().items()})
         return fields
 
     def write_batch(self, batch: ScoredBatch | None, merged: dict[str, LightCurve], lag: int | None,

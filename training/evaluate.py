@@ -34,7 +34,6 @@ is tuned on a test split.
 Outputs in ``--out``: ``report.json`` and PNG figures (confusion matrices,
 reliability diagrams, metrics against N_det and days, throughput).
 """
-import argparse
 import hashlib
 import json
 import logging
@@ -334,7 +333,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     figures : bool
         Write the PNG figures.
     quantize : {"none", "int8"}
-        int8: evaluate the transformer after `models.quantize.quantize_int8` (CPU), to
+        int8: evaluate the transformer after `training.quantize.quantize_int8` (CPU), to
         measure what int8 would cost; not a serving option, because it moved the metrics
         by more than 0.5 points (README, Performance).
 
@@ -346,7 +345,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
     import torch
 
     from models.checkpoint import load_checkpoint
-    from models.quantize import quantize_int8
+    from training.quantize import quantize_int8
 
     if peers not in PEER_CHOICES:
         raise ValueError(f"peers={peers!r}: expected one of {PEER_CHOICES}")
@@ -646,58 +645,6 @@ def write_figures(report: dict, out_dir: Path) -> list[str]:
     return names
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``evaluate`` on an ``argparse`` subparsers object; it sets ``func=cmd_evaluate``."""
-    p = subparsers.add_parser(
-        "evaluate", help="score the transformer and its peers on the test sets at early prefixes; JSON + PNGs",
-        description="Evaluate a checkpoint beside peer classifiers (light-curve features + gradient-boosted "
-                    "trees; SuperNNova in its own virtual environment) on the same test sets: simulated LSST "
-                    "(balanced and at the realistic stream mix) and the held-out real ZTF BTS test split, each "
-                    "at N_det = 1, 2, 3, 5, 10 and all detections and at 1, 3, 7, 14 and 30 days after the first "
-                    "detection. Reports macro-F1, per-class precision/recall, confusion matrices, SN-vs-rest and "
-                    "flare-vs-rest ROC-AUC and PR-AUC, ECE with reliability diagrams, and light curves/s. Writes "
-                    "report.json and PNG figures to --out.",
-    )
-    p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT),
-                   help="model checkpoint to evaluate (default: the shipped model, %(default)s)")
-    p.add_argument("--out", default="out/eval",
-                   help="output directory for report.json and figures (default: %(default)s)")
-    p.add_argument("--n-test", type=int, default=DEFAULT_N_TEST,
-                   help="curves per simulated test set (default: %(default)s)")
-    p.add_argument("--n-train-peers", type=int, default=DEFAULT_N_TRAIN_PEERS,
-                   help="simulated training curves per survey for each peer; ZTF adds the real BTS train split "
-                   "(default: %(default)s)")
-    p.add_argument("--peers", choices=PEER_CHOICES, default="all",
-                   help="peer models to train and compare: features = light-curve features + gradient boosting, "
-                        "supernnova = SuperNNova RNN (creates ~/.cache/alertformer/supernnova-venv on first use); "
-                        "default: %(default)s")
-    p.add_argument("--test-sets", nargs="+", choices=TEST_SETS, default=list(TEST_SETS),
-                   help="test sets to use (default: all three)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of test sets, peer training sets and peers (default: %(default)s)")
-    p.add_argument("--device", default="auto",
-                   help="transformer device: auto (CUDA if available), cpu or cuda (default: %(default)s)")
-    p.add_argument("--quantize", choices=("none", "int8"), default="none",
-                   help="int8: evaluate the transformer with its linear layers dynamically quantised to int8 (CPU), "
-                        "to measure what int8 would cost; not a serving option because it moved the metrics by "
-                        "more than 0.5 points, see README Performance (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads of every model, so light curves/s compare per core (default: %(default)s)")
-    p.add_argument("--data-dir", help="shared data directory holding labeled/ (default: "
-                   "$ALERTFORMER_DATA, then the repository's data/)")
-    p.add_argument("--peer-cache", help="directory to keep trained peers in and reuse them from when their "
-                   "training settings match (default: retrain every run)")
-    p.add_argument("--packets-only", action="store_true",
-                   help="only the real ZTF alert packets of data/labeled/ztf_packets (held-out test part), scored "
-                        "through the service's own decode -> window -> score -> rules path: SN-vs-non-SN ROC/PR-AUC "
-                        "and ECE by N_det, and each follow-up rule's firing rate per real class")
-    p.add_argument("--quick", action="store_true", help="tiny sizes everywhere, for tests (minutes -> seconds)")
-    p.add_argument("--no-figures", action="store_true", help="write report.json only")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_evaluate)
-    return p
-
-
 def format_headline(report: dict) -> str:
     """The headline as a plain-text table: one line per test set, model and N_det cut."""
     def num(x):
@@ -756,16 +703,3 @@ def cmd_evaluate(args) -> int:
     print(format_packet_report(report["real_packets"]))
     print(f"report: {Path(args.out) / 'report.json'}; figures: {', '.join(report.get('figures', []))}")
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["evaluate", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -57,13 +57,6 @@ def parse_label(payload: bytes, origin: str) -> Label:
                  record["reference"], origin)
 
 
-def label_message(object_id: str, class_id: int | None = None, class_name: str | None = None,
-                  source: str = "spectrum", labeled_ms: int = 0, reference: str | None = None) -> bytes:
-    """Encode a label message (for clients, replay and tests)."""
-    return avro_io.encode(LABEL_SCHEMA, {"objectId": object_id, "classId": class_id, "className": class_name,
-                                         "source": source, "labeledMs": labeled_ms, "reference": reference})
-
-
 def ms_to_mjd_tai(ms: np.ndarray) -> np.ndarray:
     """Unix time in ms (UTC) to MJD TAI, one astropy call for the whole array."""
     return Time(np.asarray(ms, dtype=np.float64) / 1e3, format="unix", scale="utc").tai.mjd

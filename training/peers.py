@@ -40,6 +40,7 @@ import numpy as np
 
 from models.bands import BAND_NAMES
 from models.encode import context_features
+from models.errors import AlertformerError
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, N_CLASSES, class_indices
 
@@ -412,7 +413,7 @@ _FILTER_LETTER = {name: name.split("-")[1] for name in BAND_NAMES}
 _SNN_TYPE_NAMES = {cid: name.replace(" ", "").replace("/", "") for cid, name in zip(CLASS_IDS, CLASS_NAMES)}
 
 
-class SuperNNovaError(RuntimeError):
+class SuperNNovaError(AlertformerError, RuntimeError):
     """SuperNNova could not be installed or run; the message carries the concrete error."""
 
 

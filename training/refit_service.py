@@ -33,7 +33,7 @@ from models.checkpoint import load_checkpoint, save_checkpoint
 from models.device import device_of
 from models.paths import data_dir
 from models.registry import ModelRegistry
-from stream.config import StreamConfig, add_config_argument
+from stream.config import StreamConfig
 from stream.deadletter import dead_letter
 from stream.errors import BadPacket, ConfigError
 from stream.history import HistoryStore
@@ -258,15 +258,3 @@ def cmd_trainer(args) -> int:
     for decision in service.run(max_rounds=args.max_rounds, timeout_s=args.timeout_s):
         print(json.dumps(decision), flush=True)
     return 0
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("trainer", help="re-fine-tune on new labels; promote only when the holdout improves",
-                       description="Consume the labels topic, snapshot each labeled object's light curve, and every "
-                                   "trainer.retrain_every_labels labels (or retrain_every_hours) fine-tune a challenger "
-                                   "from the champion (full or LoRA), evaluate both on a fixed holdout, and promote the "
-                                   "challenger only if it wins by trainer.margin on trainer.metric. Needs registry.path.")
-    add_config_argument(p)
-    p.add_argument("--max-rounds", type=int, help="stop after this many retraining decisions")
-    p.add_argument("--timeout-s", type=float, help="stop after this many seconds")
-    p.set_defaults(func=cmd_trainer)

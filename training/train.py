@@ -1,7 +1,6 @@
 """The training recipe: pretrain -> fine-tune (sim) -> calibrate -> fine-tune (ZTF BTS) -> calibrate -> save.
 
-Run it as ``alertformer train [--config FILE] [--key=value ...]`` or
-``python -m training.train [--config FILE] [--key=value ...]``:
+Run it as ``alertformer train [--config FILE] [--key=value ...]``:
 
 - the defaults are the plain globals below (the shipped recipe, restated in
   ``training/config/default.py``);
@@ -23,7 +22,6 @@ in the checkpoint's ``train_config``. Stages:
 4. Metrics on the val splits (never the test splits) and `save_checkpoint`
    with the config, data sizes, seeds, metrics, wall time and git sha.
 """
-import argparse
 import json
 import logging
 import subprocess
@@ -32,6 +30,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from models.errors import ConfigError
 
 # -----------------------------------------------------------------------------
 # default config values: the shipped recipe (training/config/default.py restates it)
@@ -116,10 +116,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
 
-class ConfigError(ValueError):
-    """An unknown config key, or a value of the wrong type."""
-
-
 def _coerce(key: str, value, where: str):
     """``value`` checked against the default's type (int accepted for float); ConfigError otherwise."""
     if key not in DEFAULTS:
@@ -149,7 +145,7 @@ def parse_value(key: str, text: str):
         raise ConfigError(f"command line: {key}={text!r} is not a {kind.__name__}") from None
 
 
-def load_config(config_file=None, overrides: dict | None = None, argv_overrides=()) -> dict:
+def load_recipe(config_file=None, overrides: dict | None = None, argv_overrides=()) -> dict:
     """The resolved config: defaults, then ``config_file``, then overrides.
 
     Parameters
@@ -168,9 +164,9 @@ def load_config(config_file=None, overrides: dict | None = None, argv_overrides=
     ConfigError
         For an unknown key or a value of the wrong type.
 
-    >>> load_config(overrides={"seed": 3})["seed"]
+    >>> load_recipe(overrides={"seed": 3})["seed"]
     3
-    >>> load_config(argv_overrides=["--progress=false", "--pretrain_lr=2e-3"])["pretrain_lr"]
+    >>> load_recipe(argv_overrides=["--progress=false", "--pretrain_lr=2e-3"])["pretrain_lr"]
     0.002
     """
     config = dict(DEFAULTS)
@@ -224,7 +220,7 @@ def _initial_weights(path: str, model_config) -> torch.nn.Module:
 
 
 def run(config: dict) -> dict:
-    """Run the recipe with a resolved ``config`` (`load_config`); returns ``{"checkpoint", "metrics", "data"}``."""
+    """Run the recipe with a resolved ``config`` (`load_recipe`); returns ``{"checkpoint", "metrics", "data"}``."""
     from models.checkpoint import save_checkpoint
     from models.model import AlertTransformer, ModelConfig
     from training.datasets import LabeledSet, simulated, ztf_bts, ztf_packet_set
@@ -389,36 +385,13 @@ def run(config: dict) -> dict:
 
 
 # --- command line ----------------------------------------------------------------------
-_USAGE = "%(prog)s [--config FILE] [--key=value ...]"
-_EPILOG = ("config keys and defaults (the shipped recipe; each is explained in training/train.py):\n"
-           + "\n".join(f"  --{k}={v}  ({type(v).__name__})" for k, v in DEFAULTS.items()))
-
-
-def _configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--config", metavar="FILE",
-                   help="Python file of plain assignments applied over the defaults, or a name in "
-                        "training/config/ (e.g. smoke)")
-    for key, value in DEFAULTS.items():
-        p.add_argument(f"--{key}", dest=f"override_{key}", metavar=type(value).__name__.upper(),
-                       default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_train)
-    return p
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``train`` subcommand on an argparse ``subparsers`` object."""
-    return _configure_parser(subparsers.add_parser(
-        "train", help="run the training recipe (pretrain, fine-tune, calibrate) and save a checkpoint", usage=_USAGE,
-        description=__doc__.split("\n\n")[0] + "\n\nThe defaults, then --config, then --key=value overrides; "
-        "unknown keys and wrong types are errors.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
 def cmd_train(args) -> int:
     """Resolve the config from parsed ``args`` and run the recipe; 0 on success, 2 on a config error."""
     overrides = [f"--{k[len('override_'):]}={v}" for k, v in vars(args).items() if k.startswith("override_")]
     try:
-        config = load_config(args.config, argv_overrides=overrides)
+        config = load_recipe(args.config, argv_overrides=overrides)
     except (ConfigError, OSError) as err:
         print(f"alertformer train: {err}", file=sys.stderr)
         return 2
@@ -428,16 +401,3 @@ def cmd_train(args) -> int:
                       "val_macro_f1": {k: v["random_prefixes"].get("macro_f1")
                                        for k, v in result["metrics"]["val"].items()}}))
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", usage=_USAGE,
-                                     description=__doc__.split("\n\n")[0], epilog=_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    args = _configure_parser(parser).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

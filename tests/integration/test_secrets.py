@@ -59,7 +59,7 @@ def test_cli_exits_2_with_one_line_and_never_prints_the_password(stream_config, 
     assert "wrong-Pass" not in run.stderr + run.stdout
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("alertformer run: redis.password: Redis at") and "Traceback" not in run.stderr
-    health = subprocess.run([sys.executable, "-m", "stream.health", "--timeout-s", "5"],
+    health = subprocess.run([sys.executable, "-m", "alertformer.cli", "health", "--timeout-s", "5"],
                             env=os.environ | config_env(config), capture_output=True, text=True, timeout=60)
     assert health.returncode == 2 and "refused the credentials" in health.stderr
     assert "wrong-Pass" not in health.stderr + health.stdout

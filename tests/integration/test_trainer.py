@@ -11,6 +11,7 @@ import pytest
 import redis
 import torch
 from conftest import config_env
+from label_messages import label_message
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.context import context_vector
@@ -23,7 +24,7 @@ from stream.service import ScoringService
 from stream.state import pack_context
 from training.datasets import simulated
 from training.finetune import EvalSet, finetune
-from training.labels import SnapshotStore, label_message
+from training.labels import SnapshotStore
 from training.refit import refit
 from training.refit_service import TrainerService
 

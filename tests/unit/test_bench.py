@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from bench import add_parser, aims, ratios, table
+from alertformer.cli.bench import add_parser
+from bench import aims, ratios, table
 from bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
 from bench.limits import OTHER_PRECISION, int8_twin, light_curves, with_ratios
 from bench.pipeline import breakdown, latency, sustained_rate

@@ -120,13 +120,24 @@ def test_the_scoring_service_loads_no_training_code():
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
+def test_the_run_command_loads_no_training_or_bench_code():
+    """``alertformer run``'s whole import path: the command package, the run command's module and parser, and
+    the library function its lazy import resolves (replaced by a stub, so nothing connects)."""
+    code = ("import sys; import stream.service; stream.service.cmd_run = lambda args: 0; "
+            "from alertformer.cli import build_parser; args = build_parser('run').parse_args(['run']); "
+            "assert args.func(args) == 0 and 'alertformer.cli.run' in sys.modules; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'bench')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
 def test_decode_prints_each_message_and_dead_letters_only_when_asked(shared_data):
     """``alertformer run`` dead-letters undecodable input already: decode does not send them again by default."""
     import json
 
     from confluent_kafka import Message
 
-    from alertformer.cli import decode_batch
+    from stream.diagnose import decode_batch
     from stream.ingest import Ingest
 
     alert = (shared_data / "ztf" / "alerts" / "472263571115115000.avro").read_bytes()

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from alertformer.cli import evaluate as evaluate_cli
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from training import evaluate as ev
@@ -21,7 +22,7 @@ def tiny_checkpoint(tmp_path_factory):
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="alertformer")
     sub = parser.add_subparsers(dest="command", required=True)
-    ev.add_parser(sub)
+    evaluate_cli.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -120,11 +121,11 @@ def test_peer_cache_reuses_trained_peers(tiny_checkpoint, tmp_path):
 
 
 def test_quantize_int8_evaluates_the_quantised_transformer(tiny_checkpoint, tmp_path, monkeypatch):
-    import models.quantize
+    import training.quantize
 
     quantized = []
-    real = models.quantize.quantize_int8
-    monkeypatch.setattr(models.quantize, "quantize_int8", lambda model: quantized.append(model) or real(model))
+    real = training.quantize.quantize_int8
+    monkeypatch.setattr(training.quantize, "quantize_int8", lambda model: quantized.append(model) or real(model))
     args = _parse(["evaluate", "--checkpoint", str(tiny_checkpoint), "--quantize", "int8"])
     assert args.quantize == "int8"
     report = ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="none", test_sets=["sim-lsst-balanced"],

@@ -1,7 +1,7 @@
 """FastRubinDecoder against decode_rubin (fastavro): the same alerts, field for field, or the same BadPacket.
 
 Real alerts: the 25 LSSTCam alerts of ``data/rubin`` re-encoded (schema
-10.0). Simulated: one full alert per schema version (`stream.bench_decode.full_record`).
+10.0). Simulated: one full alert per schema version (`bench.decode.full_record`).
 """
 import io
 import re
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from models.context import CONTEXT_INDEX
-from stream.bench_decode import filled_value, full_record
+from bench.decode import filled_value, full_record
 from stream.decode import decode_rubin, encode_rubin, rubin_records_from_parquet, rubin_schema, rubin_versions
 from stream.decode.fast import FastRubinDecoder, RubinBatch, Unsupported, compile_plan
 from stream.decode.fast import plan as plans

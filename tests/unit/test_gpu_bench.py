@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from alertformer.cli import main as cli_main
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from bench import gpu
@@ -21,7 +22,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 def run_quick(tmp_path, monkeypatch, checkpoint, *extra) -> dict:
     monkeypatch.setenv("OUT", str(tmp_path))  # the report goes to $OUT/gpu_bench.json
-    assert gpu.main(["--quick", "--checkpoint", str(checkpoint), *extra]) == 0
+    assert cli_main(["bench-gpu", "--quick", "--checkpoint", str(checkpoint), *extra]) == 0
     return json.loads((tmp_path / gpu.REPORT_NAME).read_text())
 
 

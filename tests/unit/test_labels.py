@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from label_messages import label_message
 
 from models.context import context_vector, missing_context
 from models.lightcurve import LightCurve
 from stream.errors import BadPacket
-from training.labels import SnapshotStore, label_message, ms_to_mjd_tai, parse_label, snapshot
+from training.labels import SnapshotStore, ms_to_mjd_tai, parse_label, snapshot
 
 
 @pytest.mark.parametrize("kwargs,class_id", [

@@ -70,3 +70,13 @@ def test_a_producer_error_that_is_not_about_the_record_is_not_dead_lettered():
     with pytest.raises(Fatal):
         loop.run(max_messages=1)
     assert not producer.produced and "commit" not in producer.calls
+
+
+def test_the_loop_times_its_stages_in_its_record():
+    outputs = [Output("scored", b"ok", source=FakeMessage(b"x"))]
+    loop = _loop(FakeProducer(), outputs, _dead_letter)
+    loop.run(max_messages=1)
+    times = loop.times.as_dict()
+    assert all(times[stage] > 0 for stage in ("consume", "prepare", "finish", "produce", "commit", "batch"))
+    assert times["batch"] >= times["finish"] + times["produce"] + times["commit"]
+    assert times["decode"] == times["forward"] == 0  # the scoring service's own stages

@@ -1,4 +1,4 @@
-"""Simulated Rubin alert streams (training.sim_alerts, training.simulate_cli).
+"""Simulated Rubin alert streams (training.sim_alerts, training.simulate_stream).
 
 The central check: a packet decoded by the stream and the simulated curve cut at
 the same alert give identical model input, so training and serving see the same
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from alertformer.cli.simulate import add_parser
 from models.encode import encode
 from models.lightcurve import LightCurve
 from stream.decode import decode_auto, rubin_schema, rubin_versions, schema_id
@@ -22,7 +23,7 @@ from training.sim_alerts import (
 )
 from training.simulate import CLASS_NAMES, REALISTIC_MIX, SimulatedSet, simulate
 from training.simulate import POINT_ID_STRIDE
-from training.simulate_cli import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, add_parser, first_object_id
+from training.simulate_stream import ID_BLOCKS, MAX_OBJECTS_PER_SEED, PACKET_SUFFIX, first_object_id
 
 N_OBJECTS = 12
 SEED = 20260214

@@ -1,13 +1,23 @@
 """`alertformer subscribe` filters: parsing (with clear errors) and evaluation, without Kafka."""
 import argparse
+import io
 from datetime import datetime, timezone
 
+import fastavro
 import pytest
 
+from alertformer.cli.subscribe import add_parser
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
 from stream.errors import BadPacket, ConfigError
-from stream.subscribe import SCHEMAS, Comparison, add_parser, build_filter, parse_where, record_decoder
+from stream.subscribe import SCHEMAS, Comparison, build_filter, parse_where, record_decoder
+
+
+def encode_schemaless(name: str, record: dict) -> bytes:
+    """Plain schemaless Avro, as the service writes ELAsTiCC brokerClassification records."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, avro_io.load_schema(name), record)
+    return buf.getvalue()
 
 
 def class_probs(top_id: int, top_p: float = 0.6) -> list[dict]:
@@ -168,7 +178,7 @@ def test_decoders_read_each_kind_and_reject_the_wrong_one():
     followup = record_decoder("followup")(avro_io.encode(SCHEMAS["followup"], FOLLOWUP))
     assert followup.keys() == FOLLOWUP.keys() and followup["latestMagAb"] is None
     assert followup["flareLikelihood"] == pytest.approx(0.95)  # Avro float: float32 precision
-    payload = avro_io.encode_schemaless(SCHEMAS["classifications"], CLASSIFICATION)
+    payload = encode_schemaless(SCHEMAS["classifications"], CLASSIFICATION)
     decoded = record_decoder("classifications")(payload)
     assert decoded["elasticcPublishTimestamp"] == CLASSIFICATION["elasticcPublishTimestamp"]  # ms, not datetime
     assert decoded["classifications"][1]["classId"] == 2233
@@ -180,7 +190,7 @@ def test_decoders_read_each_kind_and_reject_the_wrong_one():
 
 def test_classification_timestamps_accept_datetimes():
     record = CLASSIFICATION | {"elasticcPublishTimestamp": datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)}
-    payload = avro_io.encode_schemaless(SCHEMAS["classifications"], record)
+    payload = encode_schemaless(SCHEMAS["classifications"], record)
     assert record_decoder("classifications")(payload)["elasticcPublishTimestamp"] == 1_700_000_000_000
 
 
@@ -220,7 +230,7 @@ def test_printed_records_name_each_class_and_the_top_class():
     assert names[2222] == "Ia" and names[2232] == "KN" and names[2233] == "M-dwarf Flare" and len(names) == len(CLASS_IDS)
     assert (scored["topClassId"], scored["topClass"]) == (2232, "KN")
     assert build_filter("scored", class_text="kilonova")(scored)
-    payload = avro_io.encode_schemaless(SCHEMAS["classifications"], CLASSIFICATION | {
+    payload = encode_schemaless(SCHEMAS["classifications"], CLASSIFICATION | {
         "classifications": [{"classId": 2233, "probability": 0.7}, {"classId": 300, "probability": 0.3}]})
     classified = record_decoder("classifications")(payload)
     assert [(c["classId"], c["className"]) for c in classified["classifications"]] == [

@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from alertformer.cli.train import add_parser
+from alertformer.cli.train import run as cmd_train
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from models.taxonomy import CLASS_IDS
 from training.datasets import LabeledSet, simulated
 from training.finetune import EvalSet, finetune, source_class_weights, weighted_cross_entropy
 from training.metrics import macro_f1
-from training.train import DEFAULTS, ConfigError, add_parser, cmd_train, load_config, run
+from training.train import DEFAULTS, ConfigError, run
+from training.train import load_recipe as load_config
 
 EASY_CLASSES = (2233, 2323, 2332, 2224)  # M-dwarf flare, RR Lyrae, AGN, SN II: chance macro-F1 ~ 0.25
 

@@ -6,6 +6,9 @@ limits and ``bench.gpu`` on the CPU: what it would gain in speed). Serving does
 not use it: on the shipped model it moved the evaluation metrics by up to 1.7 points,
 more than the 0.5 allowed (README, Performance).
 
+It sits in `training`, not in `bench` with the other measurement code, because
+`training.evaluate` uses it and `bench` is the layer above `training`.
+
 Weights of every ``nn.Linear`` are stored as int8 (per tensor); activations are
 quantised on the fly per batch; attention, layer norms, the time encoding and the
 softmax stay float32. Runs on CPU only (fbgemm/x86 or qnnpack kernels).
@@ -48,7 +51,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         raise ValueError(f"int8 dynamic quantisation runs on the CPU; the model is on {sorted(devices)}")
     with warnings.catch_warnings():
         # torch >= 2.10 flags torch.ao.quantization and quantized tensors as deprecated in favour of
-        # torchao, which is not a dependency; the eager dynamic path still works (tests/unit/test_models_quantize.py).
+        # torchao, which is not a dependency; the eager dynamic path still works (tests/unit/test_quantize.py).
         warnings.filterwarnings("ignore", r"torch\.ao\.quantization is deprecated", DeprecationWarning)
         warnings.filterwarnings("ignore", r"torch\.quantize_per_tensor", UserWarning)
         return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False).eval()

@@ -1,10 +1,9 @@
-"""Throughput of the light-curve simulator: ``python -m training.bench_simulate``.
+"""Throughput of the light-curve simulator: ``alertformer bench-simulate``.
 
 Prints one JSON report: light curves and points per second (wall clock, and light curves
 per CPU second, steadier on a shared machine) for each survey, balanced over all classes.
 The first, small call builds the cosmology tables and is not timed.
 """
-import argparse
 import json
 import platform
 import time
@@ -32,12 +31,8 @@ def bench(n: int, survey: str, seed: int) -> dict:
     }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="light curves per survey")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--surveys", nargs="+", default=["lsst", "ztf"])
-    args = parser.parse_args(argv)
+def cmd_bench_simulate(args) -> int:
+    """Print the report of the module docstring for ``alertformer bench-simulate``'s `args` as JSON."""
     simulate(11, np.random.default_rng(args.seed))  # warm-up: cosmology tables, imports
     report = {
         "benchmark": "training.simulate",
@@ -47,7 +42,4 @@ def main(argv=None) -> None:
         "results": [bench(args.n, s, args.seed) for s in args.surveys],
     }
     print(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,6 +1,6 @@
 """Benchmark: fastavro (`decode_rubin`, `decode_ztf`) against the batch decoders, side by side, one core.
 
-    python -m stream.bench_decode [--seconds 2] [--batch-size 512] [--prv 40] [--forced 40]
+    alertformer bench-decode [--seconds 2] [--batch-size 512] [--prv 40] [--forced 40]
 
 prints one JSON report with alerts/s of both decoders and their ratio on
 
@@ -21,7 +21,6 @@ rounds (each reports its best round: the machine may be shared); the first
 batch is checked to agree with decode_rubin before timing. ``jit_s`` is the first
 kernel call of this process (compile, or load from numba's cache).
 """
-import argparse
 import io
 import json
 import os
@@ -163,7 +162,14 @@ def compare(name: str, payloads: list[bytes], decoder, batch_size: int, seconds:
     }
 
 
-def main(args: argparse.Namespace) -> dict:
+def cmd_bench_decode(args) -> int:
+    """Print `measure`'s report of `args` (``alertformer bench-decode``'s options) as JSON."""
+    print(json.dumps(measure(args), indent=2))
+    return 0
+
+
+def measure(args) -> dict:
+    """The report of the module docstring."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, for both decoders
     from stream.decode.fast import FastRubinDecoder, FastZtfDecoder  # after pinning: numba's first call compiles here
@@ -196,17 +202,3 @@ def without_cutouts(packet: bytes) -> bytes:
     buffer = io.BytesIO()
     fastavro.writer(buffer, reader.writer_schema, records)
     return buffer.getvalue()
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stream.bench_decode", description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="timing per decoder and case, s")
-    parser.add_argument("--batch-size", type=int, default=512, help="messages per decode_batch call")
-    parser.add_argument("--prv", type=int, default=40, help="previous diaSources per simulated alert")
-    parser.add_argument("--forced", type=int, default=40, help="previous forced sources per simulated alert")
-    parser.add_argument("--seed", type=int, default=SEED)
-    return parser
-
-
-if __name__ == "__main__":
-    print(json.dumps(main(_parser().parse_args()), indent=2))

@@ -1,4 +1,4 @@
-"""models.quantize: int8 replaces the linear layers, stays close to fp32, and runs on the CPU only.
+"""training.quantize: int8 replaces the linear layers, stays close to fp32, and runs on the CPU only.
 
 int8 is a measurement tool (`alertformer evaluate --quantize int8`, the benches), not a serving
 precision: see the README's Performance section.
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.encode import encode
-from models.quantize import quantize_int8
+from training.quantize import quantize_int8
 
 def test_int8_replaces_linear_layers_and_stays_close_to_fp32(tiny_model, random_curves):
     batch = encode(random_curves, max_visits=tiny_model.config.max_visits)
