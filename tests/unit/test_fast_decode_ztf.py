@@ -240,6 +240,45 @@ def test_writer_schemas_beyond_the_limit_go_to_decode_ztf(monkeypatch):
     assert len(decoder.plans) == 1
 
 
+def test_a_schema_that_did_not_compile_gives_its_place_to_a_new_one(monkeypatch):
+    """A full table of schemas that failed (corrupt packets, say) must not keep a valid one off the fast path."""
+    monkeypatch.setattr(fast_ztf, "MAX_WRITER_SCHEMAS", 1)
+    compile_plan, calls = fast_ztf.compile_ztf_plan, []
+
+    def refusing_the_first(schema):
+        calls.append(schema)
+        if len(calls) == 1:
+            raise Unsupported("pretend")
+        return compile_plan(schema)
+
+    monkeypatch.setattr(fast_ztf, "compile_ztf_plan", refusing_the_first)
+    decoder = FastZtfDecoder()
+    first, second = ZTF17AAACXXF.read_bytes(), ZTF17AAAJNNN.read_bytes()
+    batch, _ = decoder.decode_batch([first])
+    assert batch.fallback.tolist() == [ztf_kernel.SCHEMA_LEFT] and list(decoder.plans.values()) == [None]
+    batch, errors = decoder.decode_batch([second, first])
+    assert errors == {} and batch.fallback.tolist() == [0, ztf_kernel.NEW_SCHEMA]
+    assert_agrees(batch, [second, first])
+    assert len(decoder.plans) == 1 and None not in decoder.plans.values()
+
+
+def test_a_batch_of_schemas_that_all_fail_ends(monkeypatch):
+    """Each batch learns once: schemas that fail, more than the table holds, cannot make it loop."""
+    monkeypatch.setattr(fast_ztf, "MAX_WRITER_SCHEMAS", 1)
+
+    def refusing(schema):
+        raise Unsupported("pretend")
+
+    monkeypatch.setattr(fast_ztf, "compile_ztf_plan", refusing)
+    decoder = FastZtfDecoder()
+    payloads = [ZTF17AAACXXF.read_bytes(), ZTF17AAAJNNN.read_bytes()]
+    for _ in range(3):
+        batch, errors = decoder.decode_batch(payloads)
+        assert errors == {} and 0 not in batch.fallback.tolist()
+        assert_agrees(batch, payloads)
+    assert len(decoder.plans) == 1
+
+
 def test_a_mixed_batch_keeps_message_order(decoder, labelled):
     mixed = [labelled[0], b"junk", ZTF17AAACXXF.read_bytes(), None, labelled[5][:-20], labelled[7]]
     batch, errors = decoder.decode_batch(mixed)

@@ -169,10 +169,13 @@ class FastZtfDecoder:
         self._schema_entries = np.array(entries, dtype=np.int64)
 
     def _learn(self, texts: set[bytes]) -> bool:
-        """Compile the writer schemas `texts` (while there is room); whether any was new."""
+        """Compile the writer schemas `texts` (while there is room); whether any was new.
+
+        When the table is full, a schema that did not compile (a corrupt packet's, say) learnt before this
+        call gives its place up, so such packets cannot keep a later valid schema off the fast path."""
         new = False
         for text in sorted(texts):
-            if text in self.plans or len(self.plans) >= MAX_WRITER_SCHEMAS:
+            if text in self.plans or (len(self.plans) >= MAX_WRITER_SCHEMAS and not self._forget_failed(texts)):
                 continue
             try:
                 plan = compile_ztf_plan(fastavro.parse_schema(json.loads(text)))
@@ -185,13 +188,21 @@ class FastZtfDecoder:
             self._link()
         return new
 
+    def _forget_failed(self, keep: set[bytes]) -> bool:
+        """Forget the oldest writer schema that did not compile and is not in `keep`; whether there was one."""
+        failed = next((text for text, plan in self.plans.items() if plan is None and text not in keep), None)
+        if failed is not None:
+            del self.plans[failed]
+        return failed is not None
+
     def decode_batch(self, payloads: Sequence[bytes | None]) -> tuple[ZtfBatch, dict[int, Exception]]:
         """Decode a batch of messages (None counts as empty): ``batch.alert(i)`` is ``decode_ztf(payloads[i])``,
         and ``errors`` (``batch.errors``) holds what decode_ztf raised for each message that did not decode."""
         batch = self._run(as_bytes(payloads))
         return batch, batch.errors
 
-    def _run(self, payloads: list[bytes]) -> ZtfBatch:
+    def _run(self, payloads: list[bytes], learn: bool = True) -> ZtfBatch:
+        """The batch decode; with `learn`, new writer schemas are compiled and the batch decoded once more."""
         n = len(payloads)
         lengths, where = located(payloads)  # `payloads` holds the bytes alive through the kernel calls
         linked = self._linked
@@ -213,8 +224,9 @@ class FastZtfDecoder:
             (np.int64, np.float64, np.int8, np.float64, np.float64, np.int8, np.bool_, np.bool_),
             n, n * self._points_guess, scratch, offsets)
         unseen = np.flatnonzero(reason == NEW_SCHEMA)
-        if len(unseen) and self._learn({payloads[i][s:s + k] for i, (s, k) in zip(unseen, schema_at[unseen].tolist())}):
-            return self._run(payloads)
+        if len(unseen) and learn and self._learn({payloads[i][s:s + k]
+                                                  for i, (s, k) in zip(unseen, schema_at[unseen].tolist())}):
+            return self._run(payloads, learn=False)
         if n:  # size the next batch's output for this one's points, with a margin
             self._points_guess = max(POINTS_PER_MESSAGE_GUESS, 5 * int(offsets[n]) // (4 * n) + 1)
 
