@@ -32,11 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.bands import BAND_DEPTH_5SIGMA_MAG, BAND_NAMES, parse_band_names
+from models.bands import AB_ZERO_POINT_NJY_MAG, BAND_DEPTH_5SIGMA_MAG, BAND_NAMES, parse_band_names
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES
 
-AB_ZERO_POINT_NJY_MAG = 31.4  # m_AB = 31.4 - 2.5 log10(flux / nJy), the zero point of the decoders
 MAG_ERR_TO_RELATIVE_FLUX_ERR = math.log(10) / 2.5  # d(flux)/flux = 0.921 d(mag)
 JD_MJD_OFFSET_DAYS = 2400000.5
 MAX_MJD = 1_000_000.0  # MJD 1e6 is the year 4596: larger values are Julian dates

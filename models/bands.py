@@ -13,6 +13,7 @@ BAND_NAMES: tuple[str, ...] = (
     "ztf-g", "ztf-r", "ztf-i",
 )
 BAND_CODE: dict[str, int] = {name: code for code, name in enumerate(BAND_NAMES)}
+AB_ZERO_POINT_NJY_MAG = 31.4  # m_AB = 31.4 - 2.5 log10(flux / nJy): the AB magnitude of 1 nJy
 
 # Effective (pivot) wavelengths in nm: LSST from the LSST filter throughputs
 # (SMTN-002), ZTF from the SVO filter service.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from models.bands import BAND_NAMES
+from models.bands import AB_ZERO_POINT_NJY_MAG, BAND_NAMES
 from models.lightcurve import LightCurve
 from models.taxonomy import ID_TO_NAME
 from stream.config import load_config
@@ -19,7 +19,6 @@ from stream.history import unpack
 from stream.keys import Keys
 
 REDIS_TIMEOUT_S = 5.0  # one Redis call
-AB_ZERO_POINT_NJY_MAG = 31.4  # m_AB = 31.4 - 2.5 log10(flux / nJy), as the decoders convert
 FIGURE_SIZE_IN = (8.0, 4.5)
 
 

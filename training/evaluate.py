@@ -456,6 +456,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", *, n_test: int =
         "throughput": _throughput(results),
         "real_packets": evaluate_packets(checkpoint, "test", data_dir=data_dir, peer=peers != "none", quick=quick),
         "context_check": write_context_check(out_dir, data_dir, figures, quick),
+        "sim_check": write_sim_check(out_dir, data_dir, quick),
         "headline": _headline(results),
     }
     report["wall_seconds"] = time.perf_counter() - started
@@ -665,13 +666,17 @@ def format_headline(report: dict) -> str:
     return "\n".join(lines)
 
 
+def write_sim_check(out_dir: Path, data_dir=None, quick: bool = False) -> dict:
+    """`training.sim_check`: simulated ZTF supernovae against the BTS train split, ``sim_check.json`` in
+    `out_dir`; returns the report."""
+    report = simulated_vs_bts(n_per_class=200 if quick else 2000, data_dir=data_dir)
+    (out_dir / "sim_check.json").write_text(json.dumps(_json_safe(report), indent=1, allow_nan=False))
+    return report
+
+
 def write_context_check(out_dir: Path, data_dir=None, figures: bool = True, quick: bool = False) -> dict:
     """`training.context_check` on the real packets' test part: ``context_check.json`` and, with `figures`,
-    ``context_distributions.png`` in `out_dir`; returns the report. Also writes `training.sim_check`'s
-    light curves of simulated ZTF supernovae against the BTS train split, ``sim_check.json``, and logs it."""
-    sim_report = simulated_vs_bts(n_per_class=200 if quick else 2000, data_dir=data_dir)
-    (out_dir / "sim_check.json").write_text(json.dumps(_json_safe(sim_report), indent=1, allow_nan=False))
-    log.info("%s", format_sim_comparison(sim_report))
+    ``context_distributions.png`` in `out_dir`; returns the report."""
     report = context_comparison("test", n_sim=QUICK["n_context_sim"] if quick else 2400, data_dir=data_dir)
     if figures:
         plot_context_comparison(report, out_dir / "context_distributions.png")
@@ -692,7 +697,8 @@ def cmd_evaluate(args) -> int:
         (out / "packets.json").write_text(json.dumps(_json_safe(report), indent=1, allow_nan=False))
         print(format_packet_report(report))
         print(format_context_comparison(write_context_check(out, args.data_dir, not args.no_figures, args.quick)))
-        print(f"report: {out / 'packets.json'}, {out / 'context_check.json'}")
+        print(format_sim_comparison(write_sim_check(out, args.data_dir, args.quick)))
+        print(f"report: {out / 'packets.json'}, {out / 'context_check.json'}, {out / 'sim_check.json'}")
         return 0
     report = evaluate(args.checkpoint, args.out, n_test=args.n_test, n_train_peers=args.n_train_peers,
                       peers=args.peers, seed=args.seed, quick=args.quick, test_sets=args.test_sets,
@@ -701,5 +707,6 @@ def cmd_evaluate(args) -> int:
                       figures=not args.no_figures, quantize=args.quantize)
     print(format_headline(report))
     print(format_packet_report(report["real_packets"]))
+    print(format_sim_comparison(report["sim_check"]))
     print(f"report: {Path(args.out) / 'report.json'}; figures: {', '.join(report.get('figures', []))}")
     return 0

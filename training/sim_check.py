@@ -15,7 +15,7 @@ Only detections are used, as the BTS file has nothing else. The BTS test split i
 """
 import numpy as np
 
-from models.bands import BAND_NAMES
+from models.bands import AB_ZERO_POINT_NJY_MAG, BAND_NAMES
 from models.lightcurve import LightCurve
 
 STATISTICS = ("rise_days", "gr_peak_mag", "gr_15d_mag", "decline_15d_mag_per_day", "decline_30d_mag_per_day",
@@ -23,11 +23,10 @@ STATISTICS = ("rise_days", "gr_peak_mag", "gr_15d_mag", "decline_15d_mag_per_day
 SN_CLASSES = {2222: "SN Ia", 2223: "SN Ib/c", 2224: "SN II", 2242: "SLSN", 2243: "TDE"}
 BTS_PEAK_LIMIT_MAG = 18.9  # BTS is complete to 18.5 mag; its peaks reach ~18.9 in the r band
 _G, _R = BAND_NAMES.index("ztf-g"), BAND_NAMES.index("ztf-r")
-_AB_ZERO_POINT_NJY_MAG = 31.4  # m_AB = 31.4 - 2.5 log10(f / nJy)
 
 
 def _mag(flux_njy) -> np.ndarray:
-    return _AB_ZERO_POINT_NJY_MAG - 2.5 * np.log10(np.clip(flux_njy, 1.0, None))
+    return AB_ZERO_POINT_NJY_MAG - 2.5 * np.log10(np.clip(flux_njy, 1.0, None))
 
 
 def _mag_near(mjd, band, mag, which: int, when: float, tolerance_days: float) -> float:

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import numpy as np
 
-# AB magnitude of 1 nJy: 2.5 log10(3631 Jy / 1 nJy) (SCIENCE.md: nJy = 10^((31.4 - m)/2.5)).
-AB_ZERO_POINT_NJY_MAG = 31.4
+from models.bands import AB_ZERO_POINT_NJY_MAG
+
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
 # h c / k in nm K, the scale of the Planck exponent.
 HC_OVER_K_NM_K = 1.438777e7
