@@ -17,6 +17,8 @@ import numpy as np
 
 from models.bands import AB_ZERO_POINT_NJY_MAG, BAND_NAMES
 from models.lightcurve import LightCurve
+from training.datasets import ztf_bts
+from training.simulate import simulate
 
 STATISTICS = ("rise_days", "gr_peak_mag", "gr_15d_mag", "decline_15d_mag_per_day", "decline_30d_mag_per_day",
               "duration_days")
@@ -86,9 +88,6 @@ def class_statistics(curves, class_ids, brighter_than_mag: float | None = None) 
 
 def simulated_vs_bts(n_per_class: int = 2000, seed: int = 0, data_dir=None) -> dict:
     """`class_statistics` of simulated ZTF SNe brighter than `BTS_PEAK_LIMIT_MAG` and of the BTS train split."""
-    from training.datasets import ztf_bts
-    from training.simulate import simulate
-
     sims = simulate(n_per_class * len(SN_CLASSES), np.random.default_rng(seed), "ztf", classes=list(SN_CLASSES))
     bts = ztf_bts("train", data_dir=data_dir, service_form=False)
     return {"simulated": class_statistics(list(sims), sims.class_id, BTS_PEAK_LIMIT_MAG),
