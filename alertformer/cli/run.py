@@ -1,5 +1,5 @@
 """``alertformer run``: the scoring service."""
-from alertformer.cli.options import add_config_argument, add_stop_arguments
+from alertformer.cli.options import add_config_argument, add_stop_arguments, positive
 
 
 def add_parser(sub) -> None:
@@ -15,11 +15,19 @@ def add_parser(sub) -> None:
     add_config_argument(p)
     p.add_argument("--checkpoint", help="model checkpoint (default: scoring.checkpoint, then the shipped model)")
     p.add_argument("--instance-id", help="stable id of this process (default: scoring.instance_id, then the host name)")
+    p.add_argument("--processes", type=positive(int), default=1,
+                   help="run this many scorer processes under one supervisor, with instance ids <id>-0 .. <id>-N-1; "
+                        "it restarts a crashed one and stops all on SIGTERM (default 1: this process scores). "
+                        "--max-messages applies to each")
     add_stop_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.processes > 1:
+        from stream.supervisor import cmd_supervise
+
+        return cmd_supervise(args)
     from stream.service import cmd_run
 
     return cmd_run(args)
