@@ -3,8 +3,10 @@
     alertformer bench-gpu [--quick] [--out FILE] [--bootstrap HOST:PORT --redis-url URL]
     deploy/gpu_bench.sh            (starts a private Kafka + Redis when it can, then runs this)
 
-1. ``model``: per precision (CUDA: fp32 and bf16; CPU: fp32, and int8 through
-   `training.quantize.quantize_int8`, measured only: not a serving precision),
+1. ``model``: per precision (CUDA: fp32 and bf16, each also through `torch.compile`;
+   CPU: fp32, and int8 through `training.quantize.quantize_int8`; int8 and the compiled
+   forms are measured only, not serving options; ``--compile`` adds the compiled form on
+   the CPU too),
    `Scorer.forward` light curves/s at batch sizes 1 to 4096
    (`bench.limits.forward_sweep`), `Scorer.score` on ``scoring.batch_size``
    curves as served (sorting, encoding and chunks included), and the largest
@@ -16,9 +18,10 @@
    classification records (`stream.publish`), on simulated Rubin alerts, one row
    per batch size (``scoring.batch_size`` first, then larger ones): alerts/s, ms
    per batch, ms per alert and stage;
-3. ``loop_processes``: the same loop in several processes at once, each with its
-   own model on the same device, as several scorers of one group would share a
-   GPU host: alerts/s of all together, per number of processes;
+3. ``loop_processes``: the same loop in 1, 4, 8 and 16 processes at once, each with its
+   own model on the same device, as the scorers of ``alertformer run --processes N``
+   share a GPU host: alerts/s of all together, per number of processes, and the GPU's
+   utilisation while they run (NVML, sampled every 100 ms; `GpuUtilisation`);
 4. ``pipeline``, only with ``--bootstrap``: the real scoring service on that
    Kafka and Redis (`bench.pipeline.run_pipeline`): sustained, steady and
    burst phases, each input scored exactly once.
@@ -34,6 +37,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -53,14 +57,17 @@ SETTINGS = {
     "score_s": 1.0,  # Scorer.score on one batch, per precision
     "n_loop": 20_000,  # alerts through the in-process loop, per batch size
     "loop_batch_sizes": (4000, 20_000),  # beside scoring.batch_size
-    "loop_processes": (1, 4, 8),  # scorer processes sharing the device, each running n_loop alerts
+    "loop_processes": (1, 4, 8, 16),  # scorer processes sharing the device, each running n_loop alerts
     "n_backlog": 5000, "rate": 1000.0, "duration_s": 10.0, "n_burst": 10_000,  # pipeline phases
 }
 QUICK = SETTINGS | {"pool": 12, "forward_sizes": (1, 16), "forward_s": 0.02, "score_s": 0.02, "n_loop": 40,
                     "loop_batch_sizes": (40,), "loop_processes": (2,),
                     "n_backlog": 60, "rate": 50.0, "duration_s": 1.0, "n_burst": 100}
-# fp32 first: the reference. CPU int8 is `bench.limits.int8_twin` of the fp32 scorer, never served.
-PRECISIONS = {"cuda": ("fp32", "bf16"), "cpu": ("fp32", "int8")}
+# fp32 first: the reference. CPU int8 is `bench.limits.int8_twin` of the fp32 scorer, "+compile" the
+# `bench.limits.compiled_twin` of that precision's scorer; neither is served.
+PRECISIONS = {"cuda": ("fp32", "bf16", "fp32+compile", "bf16+compile"), "cpu": ("fp32", "int8")}
+COMPILED = "+compile"
+UTILISATION_INTERVAL_S = 0.1
 LOOP_TOPIC = "gpu-bench.alerts"
 CHILD_TIMEOUT_S = 300.0  # a loop process starts (torch, model, decoder), warms up and runs within this
 REPORT_NAME = "gpu_bench.json"
@@ -78,7 +85,7 @@ def environment() -> dict:
     return env
 
 
-def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict) -> dict:
+def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict, compile: bool = False) -> dict:
     """Per precision of the device: forward sweep, served `Scorer.score` rate, and difference from fp32.
 
     Parameters
@@ -89,19 +96,25 @@ def model_throughput(checkpoint: Path, scoring, curves: list, settings: dict) ->
     curves : list of LightCurve
     settings : dict
         ``forward_sizes``, ``forward_s``, ``score_s`` (see `SETTINGS`).
+    compile : bool
+        Also measure the compiled fp32 forward pass on the CPU (on CUDA it always is).
     """
     import torch
 
-    from bench.limits import best_forward, forward_sweep, int8_twin, score_chunks
+    from bench.limits import best_forward, compiled_twin, forward_sweep, int8_twin, score_chunks
     from stream.score import PRECISIONS as SERVING_PRECISIONS
     from stream.score import Scorer, pick_device
 
     device = pick_device(scoring.device)
     out, reference, fp32 = {}, None, None
     batch = [curves[i % len(curves)] for i in range(scoring.batch_size)]
-    for precision in PRECISIONS[device.type]:
+    variants = PRECISIONS[device.type] + (("fp32" + COMPILED,) if compile and device.type == "cpu" else ())
+    for precision in variants:
         if precision == "int8":
             scorer = int8_twin(fp32)
+        elif precision.endswith(COMPILED):
+            scorer = compiled_twin(Scorer.from_file(checkpoint, None,
+                                                    scoring.updated(precision=precision.removesuffix(COMPILED))))
         else:
             scorer = Scorer.from_file(checkpoint, None, scoring.updated(precision=precision))
         if precision == "fp32":
@@ -233,6 +246,56 @@ def _loop_child(checkpoint: str, scoring: dict, pool, n_alerts: int, batch_size:
         ready.put(os.getpid())
 
 
+class GpuUtilisation:
+    """The GPU's utilisation (percent of time a kernel ran, NVML) sampled on a thread while in the ``with`` block.
+
+    `result` is ``{"measured": False, "note": ...}`` without CUDA or without the NVML bindings
+    (``nvidia-ml-py``), else the mean, median and max over the samples.
+    """
+
+    def __init__(self, device_index: int = 0, interval_s: float = UTILISATION_INTERVAL_S):
+        self.device_index, self.interval_s = device_index, interval_s
+        self.samples: list[int] = []
+        self.note: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "GpuUtilisation":
+        import torch
+
+        if not torch.cuda.is_available():
+            self.note = "not measured: no CUDA device"
+            return self
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.device_index)
+        except Exception as err:  # no bindings or no driver: the bench goes on without this figure
+            self.note = f"not measured: NVML unavailable ({type(err).__name__}: {err})"
+            return self
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval_s):
+                self.samples.append(int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+
+        self._thread = threading.Thread(target=sample, name="gpu-utilisation", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> dict:
+        if self.note or not self.samples:
+            return {"measured": False, "note": self.note or "not measured: no sample taken"}
+        values = np.array(self.samples)
+        return {"measured": True, "samples": len(values), "mean_percent": round(float(values.mean()), 1),
+                "p50_percent": float(np.percentile(values, 50)), "max_percent": int(values.max())}
+
+
 def loop_in_processes(checkpoint: Path, scoring, pool, n_processes: int, n_alerts: int, batch_size: int) -> dict:
     """`loop_without_broker` in `n_processes` processes at once on `scoring`'s device.
 
@@ -250,8 +313,9 @@ def loop_in_processes(checkpoint: Path, scoring, pool, n_processes: int, n_alert
     try:
         for _ in children:
             ready.get(timeout=CHILD_TIMEOUT_S)
-        go.set()
-        rows = [results.get(timeout=CHILD_TIMEOUT_S) for _ in children]
+        with GpuUtilisation() as utilisation:
+            go.set()
+            rows = [results.get(timeout=CHILD_TIMEOUT_S) for _ in children]
     finally:
         for child in children:
             child.join(timeout=CHILD_TIMEOUT_S)
@@ -263,7 +327,7 @@ def loop_in_processes(checkpoint: Path, scoring, pool, n_processes: int, n_alert
     seconds = max(r["end_s"] for r in rows) - min(r["start_s"] for r in rows)
     return {"processes": n_processes, "batch_size": batch_size, "alerts": n_processes * n_alerts,
             "alerts_per_s": round(n_processes * n_alerts / seconds, 1),
-            "per_process_alerts_per_s": [r["alerts_per_s"] for r in rows]}
+            "per_process_alerts_per_s": [r["alerts_per_s"] for r in rows], "gpu_utilisation": utilisation.result()}
 
 
 def pipeline_on_stack(config, pool, settings: dict) -> dict:
@@ -304,7 +368,7 @@ def run(args) -> dict:
         pool = rubin_pool(settings["pool"], np.random.default_rng(args.seed))
         curves = light_curves(pool)
         log.info("gpu bench: model throughput")
-        report["model"] = model_throughput(checkpoint, scoring, curves, settings)
+        report["model"] = model_throughput(checkpoint, scoring, curves, settings, compile=args.compile)
         scorer = Scorer.from_file(checkpoint, None, scoring)
         report["gpu_bench"]["served"] = {"checkpoint": str(checkpoint), "random_weights": random_weights,
                                          "version": scorer.version, "device": str(scorer.device),
@@ -343,8 +407,9 @@ def summary(report: dict) -> str:
         lines.append(f"  loop without broker, batches of {loop['batch_size']}: {loop['alerts_per_s']:,.0f} alerts/s, "
                      f"batch p50/p99 {loop['batch_ms']['p50']}/{loop['batch_ms']['p99']} ms")
     for row in report["loop_processes"]:
+        busy = row["gpu_utilisation"]
         lines.append(f"  loop without broker, {row['processes']} processes: {row['alerts_per_s']:,.0f} alerts/s "
-                     f"together")
+                     f"together" + (f", GPU busy {busy['mean_percent']:.0f} % (mean)" if busy["measured"] else ""))
     pipeline = report["pipeline"]
     if "sustained" in pipeline:
         lines.append(f"  pipeline: {pipeline['sustained'].get('alerts_per_s')} alerts/s sustained, burst "

@@ -155,6 +155,16 @@ def int8_twin(scorer: Scorer) -> Scorer:
     return twin
 
 
+def compiled_twin(scorer: Scorer) -> Scorer:
+    """A copy of `scorer` whose forward pass runs through `torch.compile` (``Scorer(compile=True)``).
+
+    For measuring, never for serving (see `Scorer`); the original scorer is left unchanged. The
+    graph is compiled at the first call of each new shape class, so time it after a warm-up.
+    """
+    return Scorer(scorer.model, scorer.version, scorer.device, scorer.max_visits, scorer.precision,
+                  scorer.chunk_curves, scorer.prior_weights, compile=True)
+
+
 def with_ratios(rows: list[dict], served: list[dict]) -> list[dict]:
     """`forward_sweep` rows with ``over_served``: their light curves/s over `served`'s at the same batch size."""
     rate = {r["batch_size"]: r["forward_lc_per_s"] for r in served}

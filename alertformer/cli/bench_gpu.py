@@ -18,6 +18,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers: also run the pipeline there")
     p.add_argument("--redis-url", help="Redis URL for the pipeline (default: redis.url)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the report in seconds")
+    p.add_argument("--compile", action="store_true", help="also measure the torch.compile forward pass on the CPU "
+                   "(on CUDA it always is; compiling takes about a minute on a small CPU)")
     p.add_argument("--seed", type=int, default=20261201, help="simulation seed")
     p.set_defaults(func=run)
 

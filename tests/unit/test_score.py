@@ -30,6 +30,17 @@ def test_chunked_scores_equal_one_forward_pass_in_input_order(tiny_model, random
     np.testing.assert_allclose(chunked.sn_likelihood, whole.sn_likelihood, atol=1e-5)
 
 
+def test_the_compiled_forward_pass_gives_the_models_probabilities(tiny_model, random_curves, monkeypatch):
+    # AOTAutograd without code generation: the graph capture that Inductor would compile (a
+    # minute of C++ compilation on a small CPU), so the wrapper's tracing is tested, not the compiler.
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compile_(module, **kw | {"backend": "aot_eager"}))
+    expected = tiny_model.predict_proba(encode(random_curves, max_visits=MAX_VISITS)).numpy()
+    scorer = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS, compile=True)
+    assert scorer.compiled is not None and scorer.traced is None
+    np.testing.assert_allclose(scorer.score(random_curves).probs, expected, atol=1e-5)
+
+
 def test_score_rejects_an_empty_batch(tiny_model):
     with pytest.raises(ValueError, match="no light curves"):
         Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS).score([])
