@@ -1,6 +1,6 @@
 """``alertformer evaluate``: the transformer against its peers, on the same test sets and prefixes.
 
-For the checkpoint and each requested peer (`training.peers`), on
+For the checkpoint and each requested peer (`training.evaluation.peers`), on
 
 1. ``sim-lsst-balanced``: simulated LSST test split, equal class counts;
 2. ``sim-lsst-realistic``: the same at the PLAsTiCC-like stream mix
@@ -213,7 +213,8 @@ def peer_training_set(survey: str, n_train: int, seed: int, drop_nondetections_p
 
 def make_peer(kind: str, seed: int, quick: bool, work_dir: Path, progress: bool = False, threads: int = 1):
     """A fresh peer of ``kind`` ("features" or "supernnova") with the evaluation's settings."""
-    from training.peers import FeatureBaseline, SuperNNovaPeer
+    from training.evaluation.peers.features import FeatureBaseline
+    from training.evaluation.peers.supernnova import SuperNNovaPeer
 
     if kind == "features":
         return FeatureBaseline(fit_algorithm=QUICK["feature_fit"] if quick else "mcmc-lmsder",
