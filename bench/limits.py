@@ -289,7 +289,12 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
     path = Path(model_path)
     if path.suffix == ".pkl":
         with open(path, "rb") as f:
-            model_file = pickle.load(f)[0].model_file
+            try:
+                model_file = pickle.load(f)[0].model_file
+            except (ModuleNotFoundError, AttributeError) as err:  # peers cached before training/evaluation/peers/
+                return {"measured": False, "note": f"not measured: --supernnova-model {path} is not a peer this "
+                                                   f"version can read ({err}); cache it again with `alertformer "
+                                                   f"evaluate --peers supernnova --peer-cache DIR`"}
     else:
         model_file = str(path)
     if not model_file or not Path(model_file).is_file():

@@ -67,7 +67,9 @@ PEER_CHOICES = (*PEER_KINDS, "none", "all")
 QUANTIZE_CHOICES = ("none", "int8")
 DEFAULT_N_TEST = 2000  # per simulated test set (~180 per class when balanced)
 DEFAULT_N_TRAIN_PEERS = 5000  # simulated train curves per survey for each peer
-DEFAULT_DROP_NONDETECTIONS_PROB = 0.2  # training.train's default, used if the checkpoint does not say
+# for a checkpoint whose train_config does not record its detections-only share (an early recipe's value;
+# today's is training.recipe.TrainConfig.drop_nondetections_prob)
+DEFAULT_DROP_NONDETECTIONS_PROB = 0.2
 QUICK = {"n_test": 44, "n_train_peers": 110, "n_bts_test": 30, "n_bts_train": 40, "feature_fit": "lmsder",
          "feature_max_iter": 20, "snn_epochs": 2}
 
