@@ -44,7 +44,6 @@ def augment_with_prefixes(curves: Sequence[LightCurve], class_ids, rng: np.rando
     return out, np.tile(np.asarray(class_ids, dtype=np.int64), 1 + n_prefixes)
 
 
-
 GLOBAL_FEATURE_NAMES: tuple[str, ...] = (
     "log_n_points", "log_n_detections", "age_days", "detection_span_days", "min_detection_gap_days",
     "log_max_snr", "log_peak_flux_njy", "positive_detection_fraction", "last_over_peak_flux",

@@ -111,8 +111,9 @@ class SuperNNovaPeer:
                    MKL_NUM_THREADS=str(self.torch_threads))
         with open(log_path, "w") as log_file:
             try:
-                done = subprocess.run([str(self._python), *RUNNER_PYTHON_FLAGS, str(RUNNER), action, str(job_path)], cwd=self.work_dir,
-                                      stdout=log_file, stderr=subprocess.STDOUT, env=env, timeout=self.timeout_s)
+                done = subprocess.run([str(self._python), *RUNNER_PYTHON_FLAGS, str(RUNNER), action, str(job_path)],
+                                      cwd=self.work_dir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                      timeout=self.timeout_s)
             except subprocess.TimeoutExpired as err:
                 raise SuperNNovaError(f"SuperNNova {action}: timed out after {self.timeout_s:.0f} s "
                                       f"(log: {log_path})") from err
