@@ -290,8 +290,8 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
         ``measured`` False with a ``note`` when no model or no SuperNNova
         environment is available; else both rates and their ratio.
     """
-    from training.peers import DEFAULT_SUPERNNOVA_VENV, SUPERNNOVA_REQUIREMENTS, SuperNNovaError, SuperNNovaPeer
-    from training.peers import _READY_MARKER  # the venv's "installed" stamp: never install from a bench
+    from training.evaluation.peers.supernnova import SuperNNovaError, SuperNNovaPeer
+    from training.evaluation.peers.supernnova_env import DEFAULT_SUPERNNOVA_VENV, supernnova_venv_ready
 
     if not model_path:
         return {"measured": False, "note": "not measured: pass --supernnova-model (a SuperNNova .pt or peer .pkl "
@@ -299,15 +299,18 @@ def supernnova(model_path: str | None, curves: list[LightCurve], scorer: Scorer)
     path = Path(model_path)
     if path.suffix == ".pkl":
         with open(path, "rb") as f:
-            model_file = pickle.load(f)[0].model_file
+            try:
+                model_file = pickle.load(f)[0].model_file
+            except (ModuleNotFoundError, AttributeError) as err:  # peers cached before training/evaluation/peers/
+                return {"measured": False, "note": f"not measured: --supernnova-model {path} is not a peer this "
+                                                   f"version can read ({err}); cache it again with `alertformer "
+                                                   f"evaluate --peers supernnova --peer-cache DIR`"}
     else:
         model_file = str(path)
     if not model_file or not Path(model_file).is_file():
         return {"measured": False, "note": f"not measured: no SuperNNova model at {model_file}"}
     venv = DEFAULT_SUPERNNOVA_VENV
-    marker = venv / _READY_MARKER
-    if not (venv / "bin" / "python").exists() or not marker.exists() or \
-            marker.read_text() != "\n".join(SUPERNNOVA_REQUIREMENTS):
+    if not supernnova_venv_ready(venv):  # never install from a bench
         return {"measured": False, "note": f"not measured: SuperNNova's environment {venv} is not installed"}
     with tempfile.TemporaryDirectory(prefix="bench-snn-") as work:
         peer = SuperNNovaPeer(work_dir=work, venv_dir=venv, device=str(scorer.device))

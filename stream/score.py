@@ -22,6 +22,7 @@ import hashlib
 import logging
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,6 +313,27 @@ class Scorer:
         """Scores of `curves` (B >= 1) with their (B, N_CONTEXT) `contexts`, in their order (module docstring)."""
         encoded = self.encode_batch(curves, contexts)
         return self.scores(encoded, self.probabilities(encoded))
+
+    def timed_probabilities(self, sets: Mapping[str, Sequence[LightCurve]],
+                            contexts: Mapping[str, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, float]]:
+        """``{name: (probs, seconds)}``: the (N, C) float32 probabilities of each named set of curves, with
+        its (N, N_CONTEXT) contexts from `contexts` (None: unknown), and the wall seconds `encode_batch` and
+        `probabilities` took for it, the host sync included (an empty set: (0, C) and 0 s).
+
+        The evaluation's path: the class prior is not applied. One untimed warm-up call comes first.
+        """
+        first = next((curves for curves in sets.values() if len(curves)), None)
+        if first is not None:
+            self.probabilities(self.encode_batch(list(first[:8])))
+        out = {}
+        for name, curves in sets.items():
+            if not len(curves):
+                out[name] = (np.zeros((0, self.model.config.n_classes), np.float32), 0.0)
+                continue
+            start = time.perf_counter()
+            probs = self.probabilities(self.encode_batch(list(curves), None if contexts is None else contexts[name]))
+            out[name] = (probs, time.perf_counter() - start)
+        return out
 
     def scores(self, encoded: EncodedBatch, probs: np.ndarray) -> Scores:
         """`Scores` of a batch from its `encode_batch` output and its `probabilities`, under the class prior."""

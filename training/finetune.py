@@ -13,7 +13,7 @@ curves of all 11 classes, so flares, variables and kilonovae are not forgotten.
 
 Metrics here (`macro_f1`, `average_precision`, `classification_metrics`) are
 the ones training tracks on val splits; the full evaluation lives elsewhere
-(training/evaluate.py).
+(training/evaluation/).
 """
 import copy
 import logging
@@ -139,35 +139,26 @@ def weighted_cross_entropy(logits: torch.Tensor, targets: np.ndarray, sample_wei
     return (w * F.cross_entropy(logits, y, reduction="none")).sum() / w.sum()
 
 
-def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[EvalSet], *, device: torch.device,
-             iters: int, batch_size: int, learning_rate: float, min_lr: float, warmup_iters: int,
-             weight_decay: float, grad_clip: float, eval_interval: int, scheme: str,
-             drop_nondetections_prob: float, seed: int, scale_jitter_dex: float = 0.0, drop_context_prob: float = 0.0,
-             class_weighting: str = "balanced", class_weight_max_ratio: float | None = None,
-             replay: LabeledSet | None = None, replay_fraction: float = 0.0, patience: int = 0, n_chunks: int = 1,
-             log_interval: int = 50, stage: str = "finetune", progress: bool = True) -> dict:
-    """Train ``model`` in place on labeled random prefixes; keep the weights of the best evaluation.
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """How `finetune` trains: steps, optimizer schedule, augmentation, class weighting, early stopping.
 
-    Parameters
+    Attributes
     ----------
-    model : AlertTransformer
-        On ``device``; a fresh AdamW is built here (never reuse a previous stage's).
-    train : LabeledSet
-    eval_sets : sequence of EvalSet
-        Evaluated every ``eval_interval`` steps and at the end; the weights
-        with the lowest `selection_loss` are restored before returning.
     iters, batch_size, learning_rate, min_lr, warmup_iters, weight_decay, grad_clip
         Steps, curves per step, and the `get_lr` schedule over ``iters``.
+    eval_interval : int
+        Steps between evaluations of the validation sets (and one at the end).
     scheme, drop_nondetections_prob, scale_jitter_dex, drop_context_prob
         Prefix augmentation (`training.prefixes.prefix_batches`).
     seed : int
     class_weighting : {"balanced", "none"}
-        Inverse-frequency class weights, each source (``train``, ``replay``) on its own
+        Inverse-frequency class weights, each source (train, replay) on its own
         (`source_class_weights`), or none.
     class_weight_max_ratio : float, optional
         Clip the largest weight to this multiple of the smallest.
-    replay : LabeledSet, optional
-        Mixed into every batch: ``round(replay_fraction * batch_size)`` of its curves.
+    replay_fraction : float
+        With a replay set: ``round(replay_fraction * batch_size)`` of each batch's curves come from it.
     patience : int
         Stop after this many evaluations without improvement; 0 never stops early.
     n_chunks : int
@@ -175,62 +166,133 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
         (`training.prefixes.prefix_batches`, less padding); the logits are
         concatenated and the loss is the same class-weighted cross-entropy
         ``model.forward`` computes, taken once over the whole batch.
+    log_interval : int
+        Steps between training-loss readings (each a device sync).
     stage : str
         Name in logs and the progress bar.
-
-    Returns
-    -------
-    dict
-        ``history`` (per evaluation: iter, lr, train loss, selection loss, each
-        set's metrics), ``best_iter``, ``best_selection_loss``, ``best_metrics``,
-        ``iters_run``, ``class_weights``, ``wall_s``.
+    progress : bool
     """
-    if class_weighting not in ("balanced", "none"):
-        raise ValueError(f"class_weighting={class_weighting!r}: expected 'balanced' or 'none'")
+
+    iters: int
+    batch_size: int
+    learning_rate: float
+    min_lr: float
+    warmup_iters: int
+    weight_decay: float
+    grad_clip: float
+    eval_interval: int
+    scheme: str
+    drop_nondetections_prob: float
+    seed: int
+    scale_jitter_dex: float = 0.0
+    drop_context_prob: float = 0.0
+    class_weighting: str = "balanced"
+    class_weight_max_ratio: float | None = None
+    replay_fraction: float = 0.0
+    patience: int = 0
+    n_chunks: int = 1
+    log_interval: int = 50
+    stage: str = "finetune"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.class_weighting not in ("balanced", "none"):
+            raise ValueError(f"class_weighting={self.class_weighting!r}: expected 'balanced' or 'none'")
+
+
+@dataclass
+class FinetuneResult:
+    """What `finetune` did.
+
+    Attributes
+    ----------
+    history : list of dict
+        Per evaluation: ``iter``, ``lr``, ``train_loss``, ``selection_loss`` and each set's ``metrics``.
+    best_iter : int
+        The step whose weights were kept (0: no evaluation ran).
+    best_selection_loss : float
+    best_metrics : dict or None
+        Each validation set's metrics at ``best_iter``.
+    iters_run : int
+        Steps run (fewer than asked after an early stop).
+    class_weights : dict or None
+        ``{"train": (C,) list, "replay": (C,) list}`` loss weights per source; None without class weighting.
+    wall_s : float
+    """
+
+    history: list[dict]
+    best_iter: int
+    best_selection_loss: float
+    best_metrics: dict | None
+    iters_run: int
+    class_weights: dict | None
+    wall_s: float
+
+
+def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[EvalSet], settings: FinetuneSettings,
+             *, device: torch.device, replay: LabeledSet | None = None) -> FinetuneResult:
+    """Train ``model`` in place on labeled random prefixes of ``train`` (and ``replay``) with ``settings``;
+    keep the weights of the best evaluation.
+
+    Parameters
+    ----------
+    model : AlertTransformer
+        On ``device``; a fresh AdamW is built here (never reuse a previous stage's).
+    train : LabeledSet
+    eval_sets : sequence of EvalSet
+        Evaluated every ``settings.eval_interval`` steps and at the end; the weights
+        with the lowest `selection_loss` are restored before returning.
+    settings : FinetuneSettings
+    device : torch.device
+    replay : LabeledSet, optional
+        Mixed into every batch: ``round(settings.replay_fraction * batch_size)`` of its curves.
+    """
+    s = settings
     start_s = time.perf_counter()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(s.seed)
     max_visits = model.config.max_visits
-    n_replay = int(round(replay_fraction * batch_size)) if replay is not None else 0
-    weights_np = (source_class_weights(train, replay if n_replay else None, class_weight_max_ratio)
-                  if class_weighting == "balanced" else None)  # (S, C)
+    n_replay = int(round(s.replay_fraction * s.batch_size)) if replay is not None else 0
+    weights_np = (source_class_weights(train, replay if n_replay else None, s.class_weight_max_ratio)
+                  if s.class_weighting == "balanced" else None)  # (S, C)
     train_targets, replay_targets = train.targets, (replay.targets if replay is not None else None)
-    optimizer = configure_optimizer(model, learning_rate, weight_decay)
+    optimizer = configure_optimizer(model, s.learning_rate, s.weight_decay)
     history, best = [], {"loss": math.inf, "iter": 0, "state": None, "metrics": None}
     evals_since_best, running, it = 0, [], 0
     model.train()
-    bar = tqdm(range(iters), desc=stage, disable=not progress, mininterval=2.0)
+    bar = tqdm(range(s.iters), desc=s.stage, disable=not s.progress, mininterval=2.0)
     for it in bar:
-        lr = get_lr(it, learning_rate=learning_rate, min_lr=min_lr, warmup_iters=warmup_iters, lr_decay_iters=iters)
+        lr = get_lr(it, learning_rate=s.learning_rate, min_lr=s.min_lr, warmup_iters=s.warmup_iters,
+                    lr_decay_iters=s.iters)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = rng.integers(0, len(train), batch_size - n_replay)
+        idx = rng.integers(0, len(train), s.batch_size - n_replay)
         curves = [train.curves[i] for i in idx]
         contexts = train.contexts[idx]  # (B - n_replay, N_CONTEXT)
         targets = train_targets[idx]
-        source = np.zeros(batch_size, dtype=np.int64)  # (B,) 0 = train, 1 = replay
+        source = np.zeros(s.batch_size, dtype=np.int64)  # (B,) 0 = train, 1 = replay
         if n_replay:
             ridx = rng.integers(0, len(replay), n_replay)
             curves += [replay.curves[i] for i in ridx]
             contexts = np.concatenate([contexts, replay.contexts[ridx]])
             targets = np.concatenate([targets, replay_targets[ridx]])
-            source[batch_size - n_replay:] = 1
-        chunks, order = prefix_batches(curves, rng, max_visits, n_chunks=n_chunks, scheme=scheme,
-                                       drop_nondetections_prob=drop_nondetections_prob,
-                                       scale_jitter_dex=scale_jitter_dex, contexts=contexts,
-                                       drop_context_prob=drop_context_prob)
+            source[s.batch_size - n_replay:] = 1
+        chunks, order = prefix_batches(curves, rng, max_visits, n_chunks=s.n_chunks, scheme=s.scheme,
+                                       drop_nondetections_prob=s.drop_nondetections_prob,
+                                       scale_jitter_dex=s.scale_jitter_dex, contexts=contexts,
+                                       drop_context_prob=s.drop_context_prob)
         logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
         loss = weighted_cross_entropy(logits, targets[order], None if weights_np is None
                                       else weights_np[source[order], targets[order]], device)
-        optimizer_step(model, optimizer, loss, grad_clip)
-        if it % log_interval == 0:
+        optimizer_step(model, optimizer, loss, s.grad_clip)
+        if it % s.log_interval == 0:
             running.append(loss.item())  # .item(): a device sync, only every log_interval steps
             bar.set_postfix(loss=f"{running[-1]:.4f}", lr=f"{lr:.2e}")
-        if (it + 1) % eval_interval == 0 or it == iters - 1:
+        if (it + 1) % s.eval_interval == 0 or it == s.iters - 1:
             sel, metrics = selection_loss(model, eval_sets, device)
             history.append({"iter": it + 1, "lr": lr, "train_loss": float(np.mean(running)) if running else None,
                             "selection_loss": sel, "metrics": metrics})
             running = []
-            log.info("%s iter=%d selection_loss=%.4f %s", stage, it + 1, sel, " ".join(
+            log.info("%s iter=%d selection_loss=%.4f %s", s.stage, it + 1, sel, " ".join(
                 f"{name}_macro_f1={m['macro_f1']:.3f} {name}_nll={m['nll']:.3f}" for name, m in metrics.items()))
             if sel < best["loss"]:
                 best = {"loss": sel, "iter": it + 1, "metrics": metrics,
@@ -238,16 +300,17 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
                 evals_since_best = 0
             else:
                 evals_since_best += 1
-                if patience and evals_since_best >= patience:
-                    log.info("%s: early stop at iter=%d, best iter=%d", stage, it + 1, best["iter"])
+                if s.patience and evals_since_best >= s.patience:
+                    log.info("%s: early stop at iter=%d, best iter=%d", s.stage, it + 1, best["iter"])
                     break
     bar.close()
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-    return {"history": history, "best_iter": best["iter"], "best_selection_loss": best["loss"],
-            "best_metrics": best["metrics"], "iters_run": it + 1 if iters else 0,
-            "class_weights": None if weights_np is None else dict(zip(("train", "replay"), weights_np.tolist())),
-            "wall_s": time.perf_counter() - start_s}
+    return FinetuneResult(
+        history=history, best_iter=best["iter"], best_selection_loss=best["loss"], best_metrics=best["metrics"],
+        iters_run=it + 1 if s.iters else 0,
+        class_weights=None if weights_np is None else dict(zip(("train", "replay"), weights_np.tolist())),
+        wall_s=time.perf_counter() - start_s)
 
 
 # --- calibration ---------------------------------------------------------------------

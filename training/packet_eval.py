@@ -140,11 +140,11 @@ def packet_report(scores: PacketScores) -> dict:
 def peer_scores(scores: PacketScores, split: str = "test", n_sim: int = PEER_SIM_CURVES, seed: int = 0,
                 quick: bool = False, data_dir=None) -> PacketScores:
     """`scores` of the same alerts from the fair peer: light-curve features plus the same context
-    features, gradient-boosted trees (`training.peers.FeatureBaseline`), trained on what the
+    features, gradient-boosted trees (`training.evaluation.peers.features.FeatureBaseline`), trained on what the
     transformer's real stage sees: simulated ZTF curves with their drawn contexts, the BTS train
     split in service form, and the real packets' train part."""
     from training.datasets import LabeledSet, simulated, ztf_bts, ztf_packet_set
-    from training.peers import FeatureBaseline
+    from training.evaluation.peers.features import FeatureBaseline
 
     train = LabeledSet.concatenate([simulated("train", n_sim, seed, "ztf"), ztf_bts("train", seed, data_dir),
                                     ztf_packet_set("train", data_dir)])

@@ -7,7 +7,7 @@ not use it: on the shipped model it moved the evaluation metrics by up to 1.7 po
 more than the 0.5 allowed (README, Performance).
 
 It sits in `training`, not in `bench` with the other measurement code, because
-`training.evaluate` uses it and `bench` is the layer above `training`.
+`training.evaluation.run` uses it and `bench` is the layer above `training`.
 
 Weights of every ``nn.Linear`` are stored as int8 (per tensor); activations are
 quantised on the fly per batch; attention, layer norms, the time encoding and the

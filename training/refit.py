@@ -20,7 +20,7 @@ from models.lora import add_lora, merge_lora
 from models.model import AlertTransformer
 from stream.config import TrainerSettings
 from training.datasets import LabeledSet
-from training.finetune import EvalSet, calibrate, finetune
+from training.finetune import EvalSet, FinetuneSettings, calibrate, finetune
 
 log = logging.getLogger(__name__)
 LOWER_IS_BETTER = {"balanced_nll"}
@@ -99,13 +99,13 @@ def refit(champion: AlertTransformer, labels: LabeledSet, replay: LabeledSet | N
     if settings.mode == "lora":
         add_lora(challenger, rank=settings.lora_rank)
     trainable = sum(p.numel() for p in challenger.parameters() if p.requires_grad)
-    report = finetune(
-        challenger, labels, [val], device=device, iters=settings.iters, batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate, min_lr=settings.learning_rate / 10,
-        warmup_iters=max(1, int(WARMUP_FRACTION * settings.iters)), weight_decay=0.1, grad_clip=1.0,
-        eval_interval=max(1, settings.iters // 4), scheme="log", drop_nondetections_prob=0.3, scale_jitter_dex=0.4, drop_context_prob=0.3, n_chunks=4, seed=seed,
-        replay=replay, replay_fraction=settings.replay_fraction if replay is not None else 0.0,
-        stage=f"refit-{settings.mode}", progress=False)
+    report = finetune(challenger, labels, [val], FinetuneSettings(
+        iters=settings.iters, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+        min_lr=settings.learning_rate / 10, warmup_iters=max(1, int(WARMUP_FRACTION * settings.iters)),
+        weight_decay=0.1, grad_clip=1.0, eval_interval=max(1, settings.iters // 4), scheme="log",
+        drop_nondetections_prob=0.3, scale_jitter_dex=0.4, drop_context_prob=0.3, n_chunks=4, seed=seed,
+        replay_fraction=settings.replay_fraction if replay is not None else 0.0, stage=f"refit-{settings.mode}",
+        progress=False), device=device, replay=replay)
     if settings.mode == "lora":
         merge_lora(challenger)
     calibration = calibrate(challenger, [val], device)
@@ -115,7 +115,7 @@ def refit(champion: AlertTransformer, labels: LabeledSet, replay: LabeledSet | N
     decision = decide(_metrics(champion, holdout, device), _metrics(challenger, holdout, device),
                       settings.metric, settings.margin, *real, real_tolerance=settings.real_tolerance)
     summary = {"mode": settings.mode, "trainable_params": trainable, "labels": len(labels),
-               "replay": len(replay) if replay is not None else 0, "iters_run": report["iters_run"], "best_iter": report["best_iter"],
+               "replay": len(replay) if replay is not None else 0, "iters_run": report.iters_run, "best_iter": report.best_iter,
                "temperature": calibration["temperature"], "wall_s": round(time.perf_counter() - start_s, 1)}
     log.info("refit mode=%s labels=%d wall_s=%.1f %s", settings.mode, len(labels), summary["wall_s"], decision.reason)
     return challenger, decision, summary

@@ -6,7 +6,8 @@ from models.paths import SHIPPED_CHECKPOINT
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on an ``argparse`` subparsers object."""
-    from training.evaluate import DEFAULT_N_TEST, DEFAULT_N_TRAIN_PEERS, PEER_CHOICES, TEST_SETS
+    from training.evaluation.run import DEFAULT_N_TEST, DEFAULT_N_TRAIN_PEERS, PEER_CHOICES
+    from training.evaluation.sets import TEST_SETS
 
     p = subparsers.add_parser(
         "evaluate", help="score the transformer and its peers on the test sets at early prefixes; JSON + PNGs",
@@ -59,6 +60,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from training.evaluate import cmd_evaluate
+    from training.evaluation.run import cmd_evaluate
 
     return cmd_evaluate(args)

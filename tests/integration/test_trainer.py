@@ -23,7 +23,7 @@ from stream.keys import Keys
 from stream.service import ScoringService
 from stream.state import pack_context
 from training.datasets import simulated
-from training.finetune import EvalSet, finetune
+from training.finetune import EvalSet, FinetuneSettings, finetune
 from training.labels import SnapshotStore
 from training.refit import refit
 from training.refit_service import TrainerService
@@ -41,9 +41,10 @@ def flare_blind_champion(tmp_path_factory):
     train = simulated("train", 660, seed=5)
     train = train.subset(train.class_ids != FLARE)
     val = EvalSet.from_labeled("val", simulated("val", 220, seed=5).subset(np.arange(220)), 5, 64)
-    finetune(model, train, [val], device=torch.device("cpu"), iters=150, batch_size=64, learning_rate=3e-3,
-             min_lr=3e-4, warmup_iters=10, weight_decay=0.1, grad_clip=1.0, eval_interval=50, scheme="log",
-             drop_nondetections_prob=0.2, seed=0, progress=False)
+    finetune(model, train, [val], FinetuneSettings(
+        iters=150, batch_size=64, learning_rate=3e-3, min_lr=3e-4, warmup_iters=10, weight_decay=0.1, grad_clip=1.0,
+        eval_interval=50, scheme="log", drop_nondetections_prob=0.2, seed=0, progress=False),
+        device=torch.device("cpu"))
     return save_checkpoint(tmp_path_factory.mktemp("champion") / "champion.pt", model)
 
 

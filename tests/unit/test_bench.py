@@ -4,6 +4,9 @@ Correctness only: no figure is asserted (benchmarks are not timed tests).
 """
 import argparse
 import json
+import pickle
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from alertformer.cli.bench import add_parser
 from bench import aims, ratios, table
 from bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
-from bench.limits import OTHER_PRECISION, int8_twin, light_curves, with_ratios
+from bench.limits import OTHER_PRECISION, int8_twin, light_curves, supernnova, with_ratios
 from bench.pipeline import breakdown, latency, sustained_rate
 from stream.decode import decode_rubin, decode_ztf
 from stream.decode.fast import FastRubinDecoder
@@ -163,3 +166,16 @@ def test_quick_bench_report(stack, tmp_path):
     assert "rubin_burst_10000_within_20_s" in report["aims"]
     assert report["ratios"] == ratios(report) and report["aims"] == aims(report, report["bench"]["settings"])
     assert "pipeline sustained" in table(report)
+
+
+def test_a_peer_pickle_this_version_cannot_read_is_not_measured(tmp_path, monkeypatch):
+    """A peer cached by an older layout (its class's module gone) is named, not a traceback."""
+    gone = types.ModuleType("alertformer_gone_peers")
+    peer_class = type("SuperNNovaPeer", (), {"__module__": gone.__name__})
+    gone.SuperNNovaPeer = peer_class
+    monkeypatch.setitem(sys.modules, gone.__name__, gone)
+    path = tmp_path / "old.pkl"
+    path.write_bytes(pickle.dumps((peer_class(), {})))
+    monkeypatch.delitem(sys.modules, gone.__name__)
+    out = supernnova(str(path), [], None)
+    assert out["measured"] is False and "old.pkl" in out["note"] and gone.__name__ in out["note"]

@@ -1,4 +1,4 @@
-"""training.evaluate: the --quick path end to end with a tiny random-weight checkpoint and the feature peer."""
+"""training.evaluation: the --quick path end to end with a tiny random-weight checkpoint and the feature peer."""
 import argparse
 import json
 
@@ -8,7 +8,9 @@ import torch
 from alertformer.cli import evaluate as evaluate_cli
 from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
-from training import evaluate as ev
+from training.evaluation import sets as ev_sets
+from training.evaluation.peers import trained as ev_trained
+from training.evaluation.run import EvaluationSettings, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,8 @@ def test_condition_cuts_skip_short_curves():
     from training.datasets import simulated
 
     curves = simulated("test", 22, survey="lsst").curves
-    cuts = ev.cut_curves(curves)
-    assert list(cuts) == ev.condition_names()
+    cuts = ev_sets.cut_curves(curves)
+    assert list(cuts) == ev_sets.condition_names()
     n_det = [int(c.is_detection.sum()) for c in curves]
     kept, prefixes = cuts["n_det=3"]
     assert kept.tolist() == [i for i, n in enumerate(n_det) if n >= 3]
@@ -49,7 +51,7 @@ def test_condition_cuts_skip_short_curves():
     assert kept.tolist() == [i for i, n in enumerate(n_det) if n >= 1]
     assert all(p.is_detection[-1] and p.is_detection.sum() == n_det[i] for i, p in zip(kept, prefixes))
     assert any(len(p) < len(curves[i]) for i, p in zip(kept, prefixes))  # forced photometry came later
-    kept, whole = cuts[ev.WHOLE_CURVE]
+    kept, whole = cuts[ev_sets.WHOLE_CURVE]
     assert kept.tolist() == list(range(len(curves))) and all(w is c for w, c in zip(whole, curves))
 
 
@@ -66,10 +68,10 @@ def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
             "headline", "figures"} <= set(report)
     assert report["models"]["transformer"]["status"] == "ok"
     assert report["models"]["features"]["status"] == "ok", report["models"]["features"]
-    assert set(report["results"]) == set(ev.TEST_SETS)
+    assert set(report["results"]) == set(ev_sets.TEST_SETS)
     for set_name, per_cond in report["results"].items():
-        assert list(per_cond) == ev.condition_names()
-        whole = per_cond[ev.WHOLE_CURVE]
+        assert list(per_cond) == ev_sets.condition_names()
+        whole = per_cond[ev_sets.WHOLE_CURVE]
         assert whole["n_skipped"] == 0 and whole["n_curves"] == report["test_sets"][set_name]["n"]
         for model in ("transformer", "features"):
             rep = whole["models"][model]
@@ -99,9 +101,9 @@ def test_failing_peer_is_reported_not_fatal(tiny_checkpoint, tmp_path, monkeypat
         def fit(self, curves, class_ids):
             raise RuntimeError("no luck")
 
-    monkeypatch.setattr(ev, "make_peer", lambda *a, **k: Broken())
-    report = ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="supernnova",
-                         test_sets=["sim-lsst-balanced"], progress=False, figures=False)
+    monkeypatch.setattr(ev_trained, "make_peer", lambda *a, **k: Broken())
+    report = evaluate(tiny_checkpoint, tmp_path, EvaluationSettings(quick=True, peers="supernnova",
+                      test_sets=["sim-lsst-balanced"], progress=False, figures=False))
     assert report["models"]["supernnova"] == {"status": "not run", "error": "RuntimeError: no luck", "train": {}}
     assert set(report["results"]["sim-lsst-balanced"]["n_det=1"]["models"]) == {"transformer"}
 
@@ -111,8 +113,8 @@ def test_peer_cache_reuses_trained_peers(tiny_checkpoint, tmp_path):
         pytest.importorskip(module)
     kw = dict(quick=True, peers="features", test_sets=["sim-lsst-balanced"], progress=False, figures=False,
               peer_cache=tmp_path / "cache")
-    first = ev.evaluate(tiny_checkpoint, tmp_path / "a", **kw)
-    second = ev.evaluate(tiny_checkpoint, tmp_path / "b", **kw)
+    first = evaluate(tiny_checkpoint, tmp_path / "a", EvaluationSettings(**kw))
+    second = evaluate(tiny_checkpoint, tmp_path / "b", EvaluationSettings(**kw))
     assert "cached" not in first["models"]["features"]["train"]["lsst"]
     assert second["models"]["features"]["train"]["lsst"]["cached"].endswith(".pkl")
     a = first["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
@@ -128,10 +130,26 @@ def test_quantize_int8_evaluates_the_quantised_transformer(tiny_checkpoint, tmp_
     monkeypatch.setattr(training.quantize, "quantize_int8", lambda model: quantized.append(model) or real(model))
     args = _parse(["evaluate", "--checkpoint", str(tiny_checkpoint), "--quantize", "int8"])
     assert args.quantize == "int8"
-    report = ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="none", test_sets=["sim-lsst-balanced"],
-                         device="cpu", progress=False, figures=False, quantize=args.quantize)
+    report = evaluate(tiny_checkpoint, tmp_path, EvaluationSettings(
+        quick=True, peers="none", test_sets=["sim-lsst-balanced"], device="cpu", progress=False, figures=False,
+        quantize=args.quantize))
     assert len(quantized) == 1 and report["config"]["quantize"] == "int8"
     assert report["models"]["transformer"]["status"] == "ok"
     assert report["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["transformer"]["curves_per_s"] > 0
     with pytest.raises(ValueError, match="quantize"):
-        ev.evaluate(tiny_checkpoint, tmp_path, quick=True, peers="none", quantize="int4")
+        evaluate(tiny_checkpoint, tmp_path, EvaluationSettings(quick=True, peers="none", quantize="int4"))
+
+
+@pytest.mark.parametrize("field, value", [("peers", "trees"), ("test_sets", ("ztf-bts", "sim-ztf-weird")),
+                                          ("quantize", "fp8")])
+def test_settings_name_the_bad_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        EvaluationSettings(**{field: value})
+
+
+def test_quick_settings_shrink_every_size():
+    quick = EvaluationSettings(quick=True, n_test=5000, peers="all")
+    assert (quick.n_test, quick.n_train_peers) < (EvaluationSettings().n_test, EvaluationSettings().n_train_peers)
+    assert quick.peer_kinds == ["features", "supernnova"] and EvaluationSettings(peers="none").peer_kinds == []
+    peers = quick.peer_settings(0.3)
+    assert peers.quick and peers.drop_nondetections_prob == 0.3 and peers.feature_fit != "mcmc-lmsder"

@@ -1,4 +1,4 @@
-"""training.peers: the feature baseline learns, its features are sane; SuperNNova's export and (slow) run."""
+"""training.evaluation.peers: the feature baseline learns, its features are sane; SuperNNova's export and (slow) run."""
 import csv
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, FLARE_ID, N_CLASSES
-from training import peers
+from training.evaluation.peers import features, snana, supernnova, supernnova_env
 from training.metrics import macro_f1
 
 
@@ -19,7 +19,7 @@ def test_global_features_by_hand():
     # Forced photometry at -1 d (SNR 1), detections at 0, 0.02 and 2 d; peak 2000 nJy at 0.02 d.
     lc = _curve([59999.0, 60000.0, 60000.02, 60002.0], [100.0, 1000.0, 2000.0, 500.0], [False, True, True, True])
     no_det = _curve([60000.0], [10.0], [False])
-    f = dict(zip(peers.GLOBAL_FEATURE_NAMES, peers.global_features([lc, no_det]).T))
+    f = dict(zip(features.GLOBAL_FEATURE_NAMES, features.global_features([lc, no_det]).T))
     assert f["log_n_detections"][0] == pytest.approx(np.log10(3))
     assert f["age_days"][0] == pytest.approx(2.0)
     assert f["min_detection_gap_days"][0] == pytest.approx(0.02, abs=1e-6)
@@ -27,11 +27,11 @@ def test_global_features_by_hand():
     assert f["last_over_peak_flux"][0] == pytest.approx(0.25)
     assert f["peak_time_days"][0] == pytest.approx(0.02, abs=1e-6)
     assert f["pre_detection_max_snr"][0] == pytest.approx(1.0)
-    assert np.isnan(peers.global_features([lc, no_det])[1]).all()
+    assert np.isnan(features.global_features([lc, no_det])[1]).all()
 
 
 def test_repeated_times_are_separated_per_band():
-    t, band = peers._separate_repeated_times(np.array([0.0, 0.0, 0.0, 0.5]), np.array([6, 6, 7, 6]))
+    t, band = features._separate_repeated_times(np.array([0.0, 0.0, 0.0, 0.5]), np.array([6, 6, 7, 6]))
     assert t.tolist() == pytest.approx([0.0, 1e-4, 0.0, 0.5])
     assert band.tolist() == [6, 6, 7, 6]
 
@@ -47,7 +47,7 @@ def test_feature_baseline_beats_chance(small_sets):
     pytest.importorskip("light_curve")
     pytest.importorskip("sklearn")
     train, test = small_sets
-    model = peers.FeatureBaseline(fit_algorithm="lmsder", max_iter=60, n_prefixes=1).fit(train.curves, train.class_ids)
+    model = features.FeatureBaseline(fit_algorithm="lmsder", max_iter=60, n_prefixes=1).fit(train.curves, train.class_ids)
     probs = model.predict_proba(test.curves)
     assert probs.shape == (len(test), N_CLASSES)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
@@ -63,7 +63,7 @@ def test_feature_baseline_zeroes_classes_absent_from_training(small_sets):
     pytest.importorskip("sklearn")
     train, test = small_sets
     keep = train.class_ids != FLARE_ID
-    model = peers.FeatureBaseline(fit_algorithm="lmsder", max_iter=10, n_prefixes=0).fit(
+    model = features.FeatureBaseline(fit_algorithm="lmsder", max_iter=10, n_prefixes=0).fit(
         [c for c, k in zip(train.curves, keep) if k], train.class_ids[keep])
     probs = model.predict_proba(test.curves[:20])
     assert (probs[:, CLASS_IDS.index(FLARE_ID)] == 0).all()
@@ -74,7 +74,7 @@ def test_ztf_curves_with_equal_times_do_not_crash_the_features():
     # BTS-like: times rounded to 0.1 d, two points of one band at one time; one band with a single time.
     lc = LightCurve.from_arrays(np.arange(4), [60000.1, 60000.1, 60000.1, 60003.2], [6, 6, 7, 6],
                                 [500.0, 520.0, 400.0, 900.0], [50.0] * 4, [True] * 4)
-    model = peers.FeatureBaseline(fit_algorithm="lmsder")
+    model = features.FeatureBaseline(fit_algorithm="lmsder")
     model.bands = [6, 7, 8]
     x = model.features([lc])
     assert x.shape == (1, len(model.feature_names))
@@ -82,11 +82,11 @@ def test_ztf_curves_with_equal_times_do_not_crash_the_features():
 
 def test_snana_csv_export(tmp_path):
     lc = _curve([60000.0, 60000.5], [3631.0, -36.31], [True, False], band=1, err=36.31)
-    peers.write_snana_csv(tmp_path / "x_PHOT.csv", [lc], ["obj1"], head_path=tmp_path / "x_HEAD.csv",
+    snana.write_snana_csv(tmp_path / "x_PHOT.csv", [lc], ["obj1"], head_path=tmp_path / "x_HEAD.csv",
                           class_ids=[2222])
     rows = list(csv.DictReader(open(tmp_path / "x_PHOT.csv")))
     assert [r["FLT"] for r in rows] == ["g", "g"]
-    assert float(rows[0]["FLUXCAL"]) == pytest.approx(3631.0 * peers.NJY_TO_FLUXCAL, rel=1e-4)
+    assert float(rows[0]["FLUXCAL"]) == pytest.approx(3631.0 * snana.NJY_TO_FLUXCAL, rel=1e-4)
     assert float(rows[0]["FLUXCAL"]) == pytest.approx(100.0, rel=1e-3)  # 3631 nJy = 22.5 mag = FLUXCAL 100
     head = list(csv.DictReader(open(tmp_path / "x_HEAD.csv")))
     assert head == [{"SNID": "obj1", "SNTYPE": "2222", "PEAKMJD": "60000.0"}]
@@ -98,11 +98,11 @@ def test_supernnova_trains_and_predicts(tmp_path):
     a test never installs it (minutes, ~60 packages)."""
     from training.datasets import simulated
 
-    if not (peers.DEFAULT_SUPERNNOVA_VENV / peers._READY_MARKER).is_file():
-        pytest.skip(f"no SuperNNova environment at {peers.DEFAULT_SUPERNNOVA_VENV}")
+    if not (supernnova_env.DEFAULT_SUPERNNOVA_VENV / supernnova_env.READY_MARKER).is_file():
+        pytest.skip(f"no SuperNNova environment at {supernnova_env.DEFAULT_SUPERNNOVA_VENV}")
 
     train, test = simulated("train", 220, survey="ztf"), simulated("test", 44, survey="ztf")
-    model = peers.SuperNNovaPeer(work_dir=tmp_path, nb_epoch=2).fit(train.curves, train.class_ids)
+    model = supernnova.SuperNNovaPeer(work_dir=tmp_path, nb_epoch=2).fit(train.curves, train.class_ids)
     out = model.predict_sets({"all": test.curves, "two": test.curves[:2]})
     assert out["all"][0].shape == (len(test), N_CLASSES) and out["all"][1] > 0
     np.testing.assert_allclose(out["all"][0].sum(axis=1), 1.0, rtol=1e-4)

@@ -127,3 +127,23 @@ def test_asking_for_cuda_without_one_is_a_config_error_naming_the_setting():
         pick_device("cuda")
     with pytest.raises(ConfigError, match="scoring.device: unknown device 'gpu0'"):
         pick_device("gpu0")
+
+
+def test_timed_probabilities_of_named_sets_match_score_without_the_prior(tiny_model, random_curves):
+    """The evaluation's path: each set's probabilities as `score` gives them, in input order, with their
+    contexts, under no class prior even where the scorer publishes one; an empty set gives (0, C)."""
+    from models.context import N_CONTEXT
+
+    rng = np.random.default_rng(3)
+    contexts = np.where(rng.random((len(random_curves), N_CONTEXT)) < 0.5, rng.normal(size=(len(random_curves),
+                                                                                            N_CONTEXT)), np.nan)
+    plain = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS, chunk_curves=7)
+    prior = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS, chunk_curves=7,
+                   prior_weights=np.linspace(1.0, 2.0, len(CLASS_NAMES)))
+    sets = {"all": random_curves, "head": random_curves[:5], "none": []}
+    out = prior.timed_probabilities(sets, {"all": contexts, "head": contexts[:5], "none": contexts[:0]})
+    np.testing.assert_allclose(out["all"][0], plain.score(random_curves, contexts).probs, atol=1e-6)
+    np.testing.assert_allclose(out["head"][0], out["all"][0][:5], atol=1e-6)
+    assert not np.allclose(out["all"][0], plain.score(random_curves).probs, atol=1e-4)  # the contexts were used
+    assert out["none"][0].shape == (0, len(CLASS_NAMES)) and out["none"][1] == 0.0
+    assert out["all"][1] > 0 and out["head"][1] > 0

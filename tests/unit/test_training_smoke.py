@@ -12,10 +12,11 @@ from models.checkpoint import load_checkpoint, save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from models.taxonomy import CLASS_IDS
 from training.datasets import LabeledSet, simulated
-from training.finetune import EvalSet, finetune, source_class_weights, weighted_cross_entropy
+from training.finetune import EvalSet, FinetuneSettings, finetune, source_class_weights, weighted_cross_entropy
 from training.metrics import macro_f1
-from training.train import DEFAULTS, ConfigError, run
-from training.train import load_recipe as load_config
+from training.recipe import DEFAULTS, ConfigError
+from training.recipe import load_recipe as load_config
+from training.train import run
 
 EASY_CLASSES = (2233, 2323, 2332, 2224)  # M-dwarf flare, RR Lyrae, AGN, SN II: chance macro-F1 ~ 0.25
 
@@ -67,7 +68,7 @@ def test_cli_parser_registers_train_with_every_key():
 def test_smoke_recipe_trains_calibrates_and_saves(tmp_path):
     config = load_config("smoke", overrides={"out_path": str(tmp_path / "m.pt"), "work_dir": str(tmp_path)})
     result = run(config)
-    metrics = result["metrics"]
+    metrics = result.metrics
     pre = metrics["pretrain"]["history"]
     assert pre[-1]["val_loss"] < pre[0]["val_loss"]
     fine = metrics["finetune_sim"]["history"]
@@ -92,7 +93,7 @@ def test_bts_stage_runs_with_replay(tmp_path, shared_data, both_forms):
         "bts_iters": 6, "bts_batch_size": 32, "bts_eval_interval": 3, "bts_val_draws": 1,
         "bts_both_forms": both_forms})
     result = run(config)
-    metrics = result["metrics"]
+    metrics = result.metrics
     assert metrics["finetune_bts"]["iters"] == 6 and len(metrics["finetune_bts"]["history"]) == 2
     weights = metrics["finetune_bts"]["class_weights"]
     np.testing.assert_allclose(weights["replay"], 1.0)  # the balanced simulations keep unit weights
@@ -103,7 +104,7 @@ def test_bts_stage_runs_with_replay(tmp_path, shared_data, both_forms):
     assert set(metrics["calibration_final"]["ece_after"]) == {"bts_val", "packets_val", "sim_val"} | published
     assert metrics["val"]["packets_val"]["random_prefixes"]["n"] > 0  # the real packets' val part, service form
     if both_forms:  # each BTS train curve twice: with simulated limits and context, and as published
-        bts = result["data"]["bts"]
+        bts = result.data["bts"]
         assert bts["train_published"]["n"] == bts["train"]["n"] and "bts_val_published" in metrics["val"]
 
 
@@ -136,13 +137,13 @@ def test_fine_tuning_beats_chance_on_easy_classes():
     train, test = easy("train", 1100), easy("test", 440)
     model = AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=2, dropout=0.0))
     evals = [EvalSet.from_labeled("test", test, 1, 64, scheme="uniform")]
-    result = finetune(model, train, evals, device=torch.device("cpu"), iters=200, batch_size=64,
-                      learning_rate=3e-3, min_lr=3e-4, warmup_iters=10, weight_decay=0.1, grad_clip=1.0,
-                      eval_interval=100, scheme="uniform", drop_nondetections_prob=0.0, seed=0, n_chunks=2,
-                      log_interval=10, progress=False)
-    history = result["history"]
+    result = finetune(model, train, evals, FinetuneSettings(
+        iters=200, batch_size=64, learning_rate=3e-3, min_lr=3e-4, warmup_iters=10, weight_decay=0.1,
+        grad_clip=1.0, eval_interval=100, scheme="uniform", drop_nondetections_prob=0.0, seed=0, n_chunks=2,
+        log_interval=10, progress=False), device=torch.device("cpu"))
+    history = result.history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    final = result["best_metrics"]["test"]
+    final = result.best_metrics["test"]
     assert final["macro_f1"] > 0.65, final  # chance: 0.25; 0.82-0.87 over torch seeds 0-2
     assert macro_f1(evals[0].targets.numpy(), evals[0].targets.numpy()) == 1.0
 

@@ -1,4 +1,5 @@
 # Smoke recipe: every stage of training/train.py in ~5 s on one CPU thread, for tests.
+# Overrides of training/recipe.py's defaults (TrainConfig).
 # Data: 11 classes x 60 = 660 simulated train curves per survey (lsst, ztf), 20 x 11 val;
 # with 64 curves per step, 120 fine-tuning steps are ~6 passes over the 1,320 curves.
 # The BTS stage is off (it needs the BTS file); test it separately.

@@ -1,14 +1,15 @@
-"""Run SuperNNova (Möller & de Boissière 2020) for `training.peers.SuperNNovaPeer`.
+"""Run SuperNNova (Möller & de Boissière 2020) for `training.evaluation.peers.supernnova.SuperNNovaPeer`.
 
 This script runs **inside SuperNNova's own virtual environment** (it pins
 astropy<6, which the project cannot take), so it imports nothing from
-alertformer: the two sides talk through files. It is not meant to be called by
+alertformer: the two sides talk through files. ``-P`` keeps this directory, which
+holds the peer's own ``supernnova.py``, off ``sys.path``. It is not meant to be called by
 hand; `SuperNNovaPeer` writes the job file and reads the result.
 
 Usage::
 
-    python supernnova_runner.py train JOB.json
-    python supernnova_runner.py predict JOB.json
+    python -P supernnova_runner.py train JOB.json
+    python -P supernnova_runner.py predict JOB.json
 
 ``train`` job keys: ``dump_dir`` (SuperNNova's working directory), ``raw_dir``
 (``*_HEAD.csv`` with SNID, SNTYPE, PEAKMJD and ``*_PHOT.csv`` with SNID, MJD,
