@@ -179,3 +179,29 @@ def test_a_peer_pickle_this_version_cannot_read_is_not_measured(tmp_path, monkey
     monkeypatch.delitem(sys.modules, gone.__name__)
     out = supernnova(str(path), [], None)
     assert out["measured"] is False and "old.pkl" in out["note"] and gone.__name__ in out["note"]
+
+
+def test_bench_forward_reports_every_runtime_beside_the_trace(tmp_path, capsys):
+    """`alertformer bench-forward`: each runtime's rate, ratio to the trace, difference and GFLOP/s."""
+    import json
+
+    import torch
+
+    from alertformer.cli import main as cli_main
+    from models.checkpoint import save_checkpoint
+    from models.model import AlertTransformer, ModelConfig
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1)))
+    assert cli_main(["bench-forward", "--checkpoint", str(checkpoint), "--curves", "80", "--rounds", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for survey in ("rubin", "ztf"):
+        measured = report[survey]
+        assert measured["curves"] == 80 and measured["chunks"] == 2  # 64-curve chunks
+        assert measured["mflop_per_curve"] > 0
+        runtimes = measured["runtimes"]
+        assert {"trace", "eager"} <= set(runtimes) and runtimes["trace"]["over_trace"] == 1.0
+        assert set(runtimes) | set(measured["not_measured"]) == {"trace", "eager", "onnxruntime", "compile"}
+        for name, r in runtimes.items():
+            assert r["lc_per_s"] > 0 and r["gflop_per_s"] > 0
+            assert r["max_abs_prob_diff_vs_trace"] < 1e-5, name  # the same model in every runtime
