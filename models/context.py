@@ -22,13 +22,24 @@ field                           meaning (ZTF source; Rubin source)
 ``gaia_distance_arcsec``        distance to the nearest Gaia source (``neargaia``); inf: none
 ``ref_distance_arcsec``         distance to the nearest source in the reference image (``distnr``)
 ``ref_mag_ab``                  that source's magnitude (``magnr``, AB)
+``host_separation_arcsec``      distance to the likeliest host galaxy (ELAsTiCC ``hostgal_snsep``)
+``host_redshift``               that galaxy's spectroscopic redshift, else its photometric one
+                                (ELAsTiCC ``hostgal_zspec``, else ``hostgal_zphot``)
+``host_mag_r_ab``               that galaxy's r magnitude (ELAsTiCC ``hostgal_mag_r``, AB)
 ==============================  =====================================================================
+
+Fields are only ever appended to `CONTEXT_FIELDS`, so a context stored under an earlier,
+shorter list (a Redis hash, a trainer snapshot) reads as the same fields plus NaN
+(`pad_context`). The model is shown the fields of `models.encode.CONTEXT_FEATURES`; the host
+fields are not among them (no training set carries hosts yet), but the rules and the live
+state use them.
 """
 import numpy as np
 
 CONTEXT_FIELDS: tuple[str, ...] = (
     "real_bogus", "star_score", "star_distance_arcsec", "first_detection_mjd_tai", "n_detections_history",
     "ss_distance_arcsec", "gaia_distance_arcsec", "ref_distance_arcsec", "ref_mag_ab",
+    "host_separation_arcsec", "host_redshift", "host_mag_r_ab",
 )
 N_CONTEXT = len(CONTEXT_FIELDS)
 CONTEXT_INDEX: dict[str, int] = {name: i for i, name in enumerate(CONTEXT_FIELDS)}
@@ -44,6 +55,9 @@ _VALID_RANGE: dict[str, tuple[float, float]] = {
     "gaia_distance_arcsec": (0.0, np.inf),
     "ref_distance_arcsec": (0.0, np.inf),
     "ref_mag_ab": (0.0, 40.0),
+    "host_separation_arcsec": (0.0, np.inf),
+    "host_redshift": (0.0, 10.0),
+    "host_mag_r_ab": (0.0, 40.0),
 }
 _LOW, _HIGH = (np.array([_VALID_RANGE[f][k] for f in CONTEXT_FIELDS]) for k in (0, 1))
 
@@ -58,6 +72,20 @@ MODEL_CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {"rubin": ("ss_distance_arcse
 def missing_context() -> np.ndarray:
     """(N_CONTEXT,) float64, all NaN: a packet that says nothing beyond its photometry."""
     return np.full(N_CONTEXT, np.nan)
+
+
+def pad_context(contexts: np.ndarray) -> np.ndarray:
+    """(B, N_CONTEXT) float64 of (B, K) `contexts` stored under the first K <= N_CONTEXT fields, NaN after them.
+
+    >>> pad_context(np.zeros((1, N_CONTEXT - 3))).shape, int(np.isnan(pad_context(np.zeros((1, N_CONTEXT - 3)))).sum())
+    ((1, 12), 3)
+    """
+    contexts = np.asarray(contexts, dtype=np.float64)
+    if contexts.ndim != 2 or contexts.shape[1] > N_CONTEXT:
+        raise ValueError(f"contexts of shape {contexts.shape}: expected (B, K) with K <= {N_CONTEXT}")
+    out = np.full((len(contexts), N_CONTEXT), np.nan)
+    out[:, :contexts.shape[1]] = contexts
+    return out
 
 
 def context_vector(**values) -> np.ndarray:
@@ -83,7 +111,7 @@ def model_context(contexts: np.ndarray, surveys) -> np.ndarray:
 
     >>> c = model_context(np.zeros((2, N_CONTEXT)), ["rubin", "ztf"])
     >>> int(np.isnan(c[0]).sum()), int(np.isnan(c[1]).sum())
-    (8, 0)
+    (11, 0)
     """
     out = np.array(contexts, dtype=np.float64, copy=True)
     surveys = np.asarray(surveys)

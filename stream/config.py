@@ -304,6 +304,11 @@ class FollowupRule(_Section):
         None, ge=0, le=1, description="no catalogued source within star_match_arcsec with a star score above this")
     star_match_arcsec: float = Field(1.5, gt=0, description="radius for max_star_score (arcsec)")
     max_mag_ab: float | None = Field(None, description="latest |flux| at least this bright (AB mag)")
+    max_host_redshift: float | None = Field(
+        None, ge=0, description="the likeliest host galaxy's redshift (spectroscopic, else photometric), at most: "
+                                "nearby hosts (ELAsTiCC hostgal_*)")
+    max_host_separation_arcsec: float | None = Field(
+        None, gt=0, description="distance to the likeliest host galaxy, at most (arcsec; ELAsTiCC hostgal_snsep)")
     region: SkyRegion | None = None
     surveys: list[Literal["rubin", "ztf", "elasticc"]] | None = None
 

@@ -100,6 +100,10 @@ def rule_mask(rule: FollowupRule, batch: ScoredBatch) -> np.ndarray:
         mask &= ~(near & (batch.context_field("star_score") > rule.max_star_score))
     if rule.max_mag_ab is not None:
         mask &= batch.latest_mag_ab <= rule.max_mag_ab
+    if rule.max_host_redshift is not None:
+        mask &= ~(batch.context_field("host_redshift") > rule.max_host_redshift)
+    if rule.max_host_separation_arcsec is not None:
+        mask &= ~(batch.context_field("host_separation_arcsec") > rule.max_host_separation_arcsec)
     if rule.region is not None:
         mask &= in_region(batch.ra_deg, batch.dec_deg, rule.region)
     if rule.surveys is not None:

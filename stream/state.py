@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 import redis
 
-from models.context import N_CONTEXT, missing_context, model_context
+from models.context import N_CONTEXT, missing_context, model_context, pad_context
 from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
 from stream import latency
@@ -36,16 +36,19 @@ def pack_context(context: np.ndarray) -> str:
 
 
 def unpack_context(text: str | bytes | None) -> np.ndarray:
-    """Inverse of `pack_context`; all NaN for a missing or malformed field (an object scored before contexts)."""
+    """Inverse of `pack_context`; all NaN for a missing or malformed field (an object scored before contexts).
+
+    A context packed under an earlier, shorter `models.context.CONTEXT_FIELDS` gets NaN for the later fields.
+    """
     if isinstance(text, bytes):
         text = text.decode("ascii", errors="replace")
     try:
         blob = bytes.fromhex(text or "")
     except ValueError:
         return missing_context()
-    if len(blob) != 8 * N_CONTEXT:
+    if not blob or len(blob) % 8 or len(blob) > 8 * N_CONTEXT:
         return missing_context()
-    return np.frombuffer(blob, dtype="<f8").astype(np.float64)
+    return pad_context(np.frombuffer(blob, dtype="<f8")[None, :])[0]  # an earlier, shorter field list: NaN after
 
 
 def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.time import Time
 
-from models.context import N_CONTEXT
+from models.context import N_CONTEXT, pad_context
 from models.lightcurve import LightCurve
 from models import taxonomy
 from stream import avro_io
@@ -106,8 +106,8 @@ class SnapshotStore:
             last = number
             with np.load(path) as data:
                 offsets = data["offsets"]
-                # files written before snapshots kept contexts: unknown
-                file_contexts = (data["contexts"] if "contexts" in data.files
+                # files written before snapshots kept contexts: unknown; under fewer context fields: NaN after
+                file_contexts = (pad_context(data["contexts"]) if "contexts" in data.files
                                  else np.full((len(offsets) - 1, N_CONTEXT), np.nan))
                 for i, meta in enumerate(json.loads(str(data["labels"]))):
                     if meta["origin"] in seen:

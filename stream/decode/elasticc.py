@@ -11,6 +11,7 @@ import numpy as np
 from fastavro.schema import load_schema_ordered
 
 from models.bands import BAND_CODE
+from models.context import CONTEXT_INDEX, context_vector, missing_context
 from stream.alert import DecodedAlert
 from stream.decode._avro import (
     WIRE_HEADER, fill_defaults as _fill_defaults, raising_bad_packet, read_record, split_wire_format,
@@ -103,6 +104,7 @@ def decode_elasticc(payload: bytes, *, wire_format: bool = False) -> DecodedAler
         dec_deg=finite_float(source, "decl", "diaSource"),
         light_curve=light_curve(_columns(detections, "diaSourceId", True),
                                 _columns(forced, "diaForcedSourceId", False)),
+        context=host_context(record["diaObject"]),
     ), "diaSource", ELASTICC_FIELDS)
 
 
@@ -135,6 +137,33 @@ def _columns(points: Points, id_field: str, is_detection: bool) -> tuple:
     return (points.integers(id_field), points.numbers("midPointTai"), points.codes("filterName", BAND_CODES),
             points.numbers("psFlux"), points.numbers("psFluxErr", positive=True),
             np.full(len(points), is_detection))
+
+
+def _host_value(dia_object: dict, name: str, low: float, high: float) -> float | None:
+    """``diaObject[name]`` when it is a number in [low, high), else None: SNANA, which made ELAsTiCC, writes
+    -9 (and -99) for "no host" and 99 or 999 for an unmeasured magnitude."""
+    value = dia_object.get(name)
+    return float(value) if isinstance(value, (int, float)) and low <= value < high else None
+
+
+def host_context(dia_object: dict | None) -> np.ndarray:
+    """(N_CONTEXT,) float64 alert context of an ELAsTiCC ``diaObject``: its likeliest host galaxy's distance
+    (``hostgal_snsep``, arcsec), redshift (``hostgal_zspec`` when measured, else ``hostgal_zphot``) and r
+    magnitude (``hostgal_mag_r``, AB); NaN where there is no host or no value.
+
+    >>> c = host_context({"hostgal_snsep": 0.8, "hostgal_zspec": 0.0, "hostgal_zphot": 0.31, "hostgal_mag_r": 21.5})
+    >>> [round(float(c[CONTEXT_INDEX[f]]), 2) for f in ("host_separation_arcsec", "host_redshift", "host_mag_r_ab")]
+    [0.8, 0.31, 21.5]
+    >>> bool(np.isnan(host_context({"hostgal_snsep": -9.0})[CONTEXT_INDEX["host_separation_arcsec"]]))
+    True
+    """
+    if dia_object is None:
+        return missing_context()
+    redshifts = (_host_value(dia_object, name, 0.0, 10.0) for name in ("hostgal_zspec", "hostgal_zphot"))
+    return context_vector(
+        host_separation_arcsec=_host_value(dia_object, "hostgal_snsep", 0.0, np.inf),
+        host_redshift=next((z for z in redshifts if z), None),  # 0 is no measurement, as no galaxy is at z = 0
+        host_mag_r_ab=_host_value(dia_object, "hostgal_mag_r", 0.0, 40.0))
 
 
 def _object_id(source: dict, dia_object: dict | None) -> str:

@@ -99,3 +99,18 @@ def test_implausible_history_point_is_dropped_and_the_alert_itself_is_a_bad_pack
     record["diaSource"]["decl"] = 200.0
     with pytest.raises(BadPacket, match=r"^diaSource.decl is 200.0, outside"):
         decode_elasticc(encode_elasticc(record, fill_defaults=True))
+
+
+def test_the_host_galaxy_becomes_context_and_snana_sentinels_are_missing(record):
+    from models.context import CONTEXT_INDEX
+
+    def host(alert):
+        return [alert.context[CONTEXT_INDEX[f]] for f in ("host_separation_arcsec", "host_redshift", "host_mag_r_ab")]
+
+    record["diaObject"] |= {"hostgal_snsep": 1.25, "hostgal_zspec": 0.0213, "hostgal_zphot": 0.3,
+                            "hostgal_mag_r": 17.5}
+    assert host(decode_elasticc(encode_elasticc(record, fill_defaults=True))) == [1.25, pytest.approx(0.0213), 17.5]
+    record["diaObject"] |= {"hostgal_zspec": -9.0}  # no spectrum: the photometric redshift
+    assert host(decode_elasticc(encode_elasticc(record, fill_defaults=True)))[1] == pytest.approx(0.3)
+    record["diaObject"] |= {"hostgal_snsep": -9.0, "hostgal_zphot": -9.0, "hostgal_mag_r": 999.0}  # hostless
+    assert all(math.isnan(v) for v in host(decode_elasticc(encode_elasticc(record, fill_defaults=True))))

@@ -89,6 +89,10 @@ CONDITIONS = [
     ("star-like counterpart within the match radius", FollowupRule(name="r", max_star_score=0.5),
      {"context": context_rows(star_score=[0.99, 0.99, 0.2, None], star_distance_arcsec=[0.3, 3.0, 0.3, 0.3])},
      [False, True, True, True]),
+    ("nearby host; hostless is not applied", FollowupRule(name="r", max_host_redshift=0.05),
+     {"context": context_rows(host_redshift=[0.05, 0.051, None])}, [True, False, True]),
+    ("host separation", FollowupRule(name="r", max_host_separation_arcsec=2.0),
+     {"context": context_rows(host_separation_arcsec=[0.5, 2.0, 2.5, None])}, [True, True, False, True]),
     ("a known asteroid never fires", FollowupRule(name="r"),
      {"context": context_rows(ss_distance_arcsec=[0.4, 5.0, 5.1, np.inf, None])}, [False, False, True, True, True]),
 ]

@@ -58,3 +58,16 @@ def test_known_asteroids_stay_out_of_the_top_sets_and_objects_carry_their_age():
     assert added == {keys.top("sn", bucket): {"obj0": pytest.approx(0.9), "obj2": pytest.approx(0.2)},
                      keys.top("flare", bucket): {"obj0": pytest.approx(0.1), "obj2": pytest.approx(0.3)}}
     assert ("zremrangebyrank", (keys.top("sn", bucket), 0, -11), {}) in pipe.calls
+
+
+def test_a_context_stored_under_an_earlier_field_list_reads_with_the_later_fields_missing():
+    import numpy as np
+
+    from models.context import N_CONTEXT
+    from stream.state import pack_context, unpack_context
+
+    earlier = np.arange(N_CONTEXT - 3, dtype=np.float64)  # stored before the host-galaxy fields existed
+    context = unpack_context(pack_context(earlier))
+    assert context[:N_CONTEXT - 3].tolist() == earlier.tolist() and np.isnan(context[N_CONTEXT - 3:]).all()
+    assert np.isnan(unpack_context(pack_context(np.zeros(N_CONTEXT + 1)))).all()  # longer: not ours
+    assert np.isnan(unpack_context("abc")).all()
