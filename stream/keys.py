@@ -13,6 +13,12 @@ key                                             type    content
                                                         ``solarSystem`` (1: a known solar-system object),
                                                         ``survey``, ``context`` (the alert context,
                                                         `stream.state.pack_context`); TTL ``history_ttl_s``
+``{p}:scores:{objectId}``                       list    the object's scored alerts, oldest first, the last
+                                                        `SCORE_HISTORY_MAX`: JSON ``{"alertId", "mjdTai",
+                                                        "scoredMs", "probs" (in `models.taxonomy.CLASS_IDS`
+                                                        order), "sn", "flare", "model"}``; a re-scored alert
+                                                        (after a crash) may appear twice (readers keep its
+                                                        last); TTL ``history_ttl_s``
 ``{p}:top:sn:{bucket}`` / ``{p}:top:flare:…``   zset    objectId → snLikelihood / flareLikelihood of the
                                                         objects scored in that time bucket (`top_bucket`:
                                                         updatedMs // 300,000), trimmed to the best
@@ -41,6 +47,7 @@ from dataclasses import dataclass
 # without old objects holding the top for good. A bucket lives for TOP_KEEP_S after its last write.
 TOP_BUCKET_MS = 300_000
 TOP_KEEP_S = 24 * 3600
+SCORE_HISTORY_MAX = 500  # scored alerts kept per object: years of a Rubin field's visits
 
 
 def top_bucket(wall_ms: int) -> int:
@@ -57,6 +64,9 @@ class Keys:
 
     def object_scores(self, object_id: str) -> str:
         return f"{self.prefix}:obj:{object_id}"
+
+    def score_history(self, object_id: str) -> str:
+        return f"{self.prefix}:scores:{object_id}"
 
     def top(self, score: str, bucket: int) -> str:
         """``score`` is ``"sn"`` or ``"flare"``; `bucket` a time bucket (`top_bucket`)."""

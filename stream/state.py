@@ -17,7 +17,7 @@ from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
 from stream import latency
 from stream.history import HistoryStore
-from stream.keys import TOP_BUCKET_MS, TOP_KEEP_S, Keys, top_bucket
+from stream.keys import SCORE_HISTORY_MAX, TOP_BUCKET_MS, TOP_KEEP_S, Keys, top_bucket
 from stream.rules import known_solar_system
 from stream.scored import ScoredBatch
 from stream.stages import StageTimes
@@ -169,6 +169,7 @@ class StateWriter:
         top_class = np.asarray(CLASS_IDS)[batch.probs.argmax(axis=1)]
         solar_system = known_solar_system(batch)
         age_days = batch.age_days
+        probs = np.round(batch.probs.astype(np.float64), 5).tolist()  # (B, C), one conversion per batch
         for i, object_id in enumerate(batch.object_id):
             key = self.keys.object_scores(object_id)
             fields = {
@@ -184,6 +185,13 @@ class StateWriter:
                 fields["ageDays"] = round(float(age_days[i]), 4)
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.ttl_s)
+            history = self.keys.score_history(object_id)
+            pipe.rpush(history, json.dumps({
+                "alertId": fields["alertId"], "mjdTai": fields["latestMjdTai"], "scoredMs": batch.scored_ms,
+                "probs": probs[i], "sn": round(fields["snLikelihood"], 5), "flare": round(fields["flareLikelihood"], 5),
+                "model": batch.model_version}))
+            pipe.ltrim(history, -SCORE_HISTORY_MAX, -1)
+            pipe.expire(history, self.ttl_s)
         candidates = np.flatnonzero(~solar_system)  # a known asteroid is no transient candidate
         if not len(candidates):
             return

@@ -1,12 +1,14 @@
 """Redis state without Redis: the last minute beside the totals in the consumer metrics, and the top-candidate
 sets (per time bucket, no known solar-system objects) with each object's age."""
+import json
+
 import numpy as np
 import pytest
 from test_rules import make_batch
 
 from models.context import context_vector
 from stream import state
-from stream.keys import Keys, top_bucket
+from stream.keys import SCORE_HISTORY_MAX, Keys, top_bucket
 from stream.state import ConsumerMetrics, StateWriter
 
 
@@ -58,3 +60,18 @@ def test_known_asteroids_stay_out_of_the_top_sets_and_objects_carry_their_age():
     assert added == {keys.top("sn", bucket): {"obj0": pytest.approx(0.9), "obj2": pytest.approx(0.2)},
                      keys.top("flare", bucket): {"obj0": pytest.approx(0.1), "obj2": pytest.approx(0.3)}}
     assert ("zremrangebyrank", (keys.top("sn", bucket), 0, -11), {}) in pipe.calls
+
+
+def test_each_scored_alert_is_appended_to_its_objects_score_history():
+    batch = make_batch(2, sn_likelihood=[0.9, 0.2], flare_likelihood=[0.05, 0.7])
+    keys, pipe = Keys("p"), RecordingPipe()
+    StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
+    pushed = {args[0]: json.loads(args[1]) for name, args, _ in pipe.calls if name == "rpush"}
+    assert set(pushed) == {keys.score_history("obj0"), keys.score_history("obj1")}
+    entry = pushed[keys.score_history("obj1")]
+    assert entry["alertId"] == int(batch.alert_id[1]) and entry["model"] == batch.model_version
+    assert entry["sn"] == pytest.approx(0.2) and entry["flare"] == pytest.approx(0.7)
+    np.testing.assert_allclose(entry["probs"], batch.probs[1], atol=1e-5)
+    assert entry["mjdTai"] == pytest.approx(float(batch.latest_mjd_tai[1]))
+    assert ("ltrim", (keys.score_history("obj1"), -SCORE_HISTORY_MAX, -1), {}) in pipe.calls
+    assert ("expire", (keys.score_history("obj1"), 100), {}) in pipe.calls
