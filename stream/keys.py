@@ -32,7 +32,8 @@ key                                             type    content
                                                         and ``latencyP50Ms``/``P95``/``P99`` (Kafka timestamp
                                                         → publish; absent if none), since the start
                                                         ``alertsPerSTotal``, ``latencyP50MsTotal``/…;
-                                                        ``startedMs``, ``lag``, ``modelVersion``,
+                                                        ``startedMs``, ``deadLetterReasons`` (JSON: error type →
+                                                        count), ``lag``, ``modelVersion``,
                                                         ``heartbeatMs``, ``host``, ``pid``; ``stoppedMs`` after
                                                         a clean stop (then a TTL)
 ``{p}:model:champion``                          string  version of the promoted model

@@ -304,28 +304,29 @@ class ScoringService:
                 self.webhook.submit(request)
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
-        self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points)
+        reasons = self._dead_reasons(done)
+        self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points, reasons)
         self.summary.add(None if done.batch is None else done.batch.probs, done.n_dead, len(done.requests))
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
         lag = self.lag_by_partition()
         self.state.write_batch(done.batch, done.merged, None if lag is None else sum(lag.values()),
                                self.scorer.version)
-        self._export_metrics(messages, done, latencies_ms, lag)
+        self.metrics.committed(len(messages), done.n_scored, reasons, latencies_ms,
+                               [r["rule"] for r in done.requests], self.times.as_dict())
+        self.metrics.state(self.loop.stats.batches, self.loop.stats.aborts, self.history.outages,
+                           self.scorer.version, lag)
         if self._in_flight:
             self._in_flight.popleft()  # this batch's curves: in Redis now
 
-    def _export_metrics(self, messages: list[Message], done: Finished, latencies_ms: np.ndarray,
-                        lag: dict | None) -> None:
-        """The committed batch into the Prometheus metrics; outputs the broker refused count as dead letters
-        (``refused_output``: the loop dead-lettered their inputs in a rerun of the batch)."""
-        stats = self.loop.stats
+    def _dead_reasons(self, done: Finished) -> Counter:
+        """The committed batch's dead letters by error type; outputs the broker refused count as
+        ``refused_output`` (the loop dead-lettered their inputs in a rerun of the batch)."""
         reasons = Counter(done.dead_reasons)
-        if stats.record_errors > self._refused_seen:
-            reasons["refused_output"] += stats.record_errors - self._refused_seen
-            self._refused_seen = stats.record_errors
-        self.metrics.committed(len(messages), done.n_scored, reasons, latencies_ms,
-                               [r["rule"] for r in done.requests], self.times.as_dict())
-        self.metrics.state(stats.batches, stats.aborts, self.history.outages, self.scorer.version, lag)
+        refused = self.loop.stats.record_errors
+        if refused > self._refused_seen:
+            reasons["refused_output"] += refused - self._refused_seen
+            self._refused_seen = refused
+        return reasons
 
     def idle(self) -> None:
         self.history.new_batch()

@@ -7,7 +7,8 @@ import json
 import os
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 
 import numpy as np
 import redis
@@ -72,6 +73,7 @@ class ConsumerMetrics:
 
     def __init__(self):
         self.counters = {"alerts": 0, "deadLetters": 0, "batches": 0, "aborts": 0, "droppedPoints": 0}
+        self.dead_reasons: Counter = Counter()  # dead letters by error type, since the start
         self.started = time.monotonic()
         self.started_ms = time.time_ns() // 1_000_000
         self._total = np.zeros(latency.N_BINS, np.int64)
@@ -79,8 +81,11 @@ class ConsumerMetrics:
         self._recent_n = 0
         self._batches: deque[tuple[float, int, np.ndarray]] = deque()  # (when, messages, latency histogram)
 
-    def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray, dropped_points: int = 0) -> None:
-        """Count a committed batch; `dropped_points`: implausible history points its decoders left out."""
+    def record_batch(self, n_alerts: int, n_dead: int, latencies_ms: np.ndarray, dropped_points: int = 0,
+                     dead_reasons: Mapping[str, int] | None = None) -> None:
+        """Count a committed batch; `dropped_points`: implausible history points its decoders left out;
+        `dead_reasons`: its dead letters by error type."""
+        self.dead_reasons.update(dead_reasons or {})
         self.counters["alerts"] += n_alerts
         self.counters["deadLetters"] += n_dead
         self.counters["droppedPoints"] += dropped_points
@@ -100,13 +105,15 @@ class ConsumerMetrics:
     def fields(self) -> dict:
         """Messages (alerts and dead letters) per second and latency p50/p95/p99 (ms) over the last `RECENT_S`
         (``alertsPerS``, ``latencyP50Ms``...; no percentiles when nothing arrived in it) and since the start
-        (``alertsPerSTotal``, ``latencyP50MsTotal``...), and ``startedMs``."""
+        (``alertsPerSTotal``, ``latencyP50MsTotal``...), ``startedMs``, and ``deadLetterReasons`` (JSON: error
+        type → dead letters since the start)."""
         now = time.monotonic()
         self._forget_old(now)
         elapsed_s = max(now - self.started, 1e-3)
         handled = self.counters["alerts"] + self.counters["deadLetters"]
         fields = {"alertsPerS": round(self._recent_n / min(RECENT_S, elapsed_s), 1),
-                  "alertsPerSTotal": round(handled / elapsed_s, 1), "startedMs": self.started_ms}
+                  "alertsPerSTotal": round(handled / elapsed_s, 1), "startedMs": self.started_ms,
+                  "deadLetterReasons": json.dumps(dict(self.dead_reasons))}
         for names, counts in ((_RECENT_LATENCY, self._recent), (_TOTAL_LATENCY, self._total)):
             values = latency.percentiles(counts)
             if values is not None:

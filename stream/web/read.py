@@ -1,0 +1,206 @@
+"""The Redis reads behind the pages: candidates, one object, the status of the scorers.
+
+Key names come from `stream.keys`, the stored curve from `stream.show.read_object`, the consumers and
+champion from `stream.monitor.read_state`: this module adds the filters and the score history.
+Each read is one or two pipelined round trips.
+"""
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from models.bands import BAND_NAMES
+from models.registry import ModelRegistry, RegistryError
+from models.taxonomy import CLASS_NAMES, ID_TO_NAME
+from stream.errors import ConfigError
+from stream.keys import Keys, top_bucket
+from stream.monitor import read_state
+from stream.show import read_object
+from stream.web.query import CandidateQuery
+
+# Per time bucket, at most this many of the best are considered (the scorer keeps scoring.top_n of each).
+MAX_PER_BUCKET = 1000
+# Fields of an object's hash a candidate row shows (not its context: 300 bytes each, unused here).
+ROW_FIELDS = ("snLikelihood", "flareLikelihood", "topClassId", "nVisits", "ageDays", "raDeg", "decDeg",
+              "updatedMs", "solarSystem", "modelVersion", "latestMjdTai", "survey")
+ZTF_OBJECT_ID = re.compile(r"ZTF\d{2}[a-z]{7}")
+PROMOTIONS_SHOWN = 10
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _floats(rows: list[list], column: int) -> np.ndarray:
+    """Column `column` of `rows` as float64, NaN where absent."""
+    return np.array([np.nan if r[column] is None else float(r[column]) for r in rows], dtype=np.float64)
+
+
+def angular_distance_deg(ra1_deg, dec1_deg, ra2_deg, dec2_deg) -> np.ndarray:
+    """Great-circle distance (degrees) by the haversine formula, elementwise.
+
+    >>> float(np.round(angular_distance_deg(10.0, 0.0, 11.0, 0.0), 6))
+    1.0
+    """
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (ra1_deg, dec1_deg, ra2_deg, dec2_deg))
+    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))))
+
+
+def read_candidates(client: redis.Redis, keys: Keys, query: CandidateQuery, now_ms: int | None = None) -> dict:
+    """The best objects by ``query.score`` updated within ``query.recent_min``, filtered, best first.
+
+    Candidates are the best `MAX_PER_BUCKET` of each top-candidate bucket of the window (`stream.keys`),
+    ranked by their latest score (their hash), known solar-system objects left out.
+
+    Returns
+    -------
+    dict
+        ``now_ms``, ``considered`` (objects read), ``rows``: up to ``query.limit`` dicts with ``objectId``,
+        ``score``, ``sn``, ``flare``, ``class``, ``nVisits``, ``ageDays``, ``raDeg``, ``decDeg`` (degrees),
+        ``updatedMs``, ``latestMjdTai``, ``model``, ``survey``; None where the hash lacks a value.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    since_ms = now_ms - int(query.recent_min * 60_000)
+    pipe = client.pipeline(transaction=False)
+    for bucket in range(top_bucket(since_ms), top_bucket(now_ms) + 1):
+        pipe.zrevrange(keys.top(query.score, bucket), 0, MAX_PER_BUCKET - 1)
+    ids = list(dict.fromkeys(_text(m) for top in pipe.execute() for m in top))
+    pipe = client.pipeline(transaction=False)
+    for oid in ids:
+        pipe.hmget(keys.object_scores(oid), ROW_FIELDS)
+    rows = pipe.execute()
+    if not ids:
+        return {"now_ms": now_ms, "considered": 0, "rows": []}
+    col = {name: i for i, name in enumerate(ROW_FIELDS)}
+    sn, flare = _floats(rows, col["snLikelihood"]), _floats(rows, col["flareLikelihood"])
+    score = sn if query.score == "sn" else flare
+    updated, visits, age = _floats(rows, col["updatedMs"]), _floats(rows, col["nVisits"]), _floats(rows, col["ageDays"])
+    ra, dec, top_class = _floats(rows, col["raDeg"]), _floats(rows, col["decDeg"]), _floats(rows, col["topClassId"])
+    solar = np.array([_text(r[col["solarSystem"]]) == "1" for r in rows])
+    keep = (updated >= since_ms) & ~solar & (score >= query.min_score) & (visits >= query.min_visits)
+    if query.class_id is not None:
+        keep &= top_class == query.class_id
+    if query.min_age_days is not None:
+        keep &= age >= query.min_age_days
+    if query.max_age_days is not None:
+        keep &= age <= query.max_age_days
+    if query.cone:
+        keep &= angular_distance_deg(query.ra_deg, query.dec_deg, ra, dec) <= query.radius_deg
+    chosen = np.flatnonzero(keep)
+    chosen = chosen[np.lexsort((np.array(ids, dtype=object)[chosen].astype(str), -score[chosen]))][:query.limit]
+    nan_none = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
+    out = []
+    for i in chosen:
+        r = rows[i]
+        out.append({"objectId": ids[i], "score": float(score[i]), "sn": nan_none(sn[i]), "flare": nan_none(flare[i]),
+                    "class": ID_TO_NAME.get(int(top_class[i])) if np.isfinite(top_class[i]) else None,
+                    "nVisits": None if np.isnan(visits[i]) else int(visits[i]), "ageDays": nan_none(age[i]),
+                    "raDeg": nan_none(ra[i]), "decDeg": nan_none(dec[i]), "updatedMs": int(updated[i]),
+                    "latestMjdTai": nan_none(_floats([r], col["latestMjdTai"])[0]),
+                    "model": _text(r[col["modelVersion"]]), "survey": _text(r[col["survey"]])})
+    return {"now_ms": now_ms, "considered": len(ids), "rows": out}
+
+
+class UnknownObject(LookupError):
+    """Redis holds nothing of the object: never scored here, or expired."""
+
+
+def portal_links(object_id: str) -> dict[str, str]:
+    """Pages of the object on the brokers' portals: Fink and ALeRCE for ZTF object ids, none otherwise."""
+    if not ZTF_OBJECT_ID.fullmatch(object_id):
+        return {}
+    return {"Fink": f"https://fink-portal.org/{object_id}", "ALeRCE": f"https://alerce.online/object/{object_id}"}
+
+
+def read_object_page(client: redis.Redis, keys: Keys, object_id: str, rules: list[str]) -> dict:
+    """Everything the object page shows; `object_id` validated (`stream.web.query.object_id`).
+
+    Returns
+    -------
+    dict
+        ``objectId``, ``scores`` (the latest, the object hash's fields), ``bands``: band name → ``mjdTai``,
+        ``fluxNjy``, ``fluxErrNjy`` (lists) and ``detection`` (list of bool); ``history``: the scored alerts,
+        oldest first, each ``alertId``, ``mjdTai``, ``scoredMs``, ``sn``, ``flare``, ``model``, ``probs``
+        (class name → probability); ``followups``: rule → alertId that triggered it, for the rules in
+        `rules` that fired; ``links``: portal name → URL.
+
+    Raises
+    ------
+    UnknownObject
+        When neither a light curve nor scores of the object are stored.
+    ConfigError
+        When Redis cannot be read.
+    """
+    try:
+        view = read_object(client, keys, object_id)
+    except ConfigError as err:
+        if "no light curve" in str(err):
+            raise UnknownObject(object_id) from None
+        raise
+    try:
+        pipe = client.pipeline(transaction=False).lrange(keys.score_history(object_id), 0, -1)
+        if rules:
+            pipe.mget([keys.followup(rule, object_id) for rule in rules])
+        history_blobs, *fired = pipe.execute()
+    except redis.RedisError as err:
+        raise ConfigError(f"redis.url: cannot read the state ({err})") from None
+    c = view.curve
+    bands = {}
+    for code in np.unique(c.band):
+        sel = c.band == code
+        bands[BAND_NAMES[code]] = {"mjdTai": c.mjd_tai[sel].tolist(), "fluxNjy": c.flux_njy[sel].tolist(),
+                                   "fluxErrNjy": c.flux_err_njy[sel].tolist(), "detection": c.is_detection[sel].tolist()}
+    history = {}
+    for blob in history_blobs:
+        entry = json.loads(blob)
+        entry["probs"] = dict(zip(CLASS_NAMES, entry["probs"]))
+        history[entry["alertId"]] = entry  # a re-scored alert keeps its last entry
+    followups = {rule: int(alert) for rule, alert in zip(rules, fired[0] if fired else []) if alert is not None}
+    scores = dict(view.scores)
+    scores.pop("context", None)
+    if "topClassId" in scores:
+        scores["topClass"] = ID_TO_NAME.get(int(scores["topClassId"]), scores["topClassId"])
+    return {"objectId": object_id, "scores": scores, "bands": bands,
+            "history": sorted(history.values(), key=lambda e: (e["mjdTai"], e["scoredMs"])),
+            "followups": followups, "links": portal_links(object_id)}
+
+
+@dataclass(frozen=True)
+class Promotions:
+    champion: str | None
+    recent: list[dict]  # the last promotions and rollbacks, newest first: ``version``, ``at`` (UTC), ``reason``
+
+
+def read_promotions(registry_path: str | None) -> Promotions | None:
+    """The registry's champion and its last promotions; None without a registry (or an unreadable one)."""
+    if not registry_path:
+        return None
+    try:
+        registry = ModelRegistry(registry_path)
+        return Promotions(registry.champion(), list(reversed(registry.history()))[:PROMOTIONS_SHOWN])
+    except (RegistryError, OSError, ValueError):
+        return None
+
+
+def read_status(client: redis.Redis, keys: Keys, registry_path: str | None = None) -> dict:
+    """The consumers (`stream.monitor.read_state`: their counters, throughput and latency over the last minute,
+    lag, dead letters by reason), the champion in Redis, and the registry's promotions when configured."""
+    state = read_state(client, keys, top_n=1)
+    consumers = []
+    for c in state["consumers"]:
+        row = {k: v for k, v in c.items() if k != "stageSeconds"}
+        try:
+            row["deadLetterReasons"] = json.loads(c.get("deadLetterReasons") or "{}")
+        except ValueError:
+            row["deadLetterReasons"] = {}
+        row["live"] = (state["now_ms"] - c["heartbeat_ms"]) / 1000 <= state["stale_after_s"]
+        consumers.append(row)
+    promotions = read_promotions(registry_path)
+    return {"now_ms": state["now_ms"], "prefix": state["prefix"], "champion": state["champion"],
+            "consumers": consumers,
+            "promotions": None if promotions is None else {"champion": promotions.champion,
+                                                           "recent": promotions.recent}}
