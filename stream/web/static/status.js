@@ -28,14 +28,16 @@ function draw(data) {
   const promoBody = document.querySelector("#promotions tbody");
   promoBody.replaceChildren();
   for (const p of (data.promotions ? data.promotions.recent : [])) addRow(promoBody, [{text: p.version, cls: "id"}, p.at, p.reason]);
-  series.t.push(new Date(data.now_ms));
+  series.t.push(utc(data.now_ms));  // "YYYY-MM-DD HH:MM:SS", a date axis to plotly
   series.rate.push(rate);
   series.p95.push(p95);
-  Plotly.react("rate", [
-    {name: "alerts/s (live consumers, last minute)", type: "scatter", mode: "lines+markers", x: series.t, y: series.rate},
-    {name: "latency p95 ms (slowest consumer)", type: "scatter", mode: "lines+markers", x: series.t, y: series.p95, yaxis: "y2"},
-  ], {...PLOT_LAYOUT, yaxis: {title: {text: "alerts/s"}, rangemode: "tozero"},
-      yaxis2: {title: {text: "p95 ms"}, overlaying: "y", side: "right", rangemode: "tozero"}}, PLOT_CONFIG);
+  const layout = (title) => ({...PLOT_LAYOUT, showlegend: false, xaxis: {type: "date"},
+                              yaxis: {title: {text: title}, rangemode: "tozero"}});
+  Plotly.react("rate", [{type: "scatter", mode: "lines+markers", x: series.t, y: series.rate}],
+               layout("alerts/s, live consumers (last minute)"), PLOT_CONFIG);
+  Plotly.react("latency", [{type: "scatter", mode: "lines+markers", x: series.t, y: series.p95,
+                            line: {color: "#d55e00"}, marker: {color: "#d55e00"}}],
+               layout("latency p95 ms, slowest consumer"), PLOT_CONFIG);
 }
 
 async function refresh() {
