@@ -13,6 +13,9 @@ key                                             type    content
                                                         ``solarSystem`` (1: a known solar-system object),
                                                         ``survey``, ``context`` (the alert context,
                                                         `stream.state.pack_context`); TTL ``history_ttl_s``
+``{p}:row:{objectId}``                          string  the latest scores again as one packed record
+                                                        (`stream.state.ROW_DTYPE`), so the web view reads a
+                                                        thousand candidates in one MGET; TTL ``history_ttl_s``
 ``{p}:scores:{objectId}``                       list    the object's scored alerts, oldest first, the last
                                                         `SCORE_HISTORY_MAX`: JSON ``{"alertId", "mjdTai",
                                                         "scoredMs", "probs" (in `models.taxonomy.CLASS_IDS`
@@ -65,6 +68,9 @@ class Keys:
 
     def object_scores(self, object_id: str) -> str:
         return f"{self.prefix}:obj:{object_id}"
+
+    def candidate_row(self, object_id: str) -> str:
+        return f"{self.prefix}:row:{object_id}"
 
     def score_history(self, object_id: str) -> str:
         return f"{self.prefix}:scores:{object_id}"

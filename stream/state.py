@@ -29,6 +29,25 @@ _RECENT_LATENCY = ("latencyP50Ms", "latencyP95Ms", "latencyP99Ms")
 _TOTAL_LATENCY = ("latencyP50MsTotal", "latencyP95MsTotal", "latencyP99MsTotal")
 
 
+# One object's latest scores as a packed little-endian record (``{p}:row:{objectId}``): what a list of
+# candidates shows and filters on, read for a thousand objects in one MGET and parsed in one numpy call.
+ROW_DTYPE = np.dtype([
+    ("sn_likelihood", "<f4"), ("flare_likelihood", "<f4"), ("top_class_id", "<i4"), ("n_visits", "<i4"),
+    ("age_days", "<f4"),  # NaN when unknown
+    ("ra_deg", "<f8"), ("dec_deg", "<f8"), ("latest_mjd_tai", "<f8"), ("updated_ms", "<i8"), ("solar_system", "i1"),
+])
+
+
+def candidate_rows(batch: ScoredBatch, top_class_id: np.ndarray, solar_system: np.ndarray) -> np.ndarray:
+    """(B,) `ROW_DTYPE` records of a scored batch."""
+    rows = np.zeros(len(batch), dtype=ROW_DTYPE)
+    rows["sn_likelihood"], rows["flare_likelihood"] = batch.sn_likelihood, batch.flare_likelihood
+    rows["top_class_id"], rows["n_visits"], rows["age_days"] = top_class_id, batch.n_visits, batch.age_days
+    rows["ra_deg"], rows["dec_deg"], rows["latest_mjd_tai"] = batch.ra_deg, batch.dec_deg, batch.latest_mjd_tai
+    rows["updated_ms"], rows["solar_system"] = batch.scored_ms, solar_system
+    return rows
+
+
 def pack_context(context: np.ndarray) -> str:
     """An alert's context (`models.context`, (N_CONTEXT,) float64) as the ``context`` field of its object's
     hash: the hex of its little-endian float64 bytes, NaN where the packet did not say (inf is a real
@@ -177,6 +196,7 @@ class StateWriter:
         solar_system = known_solar_system(batch)
         age_days = batch.age_days
         probs = np.round(batch.probs.astype(np.float64), 5).tolist()  # (B, C), one conversion per batch
+        rows = candidate_rows(batch, top_class, solar_system)
         for i, object_id in enumerate(batch.object_id):
             key = self.keys.object_scores(object_id)
             fields = {
@@ -192,6 +212,7 @@ class StateWriter:
                 fields["ageDays"] = round(float(age_days[i]), 4)
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.ttl_s)
+            pipe.set(self.keys.candidate_row(object_id), rows[i].tobytes(), ex=self.ttl_s)
             history = self.keys.score_history(object_id)
             pipe.rpush(history, json.dumps({
                 "alertId": fields["alertId"], "mjdTai": fields["latestMjdTai"], "scoredMs": batch.scored_ms,

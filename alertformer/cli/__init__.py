@@ -20,7 +20,7 @@ COMMANDS = {
     "replay": "replay", "decode": "decode", "run": "run", "monitor": "monitor", "subscribe": "subscribe",
     "models": "models", "simulate": "simulate", "train": "train", "evaluate": "evaluate", "trainer": "trainer",
     "bench": "bench", "show": "show", "health": "health", "bench-decode": "bench_decode",
-    "bench-simulate": "bench_simulate", "bench-gpu": "bench_gpu", "web": "web",
+    "bench-simulate": "bench_simulate", "bench-gpu": "bench_gpu", "web": "web", "bench-web": "bench_web",
 }
 
 

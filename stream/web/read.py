@@ -19,24 +19,17 @@ from stream.errors import ConfigError
 from stream.keys import Keys, top_bucket
 from stream.monitor import read_state
 from stream.show import read_object
+from stream.state import ROW_DTYPE
 from stream.web.query import CandidateQuery
 
 # Per time bucket, at most this many of the best are considered (the scorer keeps scoring.top_n of each).
 MAX_PER_BUCKET = 1000
-# Fields of an object's hash a candidate row shows (not its context: 300 bytes each, unused here).
-ROW_FIELDS = ("snLikelihood", "flareLikelihood", "topClassId", "nVisits", "ageDays", "raDeg", "decDeg",
-              "updatedMs", "solarSystem", "modelVersion", "latestMjdTai", "survey")
 ZTF_OBJECT_ID = re.compile(r"ZTF\d{2}[a-z]{7}")
 PROMOTIONS_SHOWN = 10
 
 
 def _text(value) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _floats(rows: list[list], column: int) -> np.ndarray:
-    """Column `column` of `rows` as float64, NaN where absent."""
-    return np.array([np.nan if r[column] is None else float(r[column]) for r in rows], dtype=np.float64)
 
 
 def angular_distance_deg(ra1_deg, dec1_deg, ra2_deg, dec2_deg) -> np.ndarray:
@@ -50,58 +43,62 @@ def angular_distance_deg(ra1_deg, dec1_deg, ra2_deg, dec2_deg) -> np.ndarray:
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))))
 
 
+def _rows(client: redis.Redis, keys: Keys, ids: list[str]) -> tuple[list[str], np.ndarray]:
+    """The ids whose packed row (``{p}:row:{objectId}``, `stream.state.ROW_DTYPE`) is stored, and the rows."""
+    blobs = client.mget([keys.candidate_row(oid) for oid in ids]) if ids else []
+    found = [i for i, blob in enumerate(blobs) if blob is not None and len(blob) == ROW_DTYPE.itemsize]
+    rows = np.frombuffer(b"".join(blobs[i] for i in found), dtype=ROW_DTYPE)
+    return [ids[i] for i in found], rows
+
+
+def _filter(rows: np.ndarray, query: CandidateQuery, since_ms: int) -> np.ndarray:
+    """(N,) bool: the rows `query` keeps (updated since `since_ms`, no known solar-system object)."""
+    score = rows["sn_likelihood"] if query.score == "sn" else rows["flare_likelihood"]
+    keep = (rows["updated_ms"] >= since_ms) & (rows["solar_system"] == 0) & (score >= query.min_score)
+    keep &= rows["n_visits"] >= query.min_visits
+    if query.class_id is not None:
+        keep &= rows["top_class_id"] == query.class_id
+    if query.min_age_days is not None:
+        keep &= rows["age_days"] >= query.min_age_days  # an unknown age (NaN) fails any bound
+    if query.max_age_days is not None:
+        keep &= rows["age_days"] <= query.max_age_days
+    if query.cone:
+        keep &= angular_distance_deg(query.ra_deg, query.dec_deg, rows["ra_deg"], rows["dec_deg"]) <= query.radius_deg
+    return keep
+
+
 def read_candidates(client: redis.Redis, keys: Keys, query: CandidateQuery, now_ms: int | None = None) -> dict:
     """The best objects by ``query.score`` updated within ``query.recent_min``, filtered, best first.
 
     Candidates are the best `MAX_PER_BUCKET` of each top-candidate bucket of the window (`stream.keys`),
-    ranked by their latest score (their hash), known solar-system objects left out.
+    ranked by their latest score (their packed row), known solar-system objects left out. Two round
+    trips: the buckets, then one MGET of the rows.
 
     Returns
     -------
     dict
         ``now_ms``, ``considered`` (objects read), ``rows``: up to ``query.limit`` dicts with ``objectId``,
-        ``score``, ``sn``, ``flare``, ``class``, ``nVisits``, ``ageDays``, ``raDeg``, ``decDeg`` (degrees),
-        ``updatedMs``, ``latestMjdTai``, ``model``, ``survey``; None where the hash lacks a value.
+        ``score``, ``sn``, ``flare``, ``class``, ``nVisits``, ``ageDays`` (None if unknown), ``raDeg``,
+        ``decDeg`` (degrees), ``latestMjdTai``, ``updatedMs``.
     """
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     since_ms = now_ms - int(query.recent_min * 60_000)
     pipe = client.pipeline(transaction=False)
     for bucket in range(top_bucket(since_ms), top_bucket(now_ms) + 1):
         pipe.zrevrange(keys.top(query.score, bucket), 0, MAX_PER_BUCKET - 1)
-    ids = list(dict.fromkeys(_text(m) for top in pipe.execute() for m in top))
-    pipe = client.pipeline(transaction=False)
-    for oid in ids:
-        pipe.hmget(keys.object_scores(oid), ROW_FIELDS)
-    rows = pipe.execute()
-    if not ids:
-        return {"now_ms": now_ms, "considered": 0, "rows": []}
-    col = {name: i for i, name in enumerate(ROW_FIELDS)}
-    sn, flare = _floats(rows, col["snLikelihood"]), _floats(rows, col["flareLikelihood"])
-    score = sn if query.score == "sn" else flare
-    updated, visits, age = _floats(rows, col["updatedMs"]), _floats(rows, col["nVisits"]), _floats(rows, col["ageDays"])
-    ra, dec, top_class = _floats(rows, col["raDeg"]), _floats(rows, col["decDeg"]), _floats(rows, col["topClassId"])
-    solar = np.array([_text(r[col["solarSystem"]]) == "1" for r in rows])
-    keep = (updated >= since_ms) & ~solar & (score >= query.min_score) & (visits >= query.min_visits)
-    if query.class_id is not None:
-        keep &= top_class == query.class_id
-    if query.min_age_days is not None:
-        keep &= age >= query.min_age_days
-    if query.max_age_days is not None:
-        keep &= age <= query.max_age_days
-    if query.cone:
-        keep &= angular_distance_deg(query.ra_deg, query.dec_deg, ra, dec) <= query.radius_deg
-    chosen = np.flatnonzero(keep)
-    chosen = chosen[np.lexsort((np.array(ids, dtype=object)[chosen].astype(str), -score[chosen]))][:query.limit]
-    nan_none = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
+    ids, rows = _rows(client, keys, list(dict.fromkeys(_text(m) for top in pipe.execute() for m in top)))
+    chosen = np.flatnonzero(_filter(rows, query, since_ms))
+    score = (rows["sn_likelihood"] if query.score == "sn" else rows["flare_likelihood"]).astype(np.float64)
+    chosen = chosen[np.lexsort((np.array(ids, dtype=str)[chosen], -score[chosen]))][:query.limit] if len(chosen) else chosen
     out = []
     for i in chosen:
         r = rows[i]
-        out.append({"objectId": ids[i], "score": float(score[i]), "sn": nan_none(sn[i]), "flare": nan_none(flare[i]),
-                    "class": ID_TO_NAME.get(int(top_class[i])) if np.isfinite(top_class[i]) else None,
-                    "nVisits": None if np.isnan(visits[i]) else int(visits[i]), "ageDays": nan_none(age[i]),
-                    "raDeg": nan_none(ra[i]), "decDeg": nan_none(dec[i]), "updatedMs": int(updated[i]),
-                    "latestMjdTai": nan_none(_floats([r], col["latestMjdTai"])[0]),
-                    "model": _text(r[col["modelVersion"]]), "survey": _text(r[col["survey"]])})
+        age = float(r["age_days"])
+        out.append({"objectId": ids[i], "score": round(float(score[i]), 5), "sn": round(float(r["sn_likelihood"]), 5),
+                    "flare": round(float(r["flare_likelihood"]), 5), "class": ID_TO_NAME.get(int(r["top_class_id"])),
+                    "nVisits": int(r["n_visits"]), "ageDays": None if np.isnan(age) else round(age, 3),
+                    "raDeg": float(r["ra_deg"]), "decDeg": float(r["dec_deg"]),
+                    "latestMjdTai": float(r["latest_mjd_tai"]), "updatedMs": int(r["updated_ms"])})
     return {"now_ms": now_ms, "considered": len(ids), "rows": out}
 
 

@@ -143,6 +143,18 @@ def test_the_json_matches_redis(night):
     assert status["consumers"] == []  # the scorer stopped cleanly: it left the live consumers
     assert status["champion"] is None and status["promotions"] is None
 
+def test_the_benchmark_reports_and_cleans_up(night):
+    from bench.web import QUERIES, bench_web
+
+    _, _, client = night
+    report = bench_web(client, n_objects=1500, repeats=2, top_n=1000)
+    assert set(report["queries"]) == set(QUERIES)
+    for q in report["queries"].values():
+        assert q["objects_read"] == 1000 and q["http"]["median_ms"] > 0 and q["read_only"]["median_ms"] > 0
+    assert report["queries"]["default (top 50 by sn)"]["rows"] == 50
+    assert not list(client.scan_iter("bench-web-*", count=10_000))
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):

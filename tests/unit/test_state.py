@@ -7,6 +7,7 @@ import pytest
 from test_rules import make_batch
 
 from models.context import context_vector
+from models.taxonomy import CLASS_IDS
 from stream import state
 from stream.keys import SCORE_HISTORY_MAX, Keys, top_bucket
 from stream.state import ConsumerMetrics, StateWriter
@@ -75,3 +76,22 @@ def test_each_scored_alert_is_appended_to_its_objects_score_history():
     assert entry["mjdTai"] == pytest.approx(float(batch.latest_mjd_tai[1]))
     assert ("ltrim", (keys.score_history("obj1"), -SCORE_HISTORY_MAX, -1), {}) in pipe.calls
     assert ("expire", (keys.score_history("obj1"), 100), {}) in pipe.calls
+
+
+def test_each_object_gets_its_packed_candidate_row():
+    batch = make_batch(3, sn_likelihood=[0.9, 0.95, 0.2], flare_likelihood=[0.1, 0.99, 0.3],
+                       n_visits=[5, 7, 9], ra_deg=[10.0, 200.5, 359.0],
+                       context=np.stack([context_vector(ss_distance_arcsec=np.inf),
+                                         context_vector(ss_distance_arcsec=0.0),
+                                         context_vector(first_detection_mjd_tai=59990.5)]))
+    keys, pipe = Keys("p"), RecordingPipe()
+    StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
+    stored = {args[0]: (args[1], kwargs) for name, args, kwargs in pipe.calls if name == "set"}
+    rows = np.frombuffer(b"".join(stored[keys.candidate_row(f"obj{i}")][0] for i in range(3)), dtype=state.ROW_DTYPE)
+    assert all(kwargs == {"ex": 100} for _, kwargs in stored.values())
+    np.testing.assert_allclose(rows["sn_likelihood"], [0.9, 0.95, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(rows["flare_likelihood"], [0.1, 0.99, 0.3], rtol=1e-6)
+    assert rows["n_visits"].tolist() == [5, 7, 9] and rows["ra_deg"].tolist() == [10.0, 200.5, 359.0]
+    assert rows["solar_system"].tolist() == [0, 1, 0] and rows["age_days"].tolist() == [0.5, 0.5, 10.0]
+    assert (rows["updated_ms"] == batch.scored_ms).all()
+    assert rows["top_class_id"].tolist() == [CLASS_IDS[int(k)] for k in batch.probs.argmax(axis=1)]

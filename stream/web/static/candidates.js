@@ -18,7 +18,7 @@ async function refresh() {
       String(i + 1), {text: r.objectId, href: "/object/" + encodeURIComponent(r.objectId), cls: "id"},
       fmt(r.score, 3), fmt(r.sn, 3), fmt(r.flare, 3), r.class || "-", fmt(r.ageDays, 1),
       r.nVisits === null ? "-" : String(r.nVisits), fmt(r.raDeg, 4), fmt(r.decDeg, 4),
-      fmt((data.now_ms - r.updatedMs) / 1000, 0) + " s ago", r.model || "-"]));
+      fmt(r.latestMjdTai, 4), fmt((data.now_ms - r.updatedMs) / 1000, 0) + " s ago"]));
     note.className = "dim";
     note.textContent = `${data.rows.length} shown of ${data.considered} recent candidates · updated ${utc(data.now_ms)} UTC · refresh every ${REFRESH_MS / 1000} s`;
   } catch (err) {
