@@ -39,6 +39,7 @@ COMMAND_TIMEOUT_S = 240
 PAGE_TIMEOUT_S = 30.0
 REFRESH_S = 1.0  # the candidates page polls this often here
 SIMULATED_OBJECTS = 15
+MALFORMED = b"\x00\x00\x00\x03\xe8truncated"  # the demo's malformed packet
 
 
 def alertformer(*args: str, env: dict) -> str:
@@ -250,7 +251,9 @@ def test_pages_in_a_real_browser(night, web, browser):
     n_alerts = len({json.loads(e)["alertId"] for e in client.lrange(keys.score_history(object_id), 0, -1)})
     assert browser.execute_script("return document.getElementById('likelihoods').data[0].x.length") == n_alerts
     assert len(browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")) == n_alerts
+    browser.set_window_size(1280, 2000)  # the whole page: light curve, probabilities, likelihoods, scores
     browser.save_screenshot(str(ARTIFACTS / "object.png"))
+    browser.set_window_size(1280, 1000)
 
 
 
@@ -269,6 +272,7 @@ def test_the_list_shows_a_newly_scored_object_without_a_reload(night, web, brows
     producer = make_producer(config.kafka)
     for a in alerts:
         producer.produce(next(iter(config.topics.inputs)), a.value, a.key)
+    producer.produce(next(iter(config.topics.inputs)), MALFORMED, b"bad")  # a dead letter for the status page
     assert producer.flush(30) == 0
     service = ScoringService(config)
     scorer = threading.Thread(target=service.run, kwargs={"idle_timeout_s": 20.0, "timeout_s": 120.0})
@@ -280,8 +284,10 @@ def test_the_list_shows_a_newly_scored_object_without_a_reload(night, web, brows
 
         browser.get(web + "/status")  # the scorer is still up (idle): the status page shows it
         wait_for(browser, lambda d: config.scoring.instance_id in text_of(d, "consumers"), "the live scorer is listed")
+        wait_for(browser, lambda d: "BadPacket" in text_of(d, "dead"), "the dead letter is counted by its reason")
         time.sleep(3 * REFRESH_S)  # a few polls: points in the throughput plot
         assert "yes" in text_of(browser, "consumers")
+        assert browser.execute_script("return document.getElementById('rate').data[0].x.length") >= 3
         browser.save_screenshot(str(ARTIFACTS / "status.png"))
     finally:
         service.loop.stop()

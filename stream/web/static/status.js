@@ -33,9 +33,10 @@ function draw(data) {
   series.p95.push(p95);
   const layout = (title) => ({...PLOT_LAYOUT, showlegend: false, xaxis: {type: "date"},
                               yaxis: {title: {text: title}, rangemode: "tozero"}});
-  Plotly.react("rate", [{type: "scatter", mode: "lines+markers", x: series.t, y: series.rate}],
+  // Copies: Plotly.react redraws only data it has not seen (the same arrays, grown, would not be drawn).
+  Plotly.react("rate", [{type: "scatter", mode: "lines+markers", x: [...series.t], y: [...series.rate]}],
                layout("alerts/s, live consumers (last minute)"), PLOT_CONFIG);
-  Plotly.react("latency", [{type: "scatter", mode: "lines+markers", x: series.t, y: series.p95,
+  Plotly.react("latency", [{type: "scatter", mode: "lines+markers", x: [...series.t], y: [...series.p95],
                             line: {color: "#d55e00"}, marker: {color: "#d55e00"}}],
                layout("latency p95 ms, slowest consumer"), PLOT_CONFIG);
 }
