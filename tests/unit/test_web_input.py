@@ -107,3 +107,23 @@ def test_query_defaults_and_class_names():
     q = candidate_query({"score": "flare", "class": "kilonova", "ra": "10", "dec": "-30", "radius": "0.5",
                          "min_visits": "3", "max_age_days": "20"})
     assert (q.score, q.class_id, q.cone, q.min_visits, q.max_age_days) == ("flare", 2232, True, 3, 20.0)
+
+
+def test_promotions_newest_first_and_none_without_a_registry(tmp_path):
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.model import AlertTransformer, ModelConfig
+    from models.registry import ModelRegistry
+    from stream.web.read import read_promotions
+
+    assert read_promotions(None) is None
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "m.pt", AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1)))
+    registry = ModelRegistry(tmp_path / "reg")
+    for reason in ("shipped", "better macro_f1"):
+        registry.promote(registry.register(checkpoint).version, reason)
+    promotions = read_promotions(str(tmp_path / "reg"))
+    assert promotions.champion == "v0002"
+    assert [(p["version"], p["reason"]) for p in promotions.recent] == [("v0002", "better macro_f1"),
+                                                                        ("v0001", "shipped")]
