@@ -25,7 +25,8 @@ from models.taxonomy import CLASS_NAMES
 from stream.errors import ConfigError
 from stream.keys import Keys
 from stream.web.query import BadInput, candidate_query, object_id as valid_object_id
-from stream.web.read import UnknownObject, read_candidates, read_object_page, read_status
+from stream.show import NoSuchObject
+from stream.web.read import read_candidates, read_object_page, read_status
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -119,9 +120,8 @@ def create_app(client: redis.Redis, keys: Keys, rules: list[str], token: str | N
     async def bad_input(request: Request, exc: BadInput) -> Response:
         return error(request, 422, str(exc))
 
-    async def unknown_object(request: Request, exc: UnknownObject) -> Response:
-        return error(request, 404, f"object {exc.args[0]}: not in Redis under the prefix {keys.prefix!r} "
-                                   "(never scored here, or expired after scoring.history_ttl_s)")
+    async def unknown_object(request: Request, exc: NoSuchObject) -> Response:
+        return error(request, 404, str(exc))
 
     async def redis_down(request: Request, exc: ConfigError) -> Response:
         return error(request, 503, str(exc))
@@ -141,6 +141,6 @@ def create_app(client: redis.Redis, keys: Keys, rules: list[str], token: str | N
     ]
     middleware = [Middleware(SecurityHeaders)] + ([Middleware(TokenAuth, token=token)] if token else [])
     return Starlette(routes=routes, middleware=middleware, exception_handlers={
-        BadInput: bad_input, UnknownObject: unknown_object, ConfigError: redis_down, redis.RedisError: redis_unreachable,
+        BadInput: bad_input, NoSuchObject: unknown_object, ConfigError: redis_down, redis.RedisError: redis_unreachable,
         404: not_found,
         405: not_found})

@@ -2,7 +2,8 @@
 
 Key names come from `stream.keys`, the stored curve from `stream.show.read_object`, the consumers and
 champion from `stream.monitor.read_state`: this module adds the filters and the score history.
-Each read is one or two pipelined round trips.
+Reads are pipelined: the object and status pages take two round trips each, the candidates two per
+chunk read (`read_candidates`).
 """
 import json
 import re
@@ -124,10 +125,6 @@ def read_candidates(client: redis.Redis, keys: Keys, query: CandidateQuery, now_
     return {"now_ms": now_ms, "considered": len(ids), "rows": out}
 
 
-class UnknownObject(LookupError):
-    """Redis holds nothing of the object: never scored here, or expired."""
-
-
 def portal_links(object_id: str) -> dict[str, str]:
     """Pages of the object on the brokers' portals: Fink and ALeRCE for ZTF object ids, none otherwise."""
     if not ZTF_OBJECT_ID.fullmatch(object_id):
@@ -149,17 +146,12 @@ def read_object_page(client: redis.Redis, keys: Keys, object_id: str, rules: lis
 
     Raises
     ------
-    UnknownObject
-        When neither a light curve nor scores of the object are stored.
+    stream.show.NoSuchObject
+        When no light curve of the object is stored.
     ConfigError
         When Redis cannot be read.
     """
-    try:
-        view = read_object(client, keys, object_id)
-    except ConfigError as err:
-        if "no light curve" in str(err):
-            raise UnknownObject(object_id) from None
-        raise
+    view = read_object(client, keys, object_id)
     try:
         pipe = client.pipeline(transaction=False).lrange(keys.score_history(object_id), 0, -1)
         if rules:
