@@ -112,7 +112,8 @@ def read_candidates(client: redis.Redis, keys: Keys, query: CandidateQuery, now_
     rows = np.concatenate(parts)
     chosen = np.flatnonzero(_filter(rows, query, since_ms))
     score = (rows["sn_likelihood"] if query.score == "sn" else rows["flare_likelihood"]).astype(np.float64)
-    chosen = chosen[np.lexsort((np.array(ids, dtype=str)[chosen], -score[chosen]))][:query.limit] if len(chosen) else chosen
+    if len(chosen):  # best first, ties by id
+        chosen = chosen[np.lexsort((np.array(ids, dtype=str)[chosen], -score[chosen]))][:query.limit]
     out = []
     for i in chosen:
         r = rows[i]
@@ -164,7 +165,8 @@ def read_object_page(client: redis.Redis, keys: Keys, object_id: str, rules: lis
     for code in np.unique(c.band):
         sel = c.band == code
         bands[BAND_NAMES[code]] = {"mjdTai": c.mjd_tai[sel].tolist(), "fluxNjy": c.flux_njy[sel].tolist(),
-                                   "fluxErrNjy": c.flux_err_njy[sel].tolist(), "detection": c.is_detection[sel].tolist()}
+                                   "fluxErrNjy": c.flux_err_njy[sel].tolist(),
+                                   "detection": c.is_detection[sel].tolist()}
     history = {}
     for blob in history_blobs:
         entry = json.loads(blob)

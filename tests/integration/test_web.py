@@ -63,7 +63,8 @@ def night(stack):
                                                           "deadletter", "labels")}
     config = StreamConfig(kafka={"bootstrap_servers": stack["bootstrap"]},
                           redis={"url": stack["redis_url"], "prefix": f"test-web-{run}"},
-                          topics={"inputs": {topics["alerts"]: "auto"}} | {k: v for k, v in topics.items() if k != "alerts"},
+                          topics={"inputs": {topics["alerts"]: "auto"}}
+                          | {k: v for k, v in topics.items() if k != "alerts"},
                           scoring={"group_id": f"web-{run}", "instance_id": f"web-{run}", "batch_timeout_ms": 100})
     create_topics(config.kafka.client_config(), list(topics.values()), 4)
     env = os.environ | config_env(config)
