@@ -293,3 +293,35 @@ def test_the_list_shows_a_newly_scored_object_without_a_reload(night, web, brows
     finally:
         service.loop.stop()
         scorer.join(150)
+
+
+def test_the_command_serves_the_configured_redis_with_its_token(night):
+    """``alertformer web`` as a user starts it: address printed, [web] token from the environment enforced."""
+    import urllib.error
+    import urllib.request
+
+    config, env, _ = night
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "alertformer.cli", "web", "--port", str(port)], cwd=REPO,
+                              env=env | {"ALERTFORMER_WEB__TOKEN": "t0ken"}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == f"alertformer web: http://127.0.0.1:{port}/"
+        url = f"http://127.0.0.1:{port}/api/candidates?limit=500"
+        deadline = time.monotonic() + PAGE_TIMEOUT_S
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                pytest.fail("answered without the token")
+            except urllib.error.HTTPError as err:
+                assert err.code == 401
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "alertformer web did not answer"
+                time.sleep(0.2)
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer t0ken"})
+        rows = json.loads(urllib.request.urlopen(request, timeout=10).read())["rows"]
+        assert {r["objectId"] for r in rows} == candidates_in_redis(redis.Redis.from_url(config.redis.url),
+                                                                    Keys(config.redis.prefix))
+    finally:
+        server.terminate()
+        server.wait(10)
