@@ -22,4 +22,5 @@ up: install
 	deploy/stack.sh up
 
 down:
+	@if [ -f .stack/web.pid ]; then kill "$$(cat .stack/web.pid)" 2> /dev/null || true; rm -f .stack/web.pid; fi
 	deploy/stack.sh down

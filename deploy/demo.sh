@@ -7,8 +7,9 @@
 #   4. show what came out: scored alerts, ELAsTiCC2 classifications, follow-up requests, the
 #      dead-letter record, and the monitor's view of Redis,
 #   5. close with one line of what the run committed: alerts scored, dead letters, follow-up
-#      requests, scored alerts by top class.
-# The stack stays up afterwards (make down stops it).
+#      requests, scored alerts by top class,
+#   6. start the web pages (alertformer web, in the background) and print their address.
+# The stack and the web server stay up afterwards (make down stops both).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data=${ALERTFORMER_DATA:-$repo/data}
@@ -36,3 +37,23 @@ section "monitor (one frame; run 'alertformer monitor' for the live view)"
 alertformer monitor --once --top 5
 section "summary"
 printf 'demo: this run committed %s\n' "$(cat .stack/run-summary.json)"
+section "web: candidates, object and status pages (alertformer web; logs in .stack/web.log)"
+web_port=${ALERTFORMER_WEB__PORT:-8080}
+if [ -f .stack/web.pid ]; then kill "$(cat .stack/web.pid)" 2> /dev/null || true; fi
+nohup alertformer web > .stack/web.log 2>&1 &
+echo $! > .stack/web.pid
+if python3 - "$web_port" <<'PY'
+import sys, time, urllib.request
+for _ in range(100):  # 20 s
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/status", timeout=2)
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.2)
+sys.exit(1)
+PY
+then
+  printf 'demo: the web view of this night is at http://127.0.0.1:%s/ (make down stops it)\n' "$web_port"
+else
+  printf 'demo: alertformer web did not answer on port %s; see .stack/web.log\n' "$web_port" >&2
+fi

@@ -462,6 +462,25 @@ class TrainerSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics (`stream.metrics`): off unless a port is set. Several processes on one host each need
+    their own port (``ALERTFORMER_METRICS__PORT`` per process)."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="the scorer's /metrics port (README: 9108); unset: off")
+    trainer_port: int | None = Field(None, ge=1, le=65535, description="the trainer's /metrics port (README: 9109)")
+    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 for a Prometheus on another host")
+
+
+class WebSettings(_Section):
+    """`alertformer web`: the read-only pages over the Redis state."""
+
+    host: str = Field("127.0.0.1", description="address to listen on; set token too when it is not loopback")
+    port: int = Field(8080, ge=1, le=65535)
+    token: SecretStr | None = Field(None, description="secret: when set, every page and API call needs "
+                                                       "'Authorization: Bearer TOKEN' (or the cookie /login sets)")
+    refresh_s: float = Field(5.0, gt=0, le=3600, description="the candidates page polls this often")
+
+
 class StreamConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALERTFORMER_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -475,6 +494,8 @@ class StreamConfig(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     input: InputSettings | None = Field(None, description="[input.kafka]: read alerts from another cluster")
     output: OutputSettings | None = Field(None, description="[output.kafka]: the own cluster, beside [input.kafka]")
 
@@ -559,7 +580,8 @@ class StreamConfig(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret in this configuration, as text, for `stream.secrets.mask_in_logs`."""
-        secrets = [s.get_secret_value() for s in (self.redis.password, self.schema_registry.password) if s is not None]
+        secrets = [s.get_secret_value() for s in (self.redis.password, self.schema_registry.password, self.web.token)
+                   if s is not None]
         secrets += url_secrets(self.schema_registry.url)
         for cluster in self.clusters().values():
             secrets += cluster.secret_values()

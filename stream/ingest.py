@@ -121,4 +121,4 @@ class Ingest:
     def dead(self, msg: Message, err: Exception) -> Output:
         """The dead-letter output of `msg`, rejected with `err`."""
         key, value = dead_letter(msg, err, self.max_payload_bytes)
-        return Output(self.deadletter_topic, value, key, source=msg)
+        return Output(self.deadletter_topic, value, key, source=msg, reason=type(err).__name__)

@@ -13,6 +13,15 @@ key                                             type    content
                                                         ``solarSystem`` (1: a known solar-system object),
                                                         ``survey``, ``context`` (the alert context,
                                                         `stream.state.pack_context`); TTL ``history_ttl_s``
+``{p}:row:{objectId}``                          string  the latest scores again as one packed record
+                                                        (`stream.state.ROW_DTYPE`), so the web view reads a
+                                                        thousand candidates in one MGET; TTL ``history_ttl_s``
+``{p}:scores:{objectId}``                       list    the object's scored alerts, oldest first, the last
+                                                        `SCORE_HISTORY_MAX`: JSON ``{"alertId", "mjdTai",
+                                                        "scoredMs", "probs" (in `models.taxonomy.CLASS_IDS`
+                                                        order), "sn", "flare", "model"}``; a re-scored alert
+                                                        (after a crash) may appear twice (readers keep its
+                                                        last); TTL ``history_ttl_s``
 ``{p}:top:sn:{bucket}`` / ``{p}:top:flare:…``   zset    objectId → snLikelihood / flareLikelihood of the
                                                         objects scored in that time bucket (`top_bucket`:
                                                         updatedMs // 300,000), trimmed to the best
@@ -26,7 +35,8 @@ key                                             type    content
                                                         and ``latencyP50Ms``/``P95``/``P99`` (Kafka timestamp
                                                         → publish; absent if none), since the start
                                                         ``alertsPerSTotal``, ``latencyP50MsTotal``/…;
-                                                        ``startedMs``, ``lag``, ``modelVersion``,
+                                                        ``startedMs``, ``deadLetterReasons`` (JSON: error type →
+                                                        count), ``lag``, ``modelVersion``,
                                                         ``heartbeatMs``, ``host``, ``pid``; ``stoppedMs`` after
                                                         a clean stop (then a TTL)
 ``{p}:model:champion``                          string  version of the promoted model
@@ -41,6 +51,7 @@ from dataclasses import dataclass
 # without old objects holding the top for good. A bucket lives for TOP_KEEP_S after its last write.
 TOP_BUCKET_MS = 300_000
 TOP_KEEP_S = 24 * 3600
+SCORE_HISTORY_MAX = 500  # scored alerts kept per object: years of a Rubin field's visits
 
 
 def top_bucket(wall_ms: int) -> int:
@@ -57,6 +68,12 @@ class Keys:
 
     def object_scores(self, object_id: str) -> str:
         return f"{self.prefix}:obj:{object_id}"
+
+    def candidate_row(self, object_id: str) -> str:
+        return f"{self.prefix}:row:{object_id}"
+
+    def score_history(self, object_id: str) -> str:
+        return f"{self.prefix}:scores:{object_id}"
 
     def top(self, score: str, bucket: int) -> str:
         """``score`` is ``"sn"`` or ``"flare"``; `bucket` a time bucket (`top_bucket`)."""

@@ -79,6 +79,7 @@ class Output:
     key: bytes | None = None
     headers: Sequence[tuple[str, bytes]] = ()
     source: Message | None = None
+    reason: str | None = None  # a dead letter's error type, for the metrics (not produced)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from stream.kafka_io import check_cluster, check_input, input_label, make_consum
 from stream.positions import stored_positions
 from stream.keys import Keys
 from stream.loop import Finish, Output, TransactionalLoop
+from stream.metrics import ScorerMetrics, serve as serve_metrics
 from stream.redis_io import check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
 from stream.score import EncodedBatch, Scorer, Scores, served_checkpoint, set_torch_threads
@@ -71,6 +72,7 @@ class Finished:
     n_dead: int  # dead letters: undecodable inputs and non-finite scores
     dropped_points: int  # implausible history points the decoders left out
     requests: list[dict]  # follow-up requests, for the webhook
+    dead_reasons: Counter = field(default_factory=Counter)  # dead letters by error type, for the metrics
 
 
 @dataclass
@@ -107,6 +109,7 @@ class ScoringService:
     `times` holds the seconds spent per stage since the start (`stream.stages`); `on_batch`, if set,
     is called after each committed batch (and its Redis state) with the batch's messages and the
     wall-clock time, in ms, at which its transaction committed: what `alertformer bench` reads.
+    `metrics` holds its Prometheus metrics (`stream.metrics`), served when ``metrics.port`` is set.
     """
 
     def __init__(self, config: StreamConfig, scorer: Scorer | None = None):
@@ -114,6 +117,8 @@ class ScoringService:
         self.summary = RunSummary()
         self.times = StageTimes()
         self.on_batch: BatchObserver | None = None
+        self.metrics = ScorerMetrics()
+        self._refused_seen = 0  # loop.stats.record_errors already counted in the metrics
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
@@ -162,6 +167,8 @@ class ScoringService:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
         self._finished: Finished | None = None  # the batch just finished, until its commit
+        if config.metrics.port:
+            serve_metrics(self.metrics.registry, config.metrics.host, config.metrics.port)
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
                  self.instance_id, transactional_id, self.scorer.version, config.masked())
 
@@ -191,7 +198,7 @@ class ScoringService:
             self._in_flight.append({})
 
             def finish_dead_letters() -> list[Output]:
-                self._finished = Finished(None, {}, 0, len(dead), 0, [])
+                self._finished = Finished(None, {}, 0, len(dead), 0, [], _reasons(dead))
                 return list(dead)
 
             return finish_dead_letters
@@ -226,7 +233,8 @@ class ScoringService:
                                source=scored[i].message) for i, r in requests]
             requests = [r for _, r in requests]
             self._finished = Finished(batch, windows.merged, len(scored), len(dead) + len(rejected),
-                                      sum(g.alert.dropped_points for g in good), requests)
+                                      sum(g.alert.dropped_points for g in good), requests,
+                                      _reasons(list(dead) + rejected))
             return outputs
 
         return finish
@@ -296,12 +304,29 @@ class ScoringService:
                 self.webhook.submit(request)
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
-        self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points)
+        reasons = self._dead_reasons(done)
+        self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points, reasons)
         self.summary.add(None if done.batch is None else done.batch.probs, done.n_dead, len(done.requests))
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
-        self.state.write_batch(done.batch, done.merged, self.lag(), self.scorer.version)
+        lag = self.lag_by_partition()
+        self.state.write_batch(done.batch, done.merged, None if lag is None else sum(lag.values()),
+                               self.scorer.version)
+        self.metrics.committed(len(messages), done.n_scored, reasons, latencies_ms,
+                               [r["rule"] for r in done.requests], self.times.as_dict())
+        self.metrics.state(self.loop.stats.batches, self.loop.stats.aborts, self.history.outages,
+                           self.scorer.version, lag)
         if self._in_flight:
             self._in_flight.popleft()  # this batch's curves: in Redis now
+
+    def _dead_reasons(self, done: Finished) -> Counter:
+        """The committed batch's dead letters by error type; outputs the broker refused count as
+        ``refused_output`` (the loop dead-lettered their inputs in a rerun of the batch)."""
+        reasons = Counter(done.dead_reasons)
+        refused = self.loop.stats.record_errors
+        if refused > self._refused_seen:
+            reasons["refused_output"] += refused - self._refused_seen
+            self._refused_seen = refused
+        return reasons
 
     def idle(self) -> None:
         self.history.new_batch()
@@ -309,17 +334,23 @@ class ScoringService:
 
     def lag(self) -> int | None:
         """Messages behind the high watermarks of the assigned partitions (cached, no broker call)."""
+        lag = self.lag_by_partition()
+        return None if lag is None else sum(lag.values())
+
+    def lag_by_partition(self) -> dict[tuple[str, int], int] | None:
+        """(topic, partition) → messages behind its high watermark, for the assigned partitions whose position
+        and watermark are known (cached, no broker call); None before an assignment."""
         consumer = self.loop.consumer
         try:
             positions = consumer.position(consumer.assignment())
         except KafkaException:  # not assigned yet, or closing
             return None
-        total = 0
+        lag = {}
         for tp in positions:
             _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
             if high >= 0 and tp.offset >= 0:
-                total += max(high - tp.offset, 0)
-        return total
+                lag[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
+        return lag
 
     def run(self, **limits):
         try:
@@ -331,6 +362,11 @@ class ScoringService:
                 self.watcher.stop()
             if self.webhook:
                 self.webhook.close()
+
+
+def _reasons(dead: list[Output]) -> Counter:
+    """Dead-letter outputs counted by error type."""
+    return Counter(o.reason or "unknown" for o in dead)
 
 
 def cmd_run(args) -> int:

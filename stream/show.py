@@ -22,6 +22,10 @@ REDIS_TIMEOUT_S = 5.0  # one Redis call
 FIGURE_SIZE_IN = (8.0, 4.5)
 
 
+class NoSuchObject(ConfigError):
+    """Redis holds no light curve of the object: never scored under this prefix, or expired."""
+
+
 @dataclass(frozen=True)
 class ObjectView:
     """What Redis holds of one object: its stored light curve and its latest scores."""
@@ -36,8 +40,10 @@ def read_object(client: redis.Redis, keys: Keys, object_id: str) -> ObjectView:
 
     Raises
     ------
+    NoSuchObject
+        If Redis holds no light curve of `object_id` (never scored, or expired).
     ConfigError
-        If Redis holds no light curve of `object_id` (never scored, or expired), or cannot be reached.
+        If Redis cannot be reached.
     """
     try:
         blob, scores = (client.pipeline(transaction=False).get(keys.light_curve(object_id))
@@ -45,7 +51,7 @@ def read_object(client: redis.Redis, keys: Keys, object_id: str) -> ObjectView:
     except redis.RedisError as err:
         raise ConfigError(f"redis.url: cannot read the state ({err})") from None
     if not blob:
-        raise ConfigError(f"object {object_id!r}: no light curve under the prefix {keys.prefix!r} (not scored "
+        raise NoSuchObject(f"object {object_id!r}: no light curve under the prefix {keys.prefix!r} (not scored "
                           "yet, or expired after scoring.history_ttl_s)")
     text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in scores.items()}

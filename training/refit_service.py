@@ -40,6 +40,7 @@ from stream.history import HistoryStore
 from stream.hotswap import announce
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
+from stream.metrics import TrainerMetrics, serve as serve_metrics
 from stream.redis_io import make_redis
 from stream.state import read_contexts
 from training.datasets import simulated, ztf_packet_set
@@ -102,6 +103,10 @@ class TrainerService:
         self._fixed_sets = None
         self.pending = len(self.store.load(since=self.state["trained_through"])[0])
         self._stopping = False
+        self.metrics = TrainerMetrics()
+        self.metrics.pending.set(self.pending)
+        if config.metrics.trainer_port:
+            serve_metrics(self.metrics.registry, config.metrics.host, config.metrics.trainer_port)
         log.info("trainer ready champion=%s pending_labels=%d mode=%s metric=%s", self.registry.champion(),
                  self.pending, self.settings.mode, self.settings.metric)
 
@@ -140,6 +145,7 @@ class TrainerService:
         if messages:
             self.consumer.commit(asynchronous=False)
         self.pending += len(accepted)
+        self.metrics.pending.set(self.pending)
         return len(accepted)
 
     def _histories(self, object_ids: list[str]) -> tuple[dict, dict] | None:
@@ -221,6 +227,8 @@ class TrainerService:
         self.state = {"trained_through": through, "last_decision_ms": record["at_ms"]}
         _write_json_atomic(self.state_path, self.state)
         self.pending = 0
+        self.metrics.pending.set(0)
+        self.metrics.decided(decision.promote)
         return record
 
     def run(self, max_rounds: int | None = None, timeout_s: float | None = None) -> list[dict]:

@@ -20,7 +20,8 @@ COMMANDS = {
     "replay": "replay", "decode": "decode", "run": "run", "monitor": "monitor", "subscribe": "subscribe",
     "models": "models", "simulate": "simulate", "train": "train", "evaluate": "evaluate", "trainer": "trainer",
     "bench": "bench", "show": "show", "health": "health", "bench-decode": "bench_decode",
-    "bench-simulate": "bench_simulate", "bench-gpu": "bench_gpu", "bench-forward": "bench_forward",
+    "bench-simulate": "bench_simulate", "bench-gpu": "bench_gpu", "bench-forward": "bench_forward", "web": "web",
+    "bench-web": "bench_web",
 }
 
 

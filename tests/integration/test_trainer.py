@@ -121,11 +121,16 @@ def test_corrupted_labels_are_rejected(trainer_config):
     labels = simulated("train", 165, seed=78)
     shuffled = np.random.default_rng(0).permutation(labels.class_ids)
     send_labels(trainer_config, labels, shuffled)
-    [decision] = TrainerService(trainer_config).run(max_rounds=1, timeout_s=300)
+    service = TrainerService(trainer_config)
+    [decision] = service.run(max_rounds=1, timeout_s=300)
     assert not decision["promoted"], decision
     registry = ModelRegistry(trainer_config.registry.path)
     assert registry.champion() == "v0001"
     assert registry.get("v0002").meta["note"] == "rejected"
+    sample = service.metrics.registry.get_sample_value  # what its /metrics shows
+    assert [sample(f"alertformer_trainer_{name}_total") for name in ("finetunes", "rejections", "promotions")] \
+        == [1, 1, 0]
+    assert sample("alertformer_trainer_labels_pending") == 0
 
 
 def test_killed_mid_training_leaves_champion_and_resumes(trainer_config):

@@ -151,3 +151,14 @@ def test_decode_prints_each_message_and_dead_letters_only_when_asked(shared_data
         assert [r["offset"] for r in records] == [0, 1] and records[0]["objectId"] == "ZTF17aaajnnn"
         assert records[1]["undecodable"] and records[1]["dead_lettered"] is send
         assert [o.topic for o in outputs] == (["alertformer.deadletter"] if send else [])
+
+
+def test_the_run_command_loads_no_web_code():
+    """The scorer's process never imports the web pages or their server (`stream.web`, starlette, uvicorn)."""
+    code = ("import sys; import stream.service; stream.service.cmd_run = lambda args: 0; "
+            "from alertformer.cli import build_parser; args = build_parser('run').parse_args(['run']); "
+            "assert args.func(args) == 0; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'plotly') "
+            "or m == 'stream.web' or m.startswith('stream.web.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

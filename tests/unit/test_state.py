@@ -1,12 +1,15 @@
 """Redis state without Redis: the last minute beside the totals in the consumer metrics, and the top-candidate
 sets (per time bucket, no known solar-system objects) with each object's age."""
+import json
+
 import numpy as np
 import pytest
 from test_rules import make_batch
 
 from models.context import context_vector
+from models.taxonomy import CLASS_IDS
 from stream import state
-from stream.keys import Keys, top_bucket
+from stream.keys import SCORE_HISTORY_MAX, Keys, top_bucket
 from stream.state import ConsumerMetrics, StateWriter
 
 
@@ -71,3 +74,37 @@ def test_a_context_stored_under_an_earlier_field_list_reads_with_the_later_field
     assert context[:N_CONTEXT - 3].tolist() == earlier.tolist() and np.isnan(context[N_CONTEXT - 3:]).all()
     assert np.isnan(unpack_context(pack_context(np.zeros(N_CONTEXT + 1)))).all()  # longer: not ours
     assert np.isnan(unpack_context("abc")).all()
+
+
+def test_each_scored_alert_is_appended_to_its_objects_score_history():
+    batch = make_batch(2, sn_likelihood=[0.9, 0.2], flare_likelihood=[0.05, 0.7])
+    keys, pipe = Keys("p"), RecordingPipe()
+    StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
+    pushed = {args[0]: json.loads(args[1]) for name, args, _ in pipe.calls if name == "rpush"}
+    assert set(pushed) == {keys.score_history("obj0"), keys.score_history("obj1")}
+    entry = pushed[keys.score_history("obj1")]
+    assert entry["alertId"] == int(batch.alert_id[1]) and entry["model"] == batch.model_version
+    assert entry["sn"] == pytest.approx(0.2) and entry["flare"] == pytest.approx(0.7)
+    np.testing.assert_allclose(entry["probs"], batch.probs[1], atol=1e-5)
+    assert entry["mjdTai"] == pytest.approx(float(batch.latest_mjd_tai[1]))
+    assert ("ltrim", (keys.score_history("obj1"), -SCORE_HISTORY_MAX, -1), {}) in pipe.calls
+    assert ("expire", (keys.score_history("obj1"), 100), {}) in pipe.calls
+
+
+def test_each_object_gets_its_packed_candidate_row():
+    batch = make_batch(3, sn_likelihood=[0.9, 0.95, 0.2], flare_likelihood=[0.1, 0.99, 0.3],
+                       n_visits=[5, 7, 9], ra_deg=[10.0, 200.5, 359.0],
+                       context=np.stack([context_vector(ss_distance_arcsec=np.inf),
+                                         context_vector(ss_distance_arcsec=0.0),
+                                         context_vector(first_detection_mjd_tai=59990.5)]))
+    keys, pipe = Keys("p"), RecordingPipe()
+    StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
+    stored = {args[0]: (args[1], kwargs) for name, args, kwargs in pipe.calls if name == "set"}
+    rows = np.frombuffer(b"".join(stored[keys.candidate_row(f"obj{i}")][0] for i in range(3)), dtype=state.ROW_DTYPE)
+    assert all(kwargs == {"ex": 100} for _, kwargs in stored.values())
+    np.testing.assert_allclose(rows["sn_likelihood"], [0.9, 0.95, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(rows["flare_likelihood"], [0.1, 0.99, 0.3], rtol=1e-6)
+    assert rows["n_visits"].tolist() == [5, 7, 9] and rows["ra_deg"].tolist() == [10.0, 200.5, 359.0]
+    assert rows["solar_system"].tolist() == [0, 1, 0] and rows["age_days"].tolist() == [0.5, 0.5, 10.0]
+    assert (rows["updated_ms"] == batch.scored_ms).all()
+    assert rows["top_class_id"].tolist() == [CLASS_IDS[int(k)] for k in batch.probs.argmax(axis=1)]

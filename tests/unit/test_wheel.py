@@ -38,10 +38,14 @@ CHECKS = textwrap.dedent("""
     from stream.decode import elasticc
     decode_schemas = sorted(p.name for p in elasticc.SCHEMA_DIR.glob("*.avsc"))
 
+    from stream import web
+    web_dir = Path(web.__file__).parent
+    web_files = sorted(str(p.relative_to(web_dir)) for p in web_dir.rglob("*") if p.suffix in (".html", ".js", ".css"))
+
     from alertformer import score
     result = score(mjd=[60000.1, 60001.2, 60003.0, 60005.1], band=["ztf-g", "ztf-r", "ztf-g", "ztf-r"],
                    flux=[30.0, 60.0, 110.0, 140.0], flux_err=[2.0, 2.5, 2.2, 3.0], flux_unit="uJy")
-    print(json.dumps({"schemas": schemas, "decode_schemas": decode_schemas, "model_version": result.model_version,
+    print(json.dumps({"schemas": schemas, "decode_schemas": decode_schemas, "web_files": web_files, "model_version": result.model_version,
                       "sum_probs": sum(result.probabilities.values()), "sn_likelihood": result.sn_likelihood}))
 """)
 
@@ -79,5 +83,8 @@ def test_the_wheel_installed_in_a_fresh_virtualenv_scores_with_its_own_model_and
     assert report["schemas"] == (sorted(p.name for p in schemas.glob("*.avsc"))
                                  + sorted(f"previous/{p.name}" for p in (schemas / "previous").glob("*.avsc")))
     assert report["decode_schemas"] == sorted(p.name for p in (REPO / "stream" / "decode" / "schemas").glob("*.avsc"))
+    web_dir = REPO / "stream" / "web"
+    assert report["web_files"] == sorted(str(p.relative_to(web_dir)) for p in web_dir.rglob("*")
+                                         if p.suffix in (".html", ".js", ".css"))
     assert report["sum_probs"] == pytest.approx(1.0, abs=1e-4) and 0.0 <= report["sn_likelihood"] <= 1.0
     assert report["model_version"] == checkpoint_version(SHIPPED_CHECKPOINT, {})  # the shipped model's bytes
