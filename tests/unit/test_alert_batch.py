@@ -14,7 +14,7 @@ from stream.decode import decode_auto, decode_elasticc, encode_elasticc, encode_
 from stream.decode.rubin import rubin_records_from_parquet
 from stream.ingest import Ingest
 from stream.loop import BatchResult, Output, TransactionalLoop
-from stream.window import _until, build_windows
+from stream.window import TIME_SLACK_DAYS, build_windows
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -85,6 +85,11 @@ def test_trigger_points_find_the_triggering_source_else_the_latest_point():
     both = AlertBatch.concatenate([taken, alerts])
     assert len(both) == 5 and both.object_id.tolist() == ["c", "a", "a", "b", "c"]
     assert same_curve(both.curves[4], alerts.curves[2])
+
+
+def _until(curve: LightCurve, mjd_tai: float) -> LightCurve:
+    keep = curve.mjd_tai <= mjd_tai + TIME_SLACK_DAYS
+    return LightCurve(*(getattr(curve, f)[keep] for f in LightCurve.FIELDS))
 
 
 def reference_windows(alerts: list[DecodedAlert], history: dict) -> tuple[list[LightCurve], dict]:
