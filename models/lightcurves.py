@@ -5,7 +5,7 @@ as one, and `models.encode.encode_curves` reads it: no per-curve Python object b
 Kafka message and the tensors. Curve i is points ``offsets[i]:offsets[i + 1]``; a `LightCurve`
 of it (`light_curve`, `curves[i]`) is a view, not a copy.
 """
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +87,10 @@ class LightCurves:
         """One `LightCurve` (views) per curve."""
         return list(self)
 
+    def by_id(self) -> "CurvesById":
+        """The curves as a mapping from their (unique) ids."""
+        return CurvesById(self)
+
     def take(self, index) -> "LightCurves":
         """The curves at `index` ((K,) int, or a (B,) bool mask), in that order, as new columns."""
         index = np.arange(len(self))[index] if np.asarray(index).dtype == np.bool_ else np.asarray(index, np.int64)
@@ -124,3 +128,20 @@ class LightCurves:
         ids = None if any(p.ids is None for p in parts) else np.concatenate([p.ids for p in parts])
         return cls.from_points(np.concatenate([p.lengths for p in parts]),
                                [np.concatenate([getattr(p, name) for p in parts]) for name in cls.FIELDS], ids)
+
+
+class CurvesById(Mapping):
+    """``{id: curve}`` over a `LightCurves` whose ids are unique; each curve is a view made when asked for."""
+
+    def __init__(self, curves: LightCurves):
+        self.curves = curves
+        self._index = {key: i for i, key in enumerate(curves.ids.tolist())}
+
+    def __getitem__(self, key) -> LightCurve:
+        return self.curves.light_curve(self._index[key])
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)

@@ -105,10 +105,10 @@ class AlertBatch:
         the source id is absent from its curve."""
         curves = self.curves
         owner = curves.owner()  # (P,)
-        hit = curves.source_id == self.source_id[owner]  # (P,)
-        first_hit = np.full(len(self), curves.n_points, dtype=np.int64)
-        np.minimum.at(first_hit, owner[hit], np.flatnonzero(hit))
-        return np.where(first_hit < curves.n_points, first_hit, curves.offsets[1:] - 1)
+        hit = np.flatnonzero(curves.source_id == self.source_id[owner])[::-1]  # source ids are unique in a curve
+        points = curves.offsets[1:] - 1  # (B,)
+        points[owner[hit]] = hit
+        return points
 
     @classmethod
     def from_alerts(cls, alerts: Sequence[DecodedAlert]) -> "AlertBatch":

@@ -5,6 +5,7 @@ alert's window includes the first one's points. A window holds only points up to
 the alert's own source time (MJD TAI), so re-scoring an alert after a crash gives
 the same window even if later alerts already reached the store.
 """
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 
 from models.context import model_context
 from models.lightcurve import LightCurve
-from models.lightcurves import LightCurves
+from models.lightcurves import CurvesById, LightCurves
 from stream.alert import AlertBatch
 
 TIME_SLACK_DAYS = 1e-6  # ~0.1 s: the triggering source itself must stay in its window
@@ -28,7 +29,7 @@ class Windows:
 
     curves: LightCurves
     contexts: np.ndarray
-    merged: dict[str, LightCurve]
+    merged: CurvesById
     model_contexts: np.ndarray
     trigger_index: np.ndarray
 
@@ -51,25 +52,25 @@ def build_windows(alerts: AlertBatch, history: dict[str, LightCurve]) -> Windows
     per_object = Counter(objects)
     own = np.fromiter((per_object[o] == 1 and (o not in history or len(history[o]) == 0) for o in objects),
                       dtype=np.bool_, count=len(objects))  # (B,)
-    curves, merged = alerts.curves, {}
-    others = np.flatnonzero(~own)
+    curves, mine, others = alerts.curves, np.flatnonzero(own), np.flatnonzero(~own)
+    stored_back = dataclasses.replace(alerts.curves.take(mine), ids=alerts.object_id[mine])
     if len(others):
         merged_windows, merged = _merged(alerts.take(others), alerts.curves.mjd_tai[trigger[others]], history)
-        mine = np.flatnonzero(own)
         curves = LightCurves.concatenate([curves.take(mine), merged_windows])
         curves = curves.take(np.argsort(np.concatenate([mine, others])))
-    stored_back = {}
-    for i, object_id in enumerate(objects):
-        if object_id not in stored_back:
-            stored_back[object_id] = alerts.curves[i] if own[i] else merged[object_id]
-    return Windows(curves, alerts.context, stored_back, model_context(alerts.context, alerts.survey.tolist()),
+        first_seen = {}
+        for i, object_id in enumerate(objects):
+            first_seen.setdefault(object_id, i)
+        stored_back = LightCurves.concatenate([stored_back, merged])
+        stored_back = stored_back.take(np.argsort([first_seen[o] for o in stored_back.ids.tolist()], kind="stable"))
+    return Windows(curves, alerts.context, stored_back.by_id(), model_context(alerts.context, alerts.survey.tolist()),
                    trigger - alerts.curves.offsets[:-1])
 
 
 def _merged(alerts: AlertBatch, trigger_mjd_tai: np.ndarray,
-            history: dict[str, LightCurve]) -> tuple[LightCurves, dict[str, LightCurve]]:
+            history: dict[str, LightCurve]) -> tuple[LightCurves, LightCurves]:
     """The windows of `alerts` (K, in batch order; their triggering sources' times (K,), MJD TAI), and each of
-    their objects' merged curve, with the stored curves `history`: every object at once.
+    their objects' merged curve (ids: the object ids), with the stored curves `history`: every object at once.
 
     Each object's stream is its stored points, then its alerts' points in batch order. A point is kept
     where its source id first occurs in the stream (stored points win). Alert k's window is the kept
@@ -130,8 +131,9 @@ def _merged(alerts: AlertBatch, trigger_mjd_tai: np.ndarray,
     merged_point = np.flatnonzero(kept)
     merged_point = merged_point[np.lexsort((merged_point, mjd[merged_point], point_group[merged_point]))]
     merged = LightCurves.from_points(np.bincount(point_group[merged_point], minlength=n_groups),
-                                     [getattr(streams, f)[merged_point] for f in LightCurves.FIELDS])
-    return windows, {name: merged[g] for g, name in enumerate(names)}
+                                     [getattr(streams, f)[merged_point] for f in LightCurves.FIELDS],
+                                     np.array(names, dtype=object))
+    return windows, merged
 
 
 def first_detection_mjd_tai(curves: LightCurves | Sequence[LightCurve]) -> np.ndarray:

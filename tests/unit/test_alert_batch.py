@@ -12,7 +12,9 @@ from models.lightcurve import LightCurve
 from stream.alert import AlertBatch, DecodedAlert
 from stream.decode import decode_auto, decode_elasticc, encode_elasticc, encode_rubin
 from stream.decode.rubin import rubin_records_from_parquet
+from stream.history import PACKED_DTYPE, HistoryStore, last_points, unpack
 from stream.ingest import Ingest
+from stream.keys import Keys
 from stream.loop import BatchResult, Output, TransactionalLoop
 from stream.window import TIME_SLACK_DAYS, build_windows
 
@@ -147,3 +149,27 @@ def test_after_commit_runs_with_the_batch_after_its_transaction_commits():
 
     TransactionalLoop(FakeConsumer([[message]]), producer, ["alerts"], prepare).run(max_messages=1)
     assert seen == [(["init", "begin", "send_offsets", "commit"], [message])]
+
+
+class RecordingPipe:
+    def __init__(self):
+        self.sets = {}
+
+    def set(self, key, value, ex=None):
+        self.sets[key] = value
+
+
+def test_merged_curves_are_stored_packed_as_one_array_with_the_same_bytes_as_curve_by_curve():
+    alerts = [alert("a", 1, curve([1, 2, 3], [1.0, 2.0, 3.0])), alert("b", 4, curve([4], [1.5])),
+              alert("a", 5, curve([5, 6], [4.0, 5.0]))]
+    merged = build_windows(AlertBatch.from_alerts(alerts), {"b": curve([7, 8], [0.5, 0.7])}).merged
+    assert list(merged) == ["a", "b"]
+    by_columns, by_curve = RecordingPipe(), RecordingPipe()
+    store = HistoryStore(None, Keys("t"), 60, max_points=4)
+    store.put(merged, by_columns)
+    store.put(dict(merged.items()), by_curve)
+    expected = {Keys("t").light_curve(o): np.rec.fromarrays([getattr(last_points(merged[o], 4), f)
+                                                             for f in LightCurve.FIELDS], dtype=PACKED_DTYPE).tobytes()
+                for o in ("a", "b")}
+    assert by_columns.sets == by_curve.sets == expected
+    assert len(unpack(by_columns.sets[Keys("t").light_curve("a")])) == 4  # the last 4 of a's 5 points
