@@ -113,8 +113,8 @@ class AlertBatch:
     @classmethod
     def from_alerts(cls, alerts: Sequence[DecodedAlert]) -> "AlertBatch":
         """The columns of `alerts`."""
-        columns = {name: np.array([getattr(a, name) for a in alerts], dtype=t) for name, t in zip(cls.COLUMNS, cls.DTYPES)
-                   if name != "context"}
+        columns = {name: np.array([getattr(a, name) for a in alerts], dtype=t)
+                   for name, t in zip(cls.COLUMNS, cls.DTYPES) if name != "context"}
         context = np.stack([a.context for a in alerts]) if alerts else np.empty((0, N_CONTEXT))
         return cls(**columns, context=context,
                    curves=LightCurves.from_list([a.light_curve for a in alerts], ids=columns["alert_id"]))

@@ -104,7 +104,8 @@ def test_every_labelled_packet_agrees_on_the_fast_path(decoder, labelled):
     assert errors == {} and not batch.fallback.any()
     assert_agrees(batch, labelled)
     assert {batch.schema_names[i] for i in batch.schema_index} == {"ztf 3.3", "ztf 4.02"}
-    assert (~batch.curves.is_detection).sum() > 10_000 and (batch.curves.flux_njy < 0).any()  # upper limits, negative fluxes
+    points = batch.curves
+    assert (~points.is_detection).sum() > 10_000 and (points.flux_njy < 0).any()  # upper limits, negative fluxes
 
 
 def test_ztfs_own_packets_agree_on_the_fast_path(decoder):
