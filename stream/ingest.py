@@ -154,14 +154,6 @@ class Ingest:
             alerts, index = alerts.take(order), index[order]
         return alerts, index, errors
 
-    def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
-        """Per message, its alert or the exception that rejected it, in input order."""
-        alerts, index, errors = self.decode_columns(messages)
-        results: list = [errors.get(i) for i in range(len(messages))]
-        for j, i in enumerate(index.tolist()):
-            results[i] = alerts.alert(j)
-        return results
-
     @staticmethod
     def _decode_batch(decoder, messages: list[Message], chosen: list[int], parts: list, indices: list,
                       errors: dict) -> None:
