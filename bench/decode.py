@@ -150,7 +150,7 @@ def compare(name: str, payloads: list[bytes], decoder, batch_size: int, seconds:
         for name, decode in contenders.items():
             best[name] = max(best[name], rate(decode, payloads, batch_size, seconds / ROUNDS))
     fastavro_rate, columns_rate, alerts_rate = best["fastavro"], best["columns"], best["alerts"]
-    points = np.diff(batch.offsets)
+    points = np.diff(batch.curves.offsets)
     return {
         "alerts": len(payloads), "mean_payload_bytes": round(float(np.mean([len(p) for p in payloads])), 1),
         "mean_points": round(float(points.mean()), 1),

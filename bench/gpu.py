@@ -182,15 +182,15 @@ def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int, warm_up: b
         return timed("forward_thread", scorer.probabilities, encoded)
 
     def prepare(messages):
-        good, dead_letters = timed("decode", ingest, messages)
+        good, dead_letters = timed("decode", ingest.batch, messages)
         dead[0] += len(dead_letters)
-        windows = timed("windows", build_windows, [g.alert for g in good], {})
+        windows = timed("windows", build_windows, good.alerts, {})
         encoded = timed("encode", scorer.encode_batch, windows.curves, windows.model_contexts)
-        return good, windows.curves, encoded, forward.submit(forward_pass, encoded)
+        return good, windows, encoded, forward.submit(forward_pass, encoded)
 
-    def finish(good, curves, encoded, probabilities):
+    def finish(good, windows, encoded, probabilities):
         probs = timed("forward_wait", probabilities.result)
-        timed("records", lambda: scored_outputs(good, scored_batch(good, scorer.scores(encoded, probs), curves),
+        timed("records", lambda: scored_outputs(good, scored_batch(good, scorer.scores(encoded, probs), windows),
                                                 time.time_ns() // 1_000_000, "scored", "classifications"))
 
     def run(n: int) -> None:

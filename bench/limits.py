@@ -89,7 +89,8 @@ def decode_rates(pool: Pool, batch_size: int, seconds: float) -> dict:
     the project's per-message decoder (fastavro, then the `LightCurve`; for ZTF
     astropy too), what the scorer falls back to and what a hand-written consumer
     would do; ``fast``: `FastRubinDecoder` / `FastZtfDecoder`
-    ``.decode_batch(...).alerts()`` in batches of `batch_size`, what the scorer runs.
+    ``.decode_batch(...).decoded()`` (the alerts as columns, `stream.alert.AlertBatch`) in batches
+    of `batch_size`, what the scorer runs.
     """
     from stream.decode.fast import FastRubinDecoder, FastZtfDecoder
 
@@ -109,7 +110,7 @@ def decode_rates(pool: Pool, batch_size: int, seconds: float) -> dict:
             "fastavro_records": lambda b: [next(iter(fastavro.reader(io.BytesIO(p)))) for p in b],
             "fastavro": lambda b: [decode_ztf(p) for p in b],
         }
-    contenders["fast"] = lambda b: decoder.decode_batch(b)[0].alerts()
+    contenders["fast"] = lambda b: decoder.decode_batch(b)[0].decoded()
     best = dict.fromkeys(contenders, 0.0)
     for _ in range(DECODE_ROUNDS):
         for name, decode in contenders.items():

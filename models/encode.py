@@ -80,6 +80,7 @@ import torch
 from models.bands import BAND_WAVELENGTH_NM
 from models.context import CONTEXT_INDEX, N_CONTEXT, valid_context
 from models.lightcurve import LightCurve
+from models.lightcurves import LightCurves
 
 ENCODING_VERSION = "tokens-asinh-mederr-wavelength-eventwindow-context-3"
 MAX_VISITS = 64  # default window L; the checkpoint's ModelConfig.max_visits is what serving uses
@@ -148,13 +149,29 @@ class Batch:
 
 def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_tai=None,
            contexts: np.ndarray | None = None) -> Batch:
+    """`encode_curves` of a list of `LightCurve`s (their columns concatenated once).
+
+    Examples
+    --------
+    >>> lc = LightCurve.from_arrays([1, 2], [60000.0, 60000.5], [2, 1],
+    ...                             [500.0, -20.0], [100.0, 100.0], [True, False])
+    >>> one = LightCurve.from_arrays([7], [60001.0], [2], [80.0], [100.0], [True])
+    >>> b = encode([lc, one], max_visits=4)
+    >>> tuple(b.features.shape), b.mask.tolist(), b.dt_days.tolist()
+    ((2, 2, 5), [[True, True], [True, False]], [[0.0, 0.5], [0.0, 0.0]])
+    """
+    return encode_curves(LightCurves.from_list(list(curves)), max_visits, now_mjd_tai, contexts)
+
+
+def encode_curves(curves: LightCurves, max_visits: int = MAX_VISITS, now_mjd_tai=None,
+                  contexts: np.ndarray | None = None) -> Batch:
     """Encode light curves into one padded batch of tokens.
 
     Parameters
     ----------
-    curves : sequence of LightCurve, length B
-        Time-sorted photometry (flux in nJy, time in MJD TAI), as built by
-        `LightCurve.from_arrays`. None may be empty.
+    curves : LightCurves, B curves
+        Time-sorted photometry (flux in nJy, time in MJD TAI), each curve as
+        `LightCurve.from_arrays` validates it. None may be empty.
     max_visits : int
         Window length: each curve keeps at most ``max_visits`` points (`window_indices`).
         The output is padded to L = the longest kept window, at most ``max_visits``.
@@ -179,25 +196,21 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
 
     Examples
     --------
-    >>> lc = LightCurve.from_arrays([1, 2], [60000.0, 60000.5], [2, 1],
-    ...                             [500.0, -20.0], [100.0, 100.0], [True, False])
     >>> one = LightCurve.from_arrays([7], [60001.0], [2], [80.0], [100.0], [True])
-    >>> b = encode([lc, one], max_visits=4)
-    >>> tuple(b.features.shape), b.mask.tolist(), b.dt_days.tolist()
-    ((2, 2, 5), [[True, True], [True, False]], [[0.0, 0.5], [0.0, 0.0]])
+    >>> encode_curves(LightCurves.from_list([one, one]), max_visits=4).mask.tolist()
+    [[True], [True]]
     """
-    curves = list(curves)
     n_curves = len(curves)
     if n_curves == 0:
         raise ValueError("encode: no light curves")
     if max_visits < 1:
         raise ValueError(f"encode: max_visits={max_visits}, must be >= 1")
-    lengths = np.fromiter((len(c) for c in curves), dtype=np.int64, count=n_curves)  # (B,)
+    lengths = curves.lengths  # (B,)
     if np.any(lengths == 0):
         raise ValueError(f"encode: light curve {int(np.argmax(lengths == 0))} of the batch is empty")
 
-    mjd = np.concatenate([c.mjd_tai for c in curves])  # (N,) float64, N = total points
-    offsets = np.cumsum(lengths) - lengths  # (B,) first point of each curve in the flat arrays
+    mjd = curves.mjd_tai  # (N,) float64, N = total points
+    offsets = curves.offsets[:-1]  # (B,) first point of each curve in the flat arrays
     ends = offsets + lengths  # (B,) one past the last point
     if now_mjd_tai is not None:
         now = np.broadcast_to(np.asarray(now_mjd_tai, dtype=np.float64), (n_curves,))  # (B,)
@@ -208,7 +221,7 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
                 f"encode: light curve {int(np.argmax(counts == 0))} of the batch has no point "
                 "at or before now_mjd_tai")
         ends = offsets + counts
-    det = np.concatenate([c.is_detection for c in curves])  # (N,) bool
+    det = curves.is_detection  # (N,) bool
     src, n_tokens = window_indices(mjd, det, offsets, ends - offsets, max_visits)  # (T,), (B,)
     width = int(n_tokens.max())  # L
 
@@ -219,9 +232,9 @@ def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_t
 
     mjd = mjd[src]  # (T,) float64
     det = det[src]  # (T,) bool
-    band = np.concatenate([c.band for c in curves])[src]  # (T,) int8
-    flux = np.concatenate([c.flux_njy for c in curves])[src].astype(np.float64)  # (T,)
-    err = np.concatenate([c.flux_err_njy for c in curves])[src].astype(np.float64)  # (T,)
+    band = curves.band[src]  # (T,) int8
+    flux = curves.flux_njy[src].astype(np.float64)  # (T,)
+    err = curves.flux_err_njy[src].astype(np.float64)  # (T,)
 
     # Reference time: first detection in the window, else its first point (curves are time-sorted).
     t_ref = np.minimum.reduceat(np.where(det, mjd, np.inf), first_token)  # (B,)

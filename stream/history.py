@@ -10,11 +10,13 @@ writer, follow-up journal): after a call times out, `usable` says no for the res
 batch (until `new_batch`), so a frozen Redis costs one timeout per batch, not one per call.
 """
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import redis
 
 from models.lightcurve import LightCurve
+from models.lightcurves import CurvesById, LightCurves
 from stream.decode.physical import implausible
 from stream.keys import Keys
 
@@ -27,10 +29,18 @@ PACKED_DTYPE = np.dtype([
 
 
 def pack(curve: LightCurve) -> bytes:
-    rows = np.empty(len(curve), dtype=PACKED_DTYPE)
+    return packed(LightCurves.from_list([curve]), len(curve))[0]
+
+
+def packed(curves: LightCurves, max_points: int) -> list[bytes]:
+    """The last `max_points` points of each curve, packed (`PACKED_DTYPE`): one array for all of them."""
+    rows = np.empty(curves.n_points, dtype=PACKED_DTYPE)
     for name in LightCurve.FIELDS:
-        rows[name] = getattr(curve, name)
-    return rows.tobytes()
+        rows[name] = getattr(curves, name)
+    blob, size = rows.tobytes(), PACKED_DTYPE.itemsize
+    ends = curves.offsets[1:]
+    starts = np.maximum(curves.offsets[:-1], ends - max_points)
+    return [blob[a * size:b * size] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def last_points(curve: LightCurve, max_points: int) -> LightCurve:
@@ -75,11 +85,14 @@ class HistoryStore:
         self.dropped_points += int(bad.sum())
         return LightCurve(*(getattr(curve, f)[~bad] for f in LightCurve.FIELDS))
 
-    def put(self, curves: dict[str, LightCurve], pipe=None) -> None:
-        """Store the last `max_points` of each curve; on a pipeline if given (the caller executes it)."""
+    def put(self, curves: Mapping[str, LightCurve], pipe=None) -> None:
+        """Store the last `max_points` of each curve (object id -> curve; a `CurvesById` is packed without a
+        view per curve); on a pipeline if given (the caller executes it)."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
-        for object_id, curve in curves.items():
-            target.set(self.keys.light_curve(object_id), pack(last_points(curve, self.max_points)), ex=self.ttl_s)
+        columns = curves.curves if isinstance(curves, CurvesById) else LightCurves.from_list(
+            list(curves.values()), ids=np.array(list(curves), dtype=object))
+        for object_id, blob in zip(columns.ids.tolist(), packed(columns, self.max_points)):
+            target.set(self.keys.light_curve(object_id), blob, ex=self.ttl_s)
         if pipe is None and self.usable():
             try:
                 target.execute()

@@ -9,9 +9,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from confluent_kafka import Message
 
-from stream.alert import DecodedAlert
+from stream.alert import AlertBatch, DecodedAlert
 from stream.deadletter import DEFAULT_MAX_PAYLOAD_BYTES, dead_letter
 from stream.decode import KEYED_FORMATS, get_decoder
 from stream.decode.fast import FastRubinDecoder, FastZtfDecoder
@@ -36,6 +37,53 @@ class Ingested:
     offset: int
     kafka_timestamp_ms: int
     message: Message
+
+
+@dataclass(frozen=True, eq=False)
+class IngestedBatch:
+    """A batch's decoded alerts as columns (`AlertBatch`), with the coordinates of the message each came from.
+
+    Attributes
+    ----------
+    alerts : AlertBatch
+    messages : list of Message, (B,)
+        Each alert's message (it becomes a dead letter if one of its outputs cannot be produced).
+    topic : list of str, (B,)
+    partition, offset, kafka_timestamp_ms : (B,) int64
+    """
+
+    alerts: AlertBatch
+    messages: list
+    topic: list[str]
+    partition: np.ndarray
+    offset: np.ndarray
+    kafka_timestamp_ms: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.alerts)
+
+    @classmethod
+    def of(cls, alerts: AlertBatch, messages: list) -> "IngestedBatch":
+        """`alerts` with the coordinates read from their `messages`."""
+        n = len(messages)
+        return cls(alerts, messages, [m.topic() for m in messages],
+                   np.fromiter((m.partition() for m in messages), dtype=np.int64, count=n),
+                   np.fromiter((m.offset() for m in messages), dtype=np.int64, count=n),
+                   np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=n))
+
+    def select(self, keep: np.ndarray) -> "IngestedBatch":
+        """The alerts where `keep` ((B,) bool) is true, in order."""
+        if keep.all():
+            return self
+        return IngestedBatch(self.alerts.take(keep), [m for m, k in zip(self.messages, keep) if k],
+                             [t for t, k in zip(self.topic, keep) if k], self.partition[keep], self.offset[keep],
+                             self.kafka_timestamp_ms[keep])
+
+    def items(self) -> list[Ingested]:
+        """One `Ingested` per alert (the per-alert form, for callers outside the hot path)."""
+        return [Ingested(alert, topic, partition, offset, ts, message) for alert, topic, partition, offset, ts, message
+                in zip(self.alerts.alerts(), self.topic, self.partition.tolist(), self.offset.tolist(),
+                       self.kafka_timestamp_ms.tolist(), self.messages)]
 
 
 class Ingest:
@@ -66,37 +114,57 @@ class Ingest:
             self.decoders[topic] = get_decoder(fmt, **opts)
         return self.decoders[topic]
 
-    def _batched(self, messages: list[Message], results: list, formats: tuple[str, ...], magic: bytes) -> list[int]:
-        """Indices of the messages not yet decided, of a topic in `formats`, that start with `magic`."""
-        return [i for i, m in enumerate(messages) if results[i] is None and self._format(m.topic()) in formats
+    def _batched(self, messages: list[Message], decided: dict, formats: tuple[str, ...], magic: bytes) -> list[int]:
+        """Indices of the messages not yet `decided`, of a topic in `formats`, that start with `magic`."""
+        return [i for i, m in enumerate(messages) if i not in decided and self._format(m.topic()) in formats
                 and (m.value() or b"")[:len(magic)] == magic]
 
-    def decode(self, messages: list[Message]) -> list[DecodedAlert | Exception]:
-        """Per message, its alert or the exception that rejected it, in input order."""
-        results: list[DecodedAlert | Exception | None] = [self._oversized(m) for m in messages]
-        wire = self._batched(messages, results, ("rubin", "auto"), RUBIN_WIRE_MAGIC)
+    def decode_columns(self, messages: list[Message]) -> tuple[AlertBatch, np.ndarray, dict[int, Exception]]:
+        """The alerts that decoded, in input order, as columns; the (K,) message index of each; and per
+        message that did not, the exception that rejected it."""
+        errors: dict[int, Exception] = {i: err for i, err in enumerate(map(self._oversized, messages))
+                                        if err is not None}
+        parts, indices = [], []
+        wire = self._batched(messages, errors, ("rubin", "auto"), RUBIN_WIRE_MAGIC)
         if wire:
             self.fast_rubin = self.fast_rubin or FastRubinDecoder(registry=self.registry)
-            self._decode_batch(self.fast_rubin, messages, wire, results)
-        containers = self._batched(messages, results, ("ztf", "auto"), CONTAINER_MAGIC)
+            self._decode_batch(self.fast_rubin, messages, wire, parts, indices, errors)
+        containers = self._batched(messages, errors, ("ztf", "auto"), CONTAINER_MAGIC)
         if containers:
             self.fast_ztf = self.fast_ztf or FastZtfDecoder()
-            self._decode_batch(self.fast_ztf, messages, containers, results)
+            self._decode_batch(self.fast_ztf, messages, containers, parts, indices, errors)
+        decided = set(errors).union(*(ix.tolist() for ix in indices))
+        slow, slow_index = [], []
         for i, msg in enumerate(messages):
-            if results[i] is None:
+            if i not in decided:
                 try:
                     key = {"key": msg.key()} if self._format(msg.topic()) in KEYED_FORMATS else {}
-                    results[i] = self._decoder(msg.topic())(msg.value() or b"", **key)
-                except Exception as err:  # BadPacket; anything else is a decoder bug, dead-lettered below
-                    results[i] = err
-        return results
+                    slow.append(self._decoder(msg.topic())(msg.value() or b"", **key))
+                    slow_index.append(i)
+                except Exception as err:  # BadPacket; anything else is a decoder bug, dead-lettered by the caller
+                    errors[i] = err
+        if slow or not parts:
+            parts.append(AlertBatch.from_alerts(slow))
+            indices.append(np.array(slow_index, dtype=np.int64))
+        alerts, index = parts[0], indices[0]
+        if len(parts) > 1:
+            alerts, index = AlertBatch.concatenate(parts), np.concatenate(indices)
+        if np.any(np.diff(index) < 0):
+            order = np.argsort(index, kind="stable")
+            alerts, index = alerts.take(order), index[order]
+        return alerts, index, errors
 
     @staticmethod
-    def _decode_batch(decoder, messages: list[Message], chosen: list[int], results: list) -> None:
-        """Decode ``messages[chosen]`` in one batch into their `results` entries (alert or error)."""
-        batch, errors = decoder.decode_batch([messages[i].value() for i in chosen])
-        for j, alert in enumerate(batch.alerts()):
-            results[chosen[j]] = alert if alert is not None else errors[j]
+    def _decode_batch(decoder, messages: list[Message], chosen: list[int], parts: list, indices: list,
+                      errors: dict) -> None:
+        """Decode ``messages[chosen]`` in one batch: its alerts into `parts` (their message indices into
+        `indices`), its rejections into `errors`."""
+        batch, rejected = decoder.decode_batch([messages[i].value() for i in chosen])
+        alerts, decoded = batch.decoded()
+        chosen = np.asarray(chosen, dtype=np.int64)
+        parts.append(alerts)
+        indices.append(chosen[decoded])
+        errors.update((int(chosen[j]), err) for j, err in rejected.items())
 
     def _oversized(self, msg: Message) -> BadPacket | None:
         size = len(msg.value() or b"")
@@ -105,18 +173,22 @@ class Ingest:
                              f"{self.max_input_bytes}")
         return None
 
+    def batch(self, messages: list[Message]) -> tuple[IngestedBatch, list[Output]]:
+        """Split `messages` into the decoded alerts, as columns, and dead-letter outputs; keeps input order."""
+        alerts, index, errors = self.decode_columns(messages)
+        dead = []
+        for i in sorted(errors):
+            msg, err = messages[i], errors[i]
+            if not isinstance(err, BadPacket):  # a decoder bug must not block the partition
+                log.error("decoder failed topic=%s partition=%d offset=%d error=%r",
+                          msg.topic(), msg.partition(), msg.offset(), err)
+            dead.append(self.dead(msg, err))
+        return IngestedBatch.of(alerts, [messages[i] for i in index.tolist()]), dead
+
     def __call__(self, messages: list[Message]) -> tuple[list[Ingested], list[Output]]:
-        """Split `messages` into decoded alerts and dead-letter outputs; keeps input order."""
-        good, dead = [], []
-        for msg, result in zip(messages, self.decode(messages)):
-            if isinstance(result, Exception):
-                if not isinstance(result, BadPacket):  # a decoder bug must not block the partition
-                    log.error("decoder failed topic=%s partition=%d offset=%d error=%r",
-                              msg.topic(), msg.partition(), msg.offset(), result)
-                dead.append(self.dead(msg, result))
-            else:
-                good.append(Ingested(result, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1], msg))
-        return good, dead
+        """`batch`, with one `Ingested` per decoded alert."""
+        good, dead = self.batch(messages)
+        return good.items(), dead
 
     def dead(self, msg: Message, err: Exception) -> Output:
         """The dead-letter output of `msg`, rejected with `err`."""

@@ -4,8 +4,8 @@ Per batch (after librdkafka's transactions.c):
 
 1. ``consume`` up to `batch_size` messages or `batch_timeout_s`;
 2. ``prepare(messages)`` starts the batch's work and returns its ``finish``;
-3. the batch before it is finished: ``finish()`` returns its output messages
-   (outputs, dead letters), then ``begin_transaction``, produce them,
+3. the batch before it is finished: ``finish()`` returns its `BatchResult`, the output
+   messages (outputs, dead letters), then ``begin_transaction``, produce them,
    ``send_offsets_to_transaction`` with the offsets after its own messages;
 4. ``commit_transaction``: retriable errors retry the commit; ``txn_requires_abort``
    aborts and rewinds the consumer to the committed offsets (the batch and the one
@@ -16,7 +16,7 @@ Per batch (after librdkafka's transactions.c):
    fatal errors, and a timeout of any transactional call (its outcome is unknown),
    raise `Fatal` for a supervisor to restart the process with a fresh producer; a call
    that does not return at all is ended by the `Watchdog` (exit code 3);
-5. ``on_committed(messages)``: side effects that must follow the commit (Redis state).
+5. the result's ``after_commit(messages)``: side effects that must follow the commit (Redis state).
 
 The time of each step goes into `times` (`stream.stages.StageTimes`), which the loop's owner
 may share to time its own stages in the same record.
@@ -93,14 +93,23 @@ class LoopStats:
     last_batch_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch's ``finish()`` gives the loop: its outputs, and what to run once their transaction has
+    committed (called with the batch's messages; None: nothing)."""
+
+    outputs: list[Output]
+    after_commit: Callable[[list[Message]], None] | None = None
+
+
 Process = Callable[[list[Message]], list[Output]]
-Finish = Callable[[], list[Output]]
+Finish = Callable[[], BatchResult]
 Prepare = Callable[[list[Message]], Finish]
 
 
 def sequential(process: Process) -> Prepare:
     """A `Prepare` that runs `process` when the batch is finished: for work with nothing to overlap."""
-    return lambda messages: lambda: process(messages)
+    return lambda messages: lambda: BatchResult(process(messages))
 
 
 def batch_offsets(messages: list[Message], owned: set[tuple[str, int]]) -> list[TopicPartition]:
@@ -129,7 +138,6 @@ class TransactionalLoop:
 
     def __init__(self, consumer: Consumer, producer: Producer, topics: Sequence[str], prepare: Prepare,
                  batch_size: int = 500, batch_timeout_s: float = 0.2,
-                 on_committed: Callable[[list[Message]], None] | None = None,
                  on_idle: Callable[[], None] | None = None, on_discard: Callable[[], None] | None = None,
                  dead_letter: Callable[[Message, Exception], Output] | None = None,
                  txn_timeout_s: float = TXN_TIMEOUT_S, watchdog: Watchdog | None = None,
@@ -141,7 +149,7 @@ class TransactionalLoop:
         self.input_label = input_label  # how errors name the input (its group id, and cluster with two)
         self.txn_timeout_s = txn_timeout_s
         self.watchdog = watchdog or Watchdog()
-        self.on_committed, self.on_idle, self.on_discard = on_committed, on_idle, on_discard
+        self.on_idle, self.on_discard = on_idle, on_discard
         self.dead_letter = dead_letter
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.stats = LoopStats()
@@ -278,7 +286,8 @@ class TransactionalLoop:
     def _run_batch(self, messages: list[Message], finish: Finish) -> bool:
         t0 = time.perf_counter()
         with self.times.timing("finish"):
-            outputs = finish()
+            result = finish()
+        outputs = result.outputs
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         offsets = batch_offsets(messages, owned)
         refused = Refused(self.dead_letter)
@@ -319,8 +328,8 @@ class TransactionalLoop:
         batch_s = time.perf_counter() - t0
         self.times.batch += batch_s
         self.stats.last_batch_ms = batch_s * 1e3
-        if self.on_committed:
-            self.on_committed(messages)
+        if result.after_commit:
+            result.after_commit(messages)
         return True
 
     def _transaction(self, offsets: list[TopicPartition], outputs: list[Output], refused: Refused) -> bool:

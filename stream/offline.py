@@ -86,18 +86,18 @@ class OfflineScoring:
     def run(self, messages: Iterable[RecordedMessage], batch_size: int) -> Iterable[OfflineBatch]:
         """Score `messages` in order, `batch_size` at a time; yields one `OfflineBatch` per batch with alerts."""
         for good, n_dead, windows in self.windows(messages, batch_size):
-            scored = scored_batch(good, self.scorer.score(windows.curves, windows.model_contexts), windows.curves)
+            scored = scored_batch(good, self.scorer.score(windows.curves, windows.model_contexts), windows)
             yield OfflineBatch(scored, evaluate_rules(self.rules, scored), n_dead)
 
     def windows(self, messages: Iterable[RecordedMessage], batch_size: int) -> Iterable[tuple]:
         """``(decoded alerts, dead letters, Windows)`` per batch with alerts: what the model is given."""
         messages = list(messages)
         for start in range(0, len(messages), batch_size):
-            good, dead = self.ingest(messages[start:start + batch_size])
-            if not good:
+            good, dead = self.ingest.batch(messages[start:start + batch_size])
+            if not len(good):
                 continue
-            alerts = [g.alert for g in good]
-            history = {a.object_id: self.history[a.object_id] for a in alerts if a.object_id in self.history}
-            windows = build_windows(alerts, history)
+            objects = good.alerts.object_id.tolist()
+            history = {o: self.history[o] for o in objects if o in self.history}
+            windows = build_windows(good.alerts, history)
             self.history.update((o, last_points(c, self.max_points)) for o, c in windows.merged.items())
             yield good, len(dead), windows

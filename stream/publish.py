@@ -10,16 +10,14 @@ import numpy as np
 
 from models.version import __version__
 from models.bands import BAND_NAMES
-from models.context import N_CONTEXT
-from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, ELASTICC_OUTPUT_IDS
 from stream import avro_io
 from stream.avro_batch import BatchRecordWriter
-from stream.ingest import Ingested
+from stream.ingest import IngestedBatch
 from stream.loop import Output
 from stream.scored import ScoredBatch
 from stream.score import Scores
-from stream.window import first_detection_mjd_tai, trigger_index
+from stream.window import Windows, first_detection_mjd_tai
 
 BROKER_NAME = "alertformer"
 SCORED_SCHEMA = "alertformer.scored_alert"
@@ -30,25 +28,19 @@ CLASS_NAMES_ARRAY = np.asarray(CLASS_NAMES, dtype=object)  # (C,)
 BAND_NAMES_ARRAY = np.asarray(BAND_NAMES, dtype=object)  # indexed by band code
 
 
-def scored_batch(items: list[Ingested], scores: Scores, windows: list[LightCurve]) -> ScoredBatch:
-    """Gather the per-alert context of `items` into arrays next to their `scores` and scored `windows`."""
-    alerts = [i.alert for i in items]
-    latest = [trigger_index(a) for a in alerts]
+def scored_batch(ingested: IngestedBatch, scores: Scores, windows: Windows) -> ScoredBatch:
+    """The alerts of `ingested` as a `ScoredBatch`: their columns next to their `scores` and scored `windows`."""
+    alerts = ingested.alerts
+    own = alerts.curves
+    latest = own.offsets[:-1] + windows.trigger_index  # (B,) the triggering source, found by the window step
     return ScoredBatch(
-        object_id=[a.object_id for a in alerts],
-        alert_id=np.array([a.alert_id for a in alerts], dtype=np.int64),
-        source_id=np.array([a.source_id for a in alerts], dtype=np.int64),
-        survey=np.array([a.survey for a in alerts], dtype=object),
-        ra_deg=np.array([a.ra_deg for a in alerts], dtype=np.float64),
-        dec_deg=np.array([a.dec_deg for a in alerts], dtype=np.float64),
-        latest_mjd_tai=np.array([a.light_curve.mjd_tai[j] for a, j in zip(alerts, latest)], dtype=np.float64),
-        latest_flux_njy=np.array([a.light_curve.flux_njy[j] for a, j in zip(alerts, latest)], dtype=np.float32),
-        latest_band=np.array([a.light_curve.band[j] for a, j in zip(alerts, latest)], dtype=np.int8),
+        object_id=alerts.object_id.tolist(), alert_id=alerts.alert_id, source_id=alerts.source_id,
+        survey=alerts.survey, ra_deg=alerts.ra_deg, dec_deg=alerts.dec_deg,
+        latest_mjd_tai=own.mjd_tai[latest], latest_flux_njy=own.flux_njy[latest], latest_band=own.band[latest],
         n_visits=scores.n_visits, n_detections=scores.n_detections,
         probs=scores.probs, sn_likelihood=scores.sn_likelihood, flare_likelihood=scores.flare_likelihood,
-        model_version=scores.model_version, scored_ms=scores.scored_ms,
-        context=np.stack([a.context for a in alerts]) if alerts else np.empty((0, N_CONTEXT)),
-        window_first_detection_mjd_tai=first_detection_mjd_tai(windows),
+        model_version=scores.model_version, scored_ms=scores.scored_ms, context=alerts.context,
+        window_first_detection_mjd_tai=first_detection_mjd_tai(windows.curves),
     )
 
 
@@ -60,20 +52,19 @@ def _writers() -> tuple[BatchRecordWriter, BatchRecordWriter]:
             BatchRecordWriter(avro_io.load_schema(CLASSIFICATION_SCHEMA)))
 
 
-def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, scored_topic: str,
+def scored_outputs(ingested: IngestedBatch, batch: ScoredBatch, ingest_ms: int, scored_topic: str,
                    classification_topic: str) -> list[Output]:
     """One scored-alert and one classification record per input alert, in input order."""
-    n = len(items)
+    n = len(ingested)
     published_ms = time.time_ns() // 1_000_000
     classes = (CLASS_IDS_ARRAY, batch.probs)
     top = batch.probs.argmax(axis=1)  # (n,) model output index of each alert's most probable class
-    publish_ms = np.fromiter((i.kafka_timestamp_ms for i in items), dtype=np.int64, count=n)
+    publish_ms = ingested.kafka_timestamp_ms
     scored_writer, classification_writer = _writers()
     scored = scored_writer.write({
         "alertId": batch.alert_id, "sourceId": batch.source_id, "objectId": batch.object_id,
-        "survey": batch.survey.tolist(), "topic": [i.topic for i in items],
-        "partition": np.fromiter((i.partition for i in items), dtype=np.int64, count=n),
-        "offset": np.fromiter((i.offset for i in items), dtype=np.int64, count=n),
+        "survey": batch.survey.tolist(), "topic": ingested.topic, "partition": ingested.partition,
+        "offset": ingested.offset,
         "surveyPublishMs": publish_ms, "ingestMs": ingest_ms, "scoredMs": batch.scored_ms,
         "publishedMs": published_ms, "modelVersion": batch.model_version, "classProbabilities": classes,
         "snLikelihood": batch.sn_likelihood, "flareLikelihood": batch.flare_likelihood,
@@ -90,8 +81,9 @@ def scored_outputs(items: list[Ingested], batch: ScoredBatch, ingest_ms: int, sc
         "classifications": (ELASTICC_IDS_ARRAY, batch.probs),
     }, n)
     outputs = []
-    for item, object_id, scored_value, classification_value in zip(items, batch.object_id, scored, classifications):
+    for message, object_id, scored_value, classification_value in zip(ingested.messages, batch.object_id, scored,
+                                                                      classifications):
         key = object_id.encode()
-        outputs.append(Output(scored_topic, scored_value, key, source=item.message))
-        outputs.append(Output(classification_topic, classification_value, key, source=item.message))
+        outputs.append(Output(scored_topic, scored_value, key, source=message))
+        outputs.append(Output(classification_topic, classification_value, key, source=message))
     return outputs

@@ -31,8 +31,9 @@ import torch
 
 from models.checkpoint import CheckpointMismatch, load_checkpoint
 from models.device import device_of
-from models.encode import FEATURE_NAMES, Batch, encode
+from models.encode import FEATURE_NAMES, Batch, encode_curves
 from models.lightcurve import LightCurve
+from models.lightcurves import LightCurves
 from models.model import AlertTransformer
 from models.priors import apply_prior, prior_weights
 from models.paths import SHIPPED_CHECKPOINT
@@ -278,21 +279,23 @@ class Scorer:
                     return self.compiled(*batch.to(self.device).as_tuple())  # (B, C)
             return self.model.predict_proba(batch)  # (B, C)
 
-    def encode_batch(self, curves: list[LightCurve], contexts: np.ndarray | None = None) -> EncodedBatch:
+    def encode_batch(self, curves: LightCurves | list[LightCurve], contexts: np.ndarray | None = None) -> EncodedBatch:
         """Sort `curves` (B >= 1) by window length and encode them, with their (B, N_CONTEXT) `contexts`
         (None: unknown), in chunks of `chunk_curves`."""
         n = len(curves)
         if n == 0:
             raise ValueError("score: no light curves")
-        window = np.fromiter((min(len(c), self.max_visits) for c in curves), dtype=np.int64, count=n)  # (B,)
+        if not isinstance(curves, LightCurves):
+            curves = LightCurves.from_list(curves)
+        window = np.minimum(curves.lengths, self.max_visits)  # (B,)
         order = np.argsort(window, kind="stable")  # (B,) shortest windows first
         step = self.chunk_curves or n
         n_visits, n_detections = np.empty(n, np.int32), np.empty(n, np.int32)
         chunks = []
         for start in range(0, n, step):
             idx = order[start:start + step]  # (b,)
-            batch = encode([curves[i] for i in idx], max_visits=self.max_visits,
-                           contexts=None if contexts is None else contexts[idx])
+            batch = encode_curves(curves.take(idx), max_visits=self.max_visits,
+                                  contexts=None if contexts is None else contexts[idx])
             n_visits[idx] = batch.n_visits.numpy()
             n_detections[idx] = (batch.mask & (batch.features[..., DET_FEATURE] > 0.5)).sum(dim=1).numpy()
             chunks.append(batch)
@@ -309,7 +312,7 @@ class Scorer:
         probs[encoded.order] = sorted_probs
         return probs
 
-    def score(self, curves: list[LightCurve], contexts: np.ndarray | None = None) -> Scores:
+    def score(self, curves: LightCurves | list[LightCurve], contexts: np.ndarray | None = None) -> Scores:
         """Scores of `curves` (B >= 1) with their (B, N_CONTEXT) `contexts`, in their order (module docstring)."""
         encoded = self.encode_batch(curves, contexts)
         return self.scores(encoded, self.probabilities(encoded))

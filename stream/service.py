@@ -8,9 +8,10 @@ state and the optional webhook.
 
 The loop (`stream.loop`) prepares a batch while the one before it finishes:
 `prepare` decodes, windows and encodes, and hands the forward pass to a worker
-thread; `finish` takes the probabilities and builds the records. A batch's windows
-are built before the batch ahead of it has written its curves to Redis, so
-`prepare` lays the curves of batches still in flight over what Redis returns.
+thread; `finish` takes the probabilities, builds the records and returns them with
+what follows their commit (`stream.loop.BatchResult`). A batch's windows are built
+before the batch ahead of it has written its curves to Redis, so `prepare` lays the
+curves of batches still in flight over what Redis returns.
 """
 import json
 import logging
@@ -21,6 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import redis
@@ -38,11 +40,11 @@ from stream.rules import evaluate as evaluate_rules, followup_record
 from stream.webhook import WebhookSink
 from stream.history import HistoryStore
 from stream.decode.registry import registry_schemas
-from stream.ingest import Ingest, Ingested
+from stream.ingest import Ingest, IngestedBatch
 from stream.kafka_io import check_cluster, check_input, input_label, make_consumer, make_producer
 from stream.positions import stored_positions
 from stream.keys import Keys
-from stream.loop import Finish, Output, TransactionalLoop
+from stream.loop import BatchResult, Finish, Output, TransactionalLoop
 from stream.metrics import ScorerMetrics, serve as serve_metrics
 from stream.redis_io import check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
@@ -161,12 +163,11 @@ class ScoringService:
             positions=stored_positions(config, transactional_id) if config.two_clusters else None,
             input_label=input_label(config, config.input_group_id()),
             batch_size=scoring.batch_size, batch_timeout_s=scoring.batch_timeout_ms / 1e3,
-            on_committed=self.committed, on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead,
+            on_idle=self.idle, on_discard=self.discard, dead_letter=self.ingest.dead,
             times=self.times)
         self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._in_flight: deque[dict] = deque()  # merged curves of prepared batches not yet in Redis, oldest first
-        self._finished: Finished | None = None  # the batch just finished, until its commit
         if config.metrics.port:
             serve_metrics(self.metrics.registry, config.metrics.host, config.metrics.port)
         log.info("scorer ready instance=%s transactional_id=%s model=%s config=%s",
@@ -193,34 +194,28 @@ class ScoringService:
         ingest_ms = time.time_ns() // 1_000_000
         times = self.times
         with times.timing("decode"):
-            good, dead = self.ingest(messages)
-        if not good:
+            good, dead = self.ingest.batch(messages)
+        if not len(good):
             self._in_flight.append({})
-
-            def finish_dead_letters() -> list[Output]:
-                self._finished = Finished(None, {}, 0, len(dead), 0, [], _reasons(dead))
-                return list(dead)
-
-            return finish_dead_letters
-        alerts = [g.alert for g in good]
-        history = self._history([a.object_id for a in alerts])
+            only_dead = Finished(None, {}, 0, len(dead), 0, [], _reasons(dead))
+            return lambda: BatchResult(list(dead), partial(self.committed, only_dead))
+        history = self._history(good.alerts.object_id.tolist())
         with times.timing("windows"):
-            windows = build_windows(alerts, history)
+            windows = build_windows(good.alerts, history)
         self._in_flight.append(windows.merged)
         scorer = self.scorer
         with times.timing("encode"):
             encoded = scorer.encode_batch(windows.curves, windows.model_contexts)
         probabilities = self._forward.submit(self._probabilities, scorer, encoded)
 
-        def finish() -> list[Output]:
+        def finish() -> BatchResult:
             with times.timing("forward_wait"):
                 probs = probabilities.result()
             scores = scorer.scores(encoded, probs)
             finite = scores.finite()  # (B,) bool
             scored, scores, rejected = self._finite(good, scores, finite)
-            curves = [c for c, ok in zip(windows.curves, finite) if ok]
             with times.timing("scored_batch"):
-                batch = scored_batch(scored, scores, curves) if scored else None
+                batch = scored_batch(scored, scores, windows.select(finite)) if len(scored) else None
             outputs = list(dead) + rejected
             requests = []
             if batch is not None:
@@ -230,12 +225,11 @@ class ScoringService:
                 with times.timing("rules"):
                     requests = self.followups(batch)
             outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode(),
-                               source=scored[i].message) for i, r in requests]
+                               source=scored.messages[i]) for i, r in requests]
             requests = [r for _, r in requests]
-            self._finished = Finished(batch, windows.merged, len(scored), len(dead) + len(rejected),
-                                      sum(g.alert.dropped_points for g in good), requests,
-                                      _reasons(list(dead) + rejected))
-            return outputs
+            done = Finished(batch, windows.merged, len(scored), len(dead) + len(rejected),
+                            int(good.alerts.dropped_points.sum()), requests, _reasons(list(dead) + rejected))
+            return BatchResult(outputs, partial(self.committed, done))
 
         return finish
 
@@ -244,8 +238,8 @@ class ScoringService:
         with self.times.timing("forward"):
             return scorer.probabilities(encoded)
 
-    def _finite(self, good: list[Ingested], scores: Scores,
-                finite: np.ndarray) -> tuple[list[Ingested], Scores, list[Output]]:
+    def _finite(self, good: IngestedBatch, scores: Scores,
+                finite: np.ndarray) -> tuple[IngestedBatch, Scores, list[Output]]:
         """The alerts whose scores are `finite` ((B,) bool, `Scores.finite`) and their scores; dead letters
         for the others.
 
@@ -254,10 +248,10 @@ class ScoringService:
         """
         if finite.all():
             return good, scores, []
-        rejected = [self.ingest.dead(g.message, NonFiniteScores("model produced non-finite scores"))
-                    for g, ok in zip(good, finite) if not ok]
+        rejected = [self.ingest.dead(m, NonFiniteScores("model produced non-finite scores"))
+                    for m, ok in zip(good.messages, finite) if not ok]
         log.error("model produced non-finite scores alerts=%d model=%s", len(rejected), scores.model_version)
-        return [g for g, ok in zip(good, finite) if ok], scores.select(finite), rejected
+        return good.select(finite), scores.select(finite), rejected
 
     def _history(self, object_ids: list[str]) -> dict:
         """Stored curves of `object_ids`, with those of batches in flight laid over them (newest wins)."""
@@ -289,16 +283,16 @@ class ScoringService:
         created_ms = time.time_ns() // 1_000_000
         return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
-    def committed(self, messages: list[Message]) -> None:
+    def committed(self, done: Finished, messages: list[Message]) -> None:
+        """After the transaction of the batch `done` (of `messages`) committed: its side effects, then `on_batch`."""
         committed_ms = time.time_ns() / 1e6  # commit_transaction has just returned
         with self.times.timing("redis_write"):
-            self._after_commit(messages)
+            self._after_commit(done, messages)
         if self.on_batch:
             self.on_batch(messages, committed_ms)
 
-    def _after_commit(self, messages: list[Message]) -> None:
+    def _after_commit(self, done: Finished, messages: list[Message]) -> None:
         """The committed batch's side effects: webhook, metrics, run summary, Redis state."""
-        done = self._finished
         if self.webhook:
             for request in done.requests:
                 self.webhook.submit(request)

@@ -2,7 +2,7 @@
 
 The transactional loop times its own stages (consume, prepare, finish, produce, commit,
 the whole batch); the scoring service times the stages inside ``prepare``, ``finish``
-and ``on_committed``. `alertformer bench` reads the record after each batch, and the
+and the batch result's ``after_commit``. `alertformer bench` reads the record after each batch, and the
 service writes it to Redis with its other metrics (``stageSeconds`` of the consumer's hash).
 
 Each stage is written by one thread only (``forward`` by the forward thread, every

@@ -163,7 +163,7 @@ def packet_windows(packets: LabeledPackets, batch_size: int = 256, max_visits: i
     for good, _, windows in offline.windows(packet_messages(packets), batch_size):
         curves += windows.curves
         contexts.append(windows.model_contexts)
-        object_ids += [g.alert.object_id for g in good]
+        object_ids += good.alerts.object_id.tolist()
     return PacketWindows(curves, np.concatenate(contexts), [label_of[o] for o in object_ids], object_ids)
 
 

@@ -20,7 +20,7 @@ from functools import partial
 import numpy as np
 
 from models.bands import BAND_NAMES
-from models.lightcurve import LightCurve
+from models.lightcurves import LightCurves
 from models.priors import PLASTICC_SHARES
 from training.sim_physics import mag_to_njy, noise_sigma_njy
 from training.sim_survey import (
@@ -69,9 +69,9 @@ _MIN_CHUNK = 64
 _MAX_DRAWS_PER_OBJECT = 1000
 
 
-@dataclass(frozen=True, eq=False)
-class SimulatedSet:
-    """Simulated objects and their photometry as one struct of arrays.
+@dataclass(frozen=True, eq=False, kw_only=True)
+class SimulatedSet(LightCurves):
+    """Simulated objects and their photometry: `LightCurves` (ids: the object ids) with each object's truth.
 
     Object i's points are ``offsets[i]:offsets[i + 1]`` of the flat columns, sorted by time.
 
@@ -118,30 +118,7 @@ class SimulatedSet:
     dec_deg: np.ndarray
     event_mjd_tai: np.ndarray
     template_flux_njy: np.ndarray
-    offsets: np.ndarray
-    source_id: np.ndarray
-    mjd_tai: np.ndarray
-    band: np.ndarray
-    flux_njy: np.ndarray
-    flux_err_njy: np.ndarray
-    is_detection: np.ndarray
     rng_state: dict = field(repr=False)
-
-    def __len__(self) -> int:
-        return len(self.class_id)
-
-    @property
-    def n_points(self) -> int:
-        """Number of photometry points of all objects."""
-        return len(self.mjd_tai)
-
-    def light_curve(self, i: int) -> LightCurve:
-        """Photometry of object `i` as a `LightCurve` (views of the flat columns, already sorted)."""
-        part = slice(self.offsets[i], self.offsets[i + 1])
-        return LightCurve(*(getattr(self, name)[part] for name in LightCurve.FIELDS))
-
-    def __iter__(self):
-        return (self.light_curve(i) for i in range(len(self)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,7 +265,7 @@ def _finish(observed: _Observed, survey: str, first_object_id: int, rng_state: d
     offsets = np.concatenate([[0], np.cumsum(observed.n_points)]).astype(np.int64)
     point_index = np.arange(offsets[-1]) - np.repeat(offsets[:-1], observed.n_points)
     return SimulatedSet(
-        survey=survey, object_id=object_id, offsets=offsets,
+        survey=survey, object_id=object_id, ids=object_id, offsets=offsets,
         source_id=np.repeat(object_id, observed.n_points) * POINT_ID_STRIDE + point_index,
         rng_state=rng_state,
         **{f: getattr(observed, f) for f in _Observed.OBJECT_FIELDS + _Observed.POINT_FIELDS if f != "n_points"},

@@ -155,7 +155,7 @@ def assert_agrees(payloads: list[bytes], *, version: str | None = None, decoder=
     decoder = decoder or (_decoder() if version is None else FastRubinDecoder(version=version))
     batch, errors = decoder.decode_batch(payloads)
     accepted = np.zeros(len(payloads), dtype=bool)
-    assert batch.offsets[-1] == len(batch.mjd_tai)
+    assert batch.curves.offsets[-1] == len(batch.curves.mjd_tai)
     for i, payload in enumerate(payloads):
         try:
             expected = decode_rubin(payload, version=version)

@@ -113,7 +113,7 @@ def assert_agrees(payloads: list[bytes], decoder: FastZtfDecoder) -> np.ndarray:
     """The batch says what decode_ztf says, message by message; returns which messages decode_ztf decoded."""
     batch, errors = decoder.decode_batch(payloads)
     accepted = np.zeros(len(payloads), dtype=bool)
-    assert batch.offsets[-1] == len(batch.mjd_tai)
+    assert batch.curves.offsets[-1] == len(batch.curves.mjd_tai)
     listed = batch.alerts()
     for i, payload in enumerate(payloads):
         try:

@@ -62,15 +62,15 @@ def same_reason(a: Exception, b: Exception) -> bool:
 
 def assert_agrees(batch: RubinBatch, payloads: list[bytes], *, version: str | None = None) -> None:
     """Message by message, the batch says what decode_rubin says."""
-    assert len(batch) == len(payloads) and batch.offsets[0] == 0
-    assert np.all(np.diff(batch.offsets) >= 0) and batch.offsets[-1] == len(batch.mjd_tai)
+    assert len(batch) == len(payloads) and batch.curves.offsets[0] == 0
+    assert np.all(np.diff(batch.curves.offsets) >= 0) and batch.curves.offsets[-1] == len(batch.curves.mjd_tai)
     listed = batch.alerts()
     for i, payload in enumerate(payloads):
         try:
             expected = decode_rubin(payload, version=version)
         except BadPacket as err:
             assert not batch.ok[i] and same_reason(batch.errors[i], err)
-            assert batch.offsets[i] == batch.offsets[i + 1]
+            assert batch.curves.offsets[i] == batch.curves.offsets[i + 1]
             with pytest.raises(BadPacket):
                 batch.alert(i)
             assert listed[i] is None
@@ -84,7 +84,7 @@ def test_real_alerts_agree_with_fastavro(decoder, payloads):
     batch, errors = decoder.decode_batch(payloads)
     assert errors == {} and not batch.fallback.any()  # all on the fast path
     assert_agrees(batch, payloads)
-    assert int(np.diff(batch.offsets).sum()) == 65
+    assert int(np.diff(batch.curves.offsets).sum()) == 65
     assert [a.alert_id for a in batch.alerts()] == [decode_rubin(p).alert_id for p in payloads]
 
 
@@ -204,7 +204,7 @@ def test_output_grows_when_the_first_guess_is_short(monkeypatch):
     rng = np.random.default_rng(3)
     payloads = [encode_rubin(full_record("11.1", 30, 20, rng), "11.1") for _ in range(5)]
     batch, errors = decoder.decode_batch(payloads)
-    assert errors == {} and len(batch.mjd_tai) == 5 * 51
+    assert errors == {} and len(batch.curves.mjd_tai) == 5 * 51
     assert_agrees(batch, payloads)
     assert decoder._points_guess > 51  # the next batch is sized from this one
 

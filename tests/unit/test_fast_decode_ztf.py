@@ -81,7 +81,7 @@ def assert_same_alert(got, expected) -> None:
 
 def assert_agrees(batch: ZtfBatch, payloads: list[bytes]) -> None:
     """Message by message, the batch says what decode_ztf says."""
-    assert len(batch) == len(payloads) and batch.offsets[0] == 0 and batch.offsets[-1] == len(batch.mjd_tai)
+    assert len(batch) == len(payloads) and batch.curves.offsets[0] == 0 and batch.curves.offsets[-1] == len(batch.curves.mjd_tai)
     listed = batch.alerts()
     for i, payload in enumerate(payloads):
         try:
@@ -90,7 +90,7 @@ def assert_agrees(batch: ZtfBatch, payloads: list[bytes]) -> None:
             assert not batch.ok[i] and listed[i] is None
             assert type(batch.errors[i]) is BadPacket
             assert _ADDRESS.sub("", str(batch.errors[i])) == _ADDRESS.sub("", str(err))
-            assert batch.offsets[i] == batch.offsets[i + 1]
+            assert batch.curves.offsets[i] == batch.curves.offsets[i + 1]
             with pytest.raises(BadPacket):
                 batch.alert(i)
         else:
@@ -104,7 +104,8 @@ def test_every_labelled_packet_agrees_on_the_fast_path(decoder, labelled):
     assert errors == {} and not batch.fallback.any()
     assert_agrees(batch, labelled)
     assert {batch.schema_names[i] for i in batch.schema_index} == {"ztf 3.3", "ztf 4.02"}
-    assert (~batch.is_detection).sum() > 10_000 and (batch.flux_njy < 0).any()  # upper limits, negative fluxes
+    points = batch.curves
+    assert (~points.is_detection).sum() > 10_000 and (points.flux_njy < 0).any()  # upper limits, negative fluxes
 
 
 def test_ztfs_own_packets_agree_on_the_fast_path(decoder):
@@ -113,7 +114,7 @@ def test_ztfs_own_packets_agree_on_the_fast_path(decoder):
     assert errors == {} and not batch.fallback.any()
     assert_agrees(batch, payloads)
     assert [batch.schema_names[i] for i in batch.schema_index] == ["ztf 3.2", "ztf 3.3"]
-    assert np.diff(batch.offsets).tolist() == [29, 12]
+    assert np.diff(batch.curves.offsets).tolist() == [29, 12]
     assert len(decoder.plans) >= 2  # each writer schema text compiled once
 
 

@@ -8,22 +8,25 @@ import numpy as np
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, N_CLASSES
 from stream import avro_io
 from stream.decode import decode_auto
-from stream.ingest import Ingested
+from stream.alert import AlertBatch
+from stream.ingest import IngestedBatch
 from stream.publish import SCORED_SCHEMA, scored_batch, scored_outputs
 from stream.score import Scores
 from stream.subscribe import record_decoder
+from stream.window import build_windows
 
 PREVIOUS = avro_io.resources.files("stream.schemas") / avro_io.PREVIOUS_DIR
 
 
 def test_scored_records_carry_the_top_class_by_id_and_name(shared_data):
     alert = decode_auto((shared_data / "ztf" / "alerts" / "472263571115115000.avro").read_bytes())
-    items = [Ingested(alert, "alerts", 0, offset, 1_700_000_000_000, None) for offset in (7, 8)]
+    items = IngestedBatch(AlertBatch.from_alerts([alert, alert]), [None, None], ["alerts"] * 2, np.zeros(2, np.int64),
+                          np.array([7, 8]), np.full(2, 1_700_000_000_000))
     probs = np.full((2, N_CLASSES), 0.01, dtype=np.float32)
     probs[0, CLASS_IDS.index(2232)] = probs[1, CLASS_IDS.index(2233)] = 0.9  # KN, then M-dwarf Flare
     n = np.array([3, 3], dtype=np.int32)
     scores = Scores(probs, probs[:, 0], probs[:, 4], n, n, "v1", 1_700_000_000_500)
-    batch = scored_batch(items, scores, [alert.light_curve] * 2)
+    batch = scored_batch(items, scores, build_windows(items.alerts, {}))
     outputs = scored_outputs(items, batch, 1_700_000_000_100, "scored", "classifications")
     records = [avro_io.decode(o.value) for o in outputs if o.topic == "scored"]
     assert [(name, r["topClassId"], r["topClass"]) for name, r in records] == [

@@ -5,8 +5,8 @@ import numpy as np
 
 from models.context import CONTEXT_INDEX, N_CONTEXT, context_vector, model_context
 from models.lightcurve import LightCurve
-from stream.alert import DecodedAlert
-from stream.window import build_windows
+from stream.alert import AlertBatch, DecodedAlert
+from stream.window import build_windows as build_columns
 from training.sim_context import draw_contexts
 
 
@@ -19,6 +19,11 @@ def curve(source_ids, mjd_tai, flux_njy=None) -> LightCurve:
 def alert(object_id: str, source_id: int, light_curve: LightCurve) -> DecodedAlert:
     return DecodedAlert(survey="rubin", schema="lsst.v11_0", object_id=object_id, alert_id=source_id, source_id=source_id,
                         ra_deg=10.0, dec_deg=-5.0, light_curve=light_curve)
+
+
+def build_windows(alerts: list[DecodedAlert], history: dict):
+    """`stream.window.build_windows` of the alerts as columns."""
+    return build_columns(AlertBatch.from_alerts(alerts), history)
 
 
 def same(a: LightCurve, b: LightCurve) -> bool:

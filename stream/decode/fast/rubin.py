@@ -23,7 +23,7 @@ from models.lightcurve import LightCurve
 from stream.decode.fast import kernel
 from stream.decode.fast.plan import OK, Plan, Unsupported, compile_plan
 from stream.decode.fast.shared import (
-    AlertColumns, as_bytes, link, located, physically_checked, redecode, run_growing,
+    AlertColumns, as_bytes, link, located, physically_checked, redecode, run_growing, with_curves,
 )
 from stream.decode.rubin import (
     BAND_CODES, decode_rubin, object_key, parse_object_key, rubin_contexts, rubin_schema, rubin_versions, schema_id,
@@ -38,16 +38,16 @@ POINTS_PER_MESSAGE_GUESS = 64
 
 @dataclass(frozen=True, kw_only=True)
 class RubinBatch(AlertColumns):
-    """The alerts of a batch of messages as columns: message i's light curve is rows ``offsets[i]:offsets[i + 1]``.
+    """The alerts of a batch of messages as columns: message i's light curve is ``curves[i]``.
 
     Per message, (B,): `ok` says whether it decoded; for those that did,
     `alert_id`, `source_id`, `object_id` (the diaObjectId, or the ssObjectId of
     a solar-system source, where `object_is_ss`; `object_key` makes the text key),
-    `ra_deg`/`dec_deg`, ``schema_names[schema_index]`` and `context` ((B, N_CONTEXT)) are `DecodedAlert`'s fields. Per point, (P,): `point_source_id`, `mjd_tai`
-    (MJD TAI, float64), `band` (int8 code), `flux_njy`/`flux_err_njy` (nJy,
-    float32), `is_detection`; each message's rows are one validated
-    `LightCurve`, sorted by time, with unique source ids. A message that did not
-    decode has no rows, and its `errors` entry says why.
+    `ra_deg`/`dec_deg`, ``schema_names[schema_index]`` and `context` ((B, N_CONTEXT)) are
+    `DecodedAlert`'s fields. `curves` (`LightCurves`, ids the alert ids): per point `source_id`,
+    `mjd_tai` (MJD TAI, float64), `band` (int8 code), `flux_njy`/`flux_err_njy` (nJy, float32),
+    `is_detection`; each message's curve is one validated `LightCurve`, sorted by time, with
+    unique source ids. A message that did not decode has no points, and its `errors` entry says why.
 
     Attributes
     ----------
@@ -200,5 +200,5 @@ class FastRubinDecoder:
                                 names)
         for i, alert in slow.items():
             batch["object_id"][i], batch["object_is_ss"][i] = parse_object_key(alert.object_id)
-        return RubinBatch(schema_names=tuple(names), errors=errors, **batch)
+        return RubinBatch(schema_names=tuple(names), errors=errors, **with_curves(batch, RubinBatch.POINT_COLUMNS))
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.lightcurve import LightCurve
-from stream.alert import DecodedAlert
+from models.lightcurves import LightCurves
+from stream.alert import AlertBatch, DecodedAlert
 from stream.decode.fast.plan import IMPLAUSIBLE, OP_ARRAY, OP_ARRAY_END, OP_FIELDS, OP_JUMP, OP_UNION, Plan
 from stream.decode.physical import implausible, position_plausible
 
@@ -177,10 +178,18 @@ def _splice(batch: dict, point_columns: Sequence[str], slow: dict[int, DecodedAl
         batch["dropped_points"][i] = alert.dropped_points
 
 
+def with_curves(batch: dict, point_columns: Sequence[str]) -> dict:
+    """`batch` (the decoders' working dict) with its ``offsets`` and `point_columns` (in `LightCurve.FIELDS`
+    order) replaced by one `LightCurves`, ids the alert ids."""
+    columns = [batch.pop(name) for name in point_columns]
+    return batch | {"curves": LightCurves(offsets=batch.pop("offsets"), ids=batch["alert_id"],
+                                          **dict(zip(LightCurves.FIELDS, columns)))}
+
+
 @dataclass(frozen=True, kw_only=True)
 class AlertColumns:
     """The columns every batch decoder gives (`RubinBatch`, `ZtfBatch` describe them); message i's light
-    curve is rows ``offsets[i]:offsets[i + 1]`` of the point columns `POINT_COLUMNS`."""
+    curve is ``curves[i]`` (no points where it did not decode)."""
 
     schema_names: tuple[str, ...]
     schema_index: np.ndarray
@@ -191,13 +200,7 @@ class AlertColumns:
     ra_deg: np.ndarray
     dec_deg: np.ndarray
     context: np.ndarray
-    offsets: np.ndarray
-    point_source_id: np.ndarray
-    mjd_tai: np.ndarray
-    band: np.ndarray
-    flux_njy: np.ndarray
-    flux_err_njy: np.ndarray
-    is_detection: np.ndarray
+    curves: LightCurves
     fallback: np.ndarray
     dropped_points: np.ndarray
     errors: dict[int, Exception] = field(default_factory=dict)
@@ -218,8 +221,7 @@ class AlertColumns:
 
     def light_curve(self, i: int) -> LightCurve:
         """Message `i`'s curve: views of the point columns, no copy (empty if it did not decode)."""
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return LightCurve(*(getattr(self, name)[a:b] for name in self.POINT_COLUMNS))
+        return self.curves[i]
 
     def alert(self, i: int) -> DecodedAlert:
         """Message `i` as the survey's fastavro decoder returns it; raises its error if it did not decode."""
@@ -235,8 +237,8 @@ class AlertColumns:
         Same as `alert` for each message, with the per-message columns turned
         into Python numbers once for the batch.
         """
-        names, columns = self.schema_names, [getattr(self, name) for name in self.POINT_COLUMNS]
-        offsets = self.offsets.tolist()
+        names, columns = self.schema_names, [getattr(self.curves, name) for name in LightCurves.FIELDS]
+        offsets = self.curves.offsets.tolist()
         alerts = []
         for i, (ok, schema, alert_id, source_id, object_id, ra_deg, dec_deg, dropped) in enumerate(zip(
                 *(column.tolist() for column in (self.ok, self.schema_index, self.alert_id, self.source_id)),
@@ -250,3 +252,16 @@ class AlertColumns:
                                        LightCurve(*(column[a:b] for column in columns)), self.context[i].copy(),
                                        dropped))
         return alerts
+
+    def decoded(self) -> tuple[AlertBatch, np.ndarray]:
+        """The messages that decoded, as an `AlertBatch` (no per-alert object), and their (K,) indices."""
+        index = np.flatnonzero(self.ok)
+        names = np.array(self.schema_names + ("",), dtype=object)  # "" keeps the array 1-d when there is no name
+        object_id = np.empty(len(index), dtype=object)
+        object_id[:] = self.object_keys() if len(index) == len(self) else [self.object_key(i) for i in index]
+        return AlertBatch(
+            survey=np.full(len(index), self.SURVEY, dtype=object), schema=names[self.schema_index[index]],
+            alert_id=self.alert_id[index], source_id=self.source_id[index], object_id=object_id,
+            ra_deg=self.ra_deg[index], dec_deg=self.dec_deg[index], context=self.context[index],
+            dropped_points=self.dropped_points[index],
+            curves=self.curves if len(index) == len(self) else self.curves.take(index)), index

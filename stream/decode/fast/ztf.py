@@ -28,7 +28,9 @@ from fastavro.schema import SchemaParseException
 
 from stream.decode.fast import ztf_kernel
 from stream.decode.fast.plan import DETECTION, OK, TRIGGER, Plan, Unsupported, _Compiler
-from stream.decode.fast.shared import AlertColumns, as_bytes, link, located, physically_checked, redecode, run_growing
+from stream.decode.fast.shared import (
+    AlertColumns, as_bytes, link, located, physically_checked, redecode, run_growing, with_curves,
+)
 from stream.decode.fast.tai import jd_utc_to_mjd_tai
 from stream.decode.fast.ztf_kernel import (
     BAD_VALUE, F_CONTEXT, F_DEC, F_JD, F_LIMIT, F_MAG, F_RA, F_SIGMA, NEW_SCHEMA, OBJECT_ID_BYTES, R_ALERT_ID,
@@ -98,13 +100,13 @@ def compile_ztf_plan(schema: dict) -> Plan:
 
 @dataclass(frozen=True)
 class ZtfBatch(AlertColumns):
-    """The alerts of a batch of ZTF packets as columns: message i's light curve is rows ``offsets[i]:offsets[i + 1]``.
+    """The alerts of a batch of ZTF packets as columns: message i's light curve is ``curves[i]``.
 
     Per message, (B,): `ok`; for those that decoded, `alert_id`, `source_id`, `object_id` (str, in an
     object array), `ra_deg`/`dec_deg`, ``schema_names[schema_index]`` and `context` ((B, N_CONTEXT))
-    are `DecodedAlert`'s fields. Per point, (P,): `point_source_id` (candid, or the derived negative id
-    of an upper limit), `mjd_tai` (MJD TAI), `band`, `flux_njy`/`flux_err_njy` (nJy, float32),
-    `is_detection`; each message's rows are one validated `LightCurve`.
+    are `DecodedAlert`'s fields. `curves` (`LightCurves`, ids the alert ids): per point `source_id` (candid,
+    or the derived negative id of an upper limit), `mjd_tai` (MJD TAI), `band`, `flux_njy`/`flux_err_njy`
+    (nJy, float32), `is_detection`; each message's curve is one validated `LightCurve`.
 
     Attributes
     ----------
@@ -259,7 +261,7 @@ class FastZtfDecoder:
         slow, errors = redecode(batch, ZtfBatch.POINT_COLUMNS, payloads, reason, decode_ztf, names)
         for i, alert in slow.items():
             batch["object_id"][i] = alert.object_id
-        return ZtfBatch(schema_names=tuple(names), errors=errors, **batch)
+        return ZtfBatch(schema_names=tuple(names), errors=errors, **with_curves(batch, ZtfBatch.POINT_COLUMNS))
 
 
 def _text_table(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
