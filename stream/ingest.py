@@ -96,8 +96,8 @@ class Ingest:
     def __init__(self, formats: Mapping[str, str], deadletter_topic: str,
                  max_input_bytes: int | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
                  registry: RegistrySchemas | None = None):
-        self.formats = dict(formats)
-        self.registry = registry  # Rubin schema ids lsst-alert-packet lacks are looked up there  # a topic not named (one of input.kafka's topics or pattern) is "auto"
+        self.formats = dict(formats)  # a topic not named (one of input.kafka's topics or pattern) is "auto"
+        self.registry = registry  # Rubin schema ids lsst-alert-packet lacks are looked up there
         self.decoders = {}
         self.fast_rubin = None  # made for the first wire-format message of a rubin or auto topic
         self.fast_ztf = None  # made for the first container file of a ztf or auto topic

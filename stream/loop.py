@@ -16,7 +16,8 @@ Per batch (after librdkafka's transactions.c):
    fatal errors, and a timeout of any transactional call (its outcome is unknown),
    raise `Fatal` for a supervisor to restart the process with a fresh producer; a call
    that does not return at all is ended by the `Watchdog` (exit code 3);
-5. the result's ``after_commit(messages)``: side effects that must follow the commit (Redis state).
+5. the result's ``after_commit(messages, refused)``: side effects that must follow the commit (Redis
+   state), told which inputs were dead-lettered for a refused output.
 
 The time of each step goes into `times` (`stream.stages.StageTimes`), which the loop's owner
 may share to time its own stages in the same record.
@@ -96,10 +97,11 @@ class LoopStats:
 @dataclass(frozen=True)
 class BatchResult:
     """What a batch's ``finish()`` gives the loop: its outputs, and what to run once their transaction has
-    committed (called with the batch's messages; None: nothing)."""
+    committed (None: nothing), called with the batch's messages and those of them whose outputs the
+    producer refused, so that the committed transaction holds their dead letters instead (`stream.refused`)."""
 
     outputs: list[Output]
-    after_commit: Callable[[list[Message]], None] | None = None
+    after_commit: Callable[[list[Message], list[Message]], None] | None = None
 
 
 Process = Callable[[list[Message]], list[Output]]
@@ -329,7 +331,7 @@ class TransactionalLoop:
         self.times.batch += batch_s
         self.stats.last_batch_ms = batch_s * 1e3
         if result.after_commit:
-            result.after_commit(messages)
+            result.after_commit(messages, refused.inputs(messages))
         return True
 
     def _transaction(self, offsets: list[TopicPartition], outputs: list[Output], refused: Refused) -> bool:

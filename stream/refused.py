@@ -37,6 +37,10 @@ class Refused:
         """Whether any input of the batch was dead-lettered for a refusal."""
         return bool(self._dead)
 
+    def inputs(self, messages: list[Message]) -> list[Message]:
+        """Those of `messages` dead-lettered for a refused output, in order."""
+        return [m for m in messages if id(m) in self._dead] if self._dead else []
+
     def outputs(self, outputs: list[Output]) -> list[Output]:
         """`outputs`, each refused input's outputs replaced by its one dead letter (where its first output was)."""
         sent, done = [], set()

@@ -1,5 +1,5 @@
 """`ScoredBatch`: a batch of scored alerts as arrays, what publishing, rules and state consume."""
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -56,6 +56,14 @@ class ScoredBatch:
 
     def __len__(self) -> int:
         return len(self.object_id)
+
+    def select(self, keep: np.ndarray) -> "ScoredBatch":
+        """The alerts where `keep` ((B,) bool) is true, in order."""
+        if keep.all():
+            return self
+        rows = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model_version", "scored_ms")}
+        return replace(self, **{name: [v for v, k in zip(values, keep) if k] if isinstance(values, list)
+                                else values[keep] for name, values in rows.items()})
 
     def context_field(self, name: str) -> np.ndarray:
         """(B,) float64: one context field (`models.context.CONTEXT_FIELDS`), NaN where missing or absurd."""

@@ -21,7 +21,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -75,6 +75,24 @@ class Finished:
     dropped_points: int  # implausible history points the decoders left out
     requests: list[dict]  # follow-up requests, for the webhook
     dead_reasons: Counter = field(default_factory=Counter)  # dead letters by error type, for the metrics
+    scored_messages: list = field(default_factory=list)  # the input message of each row of `batch`
+    request_rows: list[int] = field(default_factory=list)  # the row of `batch` of each request
+
+    def without(self, refused: list[Message]) -> "Finished":
+        """This batch less the alerts of the `refused` inputs, which the loop dead-lettered because the
+        producer refused one of their outputs: their scores must reach neither Redis nor the webhook."""
+        if not refused or self.batch is None:
+            return self
+        gone = {id(m) for m in refused}
+        keep = np.array([id(m) not in gone for m in self.scored_messages])
+        if keep.all():
+            return self
+        kept_rows = np.cumsum(keep) - 1  # old row -> new row, where kept
+        requests = [(r, int(kept_rows[row])) for r, row in zip(self.requests, self.request_rows) if keep[row]]
+        return replace(self, batch=self.batch.select(keep) if keep.any() else None, n_scored=int(keep.sum()),
+                       n_dead=self.n_dead + int((~keep).sum()), requests=[r for r, _ in requests],
+                       scored_messages=[m for m, k in zip(self.scored_messages, keep) if k],
+                       request_rows=[row for _, row in requests])
 
 
 @dataclass
@@ -226,9 +244,9 @@ class ScoringService:
                     requests = self.followups(batch)
             outputs += [Output(self.config.topics.followup, avro_io.encode(FOLLOWUP_SCHEMA, r), r["objectId"].encode(),
                                source=scored.messages[i]) for i, r in requests]
-            requests = [r for _, r in requests]
             done = Finished(batch, windows.merged, len(scored), len(dead) + len(rejected),
-                            int(good.alerts.dropped_points.sum()), requests, _reasons(list(dead) + rejected))
+                            int(good.alerts.dropped_points.sum()), [r for _, r in requests],
+                            _reasons(list(dead) + rejected), scored.messages, [i for i, _ in requests])
             return BatchResult(outputs, partial(self.committed, done))
 
         return finish
@@ -283,11 +301,14 @@ class ScoringService:
         created_ms = time.time_ns() // 1_000_000
         return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
-    def committed(self, done: Finished, messages: list[Message]) -> None:
-        """After the transaction of the batch `done` (of `messages`) committed: its side effects, then `on_batch`."""
+    def committed(self, done: Finished, messages: list[Message], refused: list[Message]) -> None:
+        """After the transaction of the batch `done` (of `messages`) committed: its side effects, then `on_batch`.
+
+        The alerts of `refused` inputs, dead-lettered in that transaction for a refused output, are left out.
+        """
         committed_ms = time.time_ns() / 1e6  # commit_transaction has just returned
         with self.times.timing("redis_write"):
-            self._after_commit(done, messages)
+            self._after_commit(done.without(refused), messages)
         if self.on_batch:
             self.on_batch(messages, committed_ms)
 

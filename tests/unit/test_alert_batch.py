@@ -145,10 +145,10 @@ def test_after_commit_runs_with_the_batch_after_its_transaction_commits():
 
     def prepare(messages):
         return lambda: BatchResult([Output("out", b"v", source=message)],
-                                   lambda committed: seen.append((list(producer.calls), committed)))
+                                   lambda committed, refused: seen.append((list(producer.calls), committed, refused)))
 
     TransactionalLoop(FakeConsumer([[message]]), producer, ["alerts"], prepare).run(max_messages=1)
-    assert seen == [(["init", "begin", "send_offsets", "commit"], [message])]
+    assert seen == [(["init", "begin", "send_offsets", "commit"], [message], [])]
 
 
 class RecordingPipe:

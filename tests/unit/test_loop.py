@@ -5,7 +5,7 @@ from confluent_kafka import KafkaError
 from fakes import FakeConsumer, FakeMessage, FakeProducer
 
 from stream.errors import Fatal
-from stream.loop import Output, TransactionalLoop, sequential
+from stream.loop import BatchResult, Output, TransactionalLoop, sequential
 
 
 def _loop(producer, outputs, dead_letter):
@@ -80,3 +80,19 @@ def test_the_loop_times_its_stages_in_its_record():
     assert all(times[stage] > 0 for stage in ("consume", "prepare", "finish", "produce", "commit", "batch"))
     assert times["batch"] >= times["finish"] + times["produce"] + times["commit"]
     assert times["decode"] == times["forward"] == 0  # the scoring service's own stages
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["by produce", "by the broker"])
+def test_after_commit_is_told_which_inputs_were_dead_lettered_for_a_refused_output(later):
+    big, small = FakeMessage(b"big-alert"), FakeMessage(b"small-alert")
+    refuse = lambda topic, value: KafkaError.MSG_SIZE_TOO_LARGE if value == b"b" * 100 else None  # noqa: E731
+    producer = FakeProducer(refuse_later=refuse) if later else FakeProducer(refuse=refuse)
+    seen = []
+
+    def prepare(messages):
+        outputs = [Output("scored", b"b" * 100, source=big), Output("scored", b"ok", source=small)]
+        return lambda: BatchResult(outputs, lambda committed, refused: seen.append((committed, refused)))
+
+    TransactionalLoop(FakeConsumer([[big, small]]), producer, ["alerts"], prepare,
+                      dead_letter=_dead_letter).run(max_messages=2)
+    assert seen == [([big, small], [big])]
