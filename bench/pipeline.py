@@ -152,7 +152,7 @@ def scorer_child(spec: dict, reports, go, stop) -> None:
         after = _usage()
         reports.put({"kind": "final", "run_s": time.perf_counter() - t_run,
                      "cpu_s": after["cpu_s"] - before["cpu_s"], "peak_rss_mb": after["peak_rss_mb"],
-                     "redis_outages": service.history.outages,
+                     "redis_outages": service.redis_health.outages,
                      "loop": vars(stats)})
     except BaseException:
         reports.put({"kind": "error", "error": traceback.format_exc()})

@@ -2,12 +2,9 @@
 
 A curve is packed as a little-endian numpy structured array (26 bytes a point), so a
 read is one ``MGET`` for the whole batch and a write one pipelined ``SET ... EX``.
-When Redis is unreachable the store answers "no history" and counts the outage:
-windows fall back to the alert's own photometry and scoring goes on.
-
-The store also keeps the Redis outage accounting of the scorer's other Redis users (state
-writer, follow-up journal): after a call times out, `usable` says no for the rest of the
-batch (until `new_batch`), so a frozen Redis costs one timeout per batch, not one per call.
+When Redis is unreachable the store answers "no history" and counts the outage in the
+process's `stream.redis_io.RedisHealth`: windows fall back to the alert's own photometry
+and scoring goes on.
 """
 import logging
 from collections.abc import Mapping
@@ -19,6 +16,7 @@ from models.lightcurve import LightCurve
 from models.lightcurves import CurvesById, LightCurves
 from stream.decode.physical import implausible
 from stream.keys import Keys
+from stream.redis_io import RedisHealth
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +56,21 @@ def unpack(blob: bytes) -> LightCurve:
 class HistoryStore:
     """Per-object light curves under ``{prefix}:lc:{objectId}`` with a TTL."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int, max_points: int):
+    def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int, max_points: int,
+                 health: RedisHealth | None = None):
         self.client, self.keys, self.ttl_s, self.max_points = client, keys, ttl_s, max_points
-        self.outages = 0
-        self.skipped_calls = 0  # Redis calls skipped because an earlier one of the same batch timed out
-        self._timed_out = False
+        self.health = health if health is not None else RedisHealth()
         self.dropped_points = 0  # implausible points in stored curves (written before decoders checked them)
 
     def get(self, object_ids: list[str]) -> dict[str, LightCurve]:
         """Stored curves of the distinct `object_ids` ({} on a Redis outage, which is counted)."""
         unique = list(dict.fromkeys(object_ids))
-        if not unique or not self.usable():
+        if not unique or not self.health.usable():
             return {}
         try:
             blobs = self.client.mget([self.keys.light_curve(o) for o in unique])
         except redis.RedisError as err:
-            self.outage("read", err)
+            self.health.outage("read", err)
             return {}
         return {o: self._plausible(unpack(b)) for o, b in zip(unique, blobs) if b}
 
@@ -93,24 +90,8 @@ class HistoryStore:
             list(curves.values()), ids=np.array(list(curves), dtype=object))
         for object_id, blob in zip(columns.ids.tolist(), packed(columns, self.max_points)):
             target.set(self.keys.light_curve(object_id), blob, ex=self.ttl_s)
-        if pipe is None and self.usable():
+        if pipe is None and self.health.usable():
             try:
                 target.execute()
             except redis.RedisError as err:
-                self.outage("write", err)
-
-    def new_batch(self) -> None:
-        """A new batch begins: let Redis calls through again."""
-        self._timed_out = False
-
-    def usable(self) -> bool:
-        """Whether to call Redis now: False (counted in `skipped_calls`) once a call of this batch timed out."""
-        if self._timed_out:
-            self.skipped_calls += 1
-        return not self._timed_out
-
-    def outage(self, what: str, err: Exception) -> None:
-        """Count and log a failed Redis call `what`; a timeout skips Redis for the rest of the batch."""
-        self.outages += 1
-        self._timed_out = self._timed_out or isinstance(err, redis.TimeoutError)
-        log.warning("redis outage op=%s outages=%d error=%s", what, self.outages, err)
+                self.health.outage("write", err)

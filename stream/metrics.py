@@ -3,7 +3,7 @@
 Each process keeps its metrics in its own `CollectorRegistry` (never the library's global one),
 so two services in one test process do not collide. The scorer calls `ScorerMetrics.committed`
 once per committed batch, with what the batch did and the running totals it already keeps
-(`stream.loop.LoopStats`, `stream.history.HistoryStore.outages`, `stream.stages.StageTimes`):
+(`stream.loop.LoopStats`, `stream.redis_io.RedisHealth.outages`, `stream.stages.StageTimes`):
 counters follow those totals by their increase, histograms observe the batch.
 
 =================================================  =========  ============================================

@@ -1,8 +1,8 @@
-"""Redis clients configured from `RedisSettings`, and the start-up credential check.
+"""Redis clients configured from `RedisSettings`, the start-up credential check, and the outage accounting.
 
-An unreachable Redis is an outage: scoring goes on and the outage is counted. Refused
-credentials are a configuration error (exit 2): waiting would not fix them, and a scorer
-that runs without ever writing its state only looks healthy.
+An unreachable Redis is an outage: scoring goes on and the outage is counted (`RedisHealth`).
+Refused credentials are a configuration error (exit 2): waiting would not fix them, and a
+scorer that runs without ever writing its state only looks healthy.
 """
 import logging
 
@@ -28,3 +28,33 @@ def check_credentials(client: redis.Redis, settings: RedisSettings) -> None:
         raise ConfigError(f"redis.password: Redis at {mask_url(settings.url)} refused the credentials: {err}") from None
     except redis.RedisError as err:
         log.warning("redis unreachable at start url=%s error=%s", mask_url(settings.url), err)
+
+
+class RedisHealth:
+    """The Redis outages of one process, shared by its Redis users (history store, state writer, follow-up
+    journal, the trainer's reads).
+
+    After a call times out, `usable` says no for the rest of the batch (until `new_batch`), so a
+    frozen Redis costs one timeout per batch, not one per call.
+    """
+
+    def __init__(self):
+        self.outages = 0
+        self.skipped_calls = 0  # Redis calls skipped because an earlier one of the same batch timed out
+        self._timed_out = False
+
+    def new_batch(self) -> None:
+        """A new batch begins: let Redis calls through again."""
+        self._timed_out = False
+
+    def usable(self) -> bool:
+        """Whether to call Redis now: False (counted in `skipped_calls`) once a call of this batch timed out."""
+        if self._timed_out:
+            self.skipped_calls += 1
+        return not self._timed_out
+
+    def outage(self, what: str, err: Exception) -> None:
+        """Count and log a failed Redis call `what`; a timeout skips Redis for the rest of the batch."""
+        self.outages += 1
+        self._timed_out = self._timed_out or isinstance(err, redis.TimeoutError)
+        log.warning("redis outage op=%s outages=%d error=%s", what, self.outages, err)

@@ -46,7 +46,7 @@ from stream.positions import stored_positions
 from stream.keys import Keys
 from stream.loop import BatchResult, Finish, Output, TransactionalLoop
 from stream.metrics import ScorerMetrics, serve as serve_metrics
-from stream.redis_io import check_credentials, make_redis
+from stream.redis_io import RedisHealth, check_credentials, make_redis
 from stream.publish import scored_batch, scored_outputs
 from stream.score import EncodedBatch, Scorer, Scores, served_checkpoint, set_torch_threads
 from stream.scored import ScoredBatch
@@ -144,10 +144,11 @@ class ScoringService:
         keys = Keys(config.redis.prefix)
         self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
         check_credentials(self.redis, config.redis)
+        self.redis_health = RedisHealth()  # every Redis call of this process counts its outages here
         self.history = HistoryStore(self.redis, keys, scoring.history_ttl_s,
-                                    HISTORY_POINTS_FACTOR * scoring.max_visits)
+                                    HISTORY_POINTS_FACTOR * scoring.max_visits, self.redis_health)
         self.state = StateWriter(self.redis, keys, self.history, self.instance_id, scoring.history_ttl_s,
-                                 scoring.top_n, self.times)
+                                 scoring.top_n, self.times, self.redis_health)
         input_kafka, output_kafka = config.input_kafka(), config.output_kafka()
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, input_kafka.max_input_message_bytes,
                              output_kafka.deadletter_max_payload_bytes, registry_schemas(config))
@@ -204,7 +205,7 @@ class ScoringService:
 
     def prepare(self, messages: list[Message]) -> Finish:
         """Decode, window and encode the batch, start its forward pass; return the function that finishes it."""
-        self.history.new_batch()
+        self.redis_health.new_batch()
         swapped = self.watcher.take() if self.watcher else None
         if swapped is not None:
             log.info("model swapped from=%s to=%s", self.scorer.version, swapped.version)
@@ -293,11 +294,11 @@ class ScoringService:
         triggers = evaluate_rules(self.config.followup.rules, batch)
         if not triggers:
             return []
-        if self.history.usable():
+        if self.redis_health.usable():
             try:
                 triggers = self.journal.claim(triggers, batch)
             except redis.RedisError as err:
-                self.history.outage("followup-journal", err)
+                self.redis_health.outage("followup-journal", err)
         created_ms = time.time_ns() // 1_000_000
         return [(t.index, followup_record(batch, t.index, t.rule, created_ms)) for t in triggers]
 
@@ -328,7 +329,7 @@ class ScoringService:
                                self.scorer.version)
         self.metrics.committed(len(messages), done.n_scored, reasons, latencies_ms,
                                [r["rule"] for r in done.requests], self.times.as_dict())
-        self.metrics.state(self.loop.stats.batches, self.loop.stats.aborts, self.history.outages,
+        self.metrics.state(self.loop.stats.batches, self.loop.stats.aborts, self.redis_health.outages,
                            self.scorer.version, lag)
         if self._in_flight:
             self._in_flight.popleft()  # this batch's curves: in Redis now
@@ -344,7 +345,7 @@ class ScoringService:
         return reasons
 
     def idle(self) -> None:
-        self.history.new_batch()
+        self.redis_health.new_batch()
         self.state.heartbeat(self.scorer.version, self.lag())
 
     def lag(self) -> int | None:

@@ -18,6 +18,7 @@ from models.lightcurve import LightCurve
 from models.taxonomy import CLASS_IDS
 from stream import latency
 from stream.history import HistoryStore
+from stream.redis_io import RedisHealth
 from stream.keys import SCORE_HISTORY_MAX, TOP_BUCKET_MS, TOP_KEEP_S, Keys, top_bucket
 from stream.rules import known_solar_system
 from stream.scored import ScoredBatch
@@ -148,8 +149,9 @@ class StateWriter:
     ``stageSeconds`` (JSON: stage → seconds since the start)."""
 
     def __init__(self, client: redis.Redis, keys: Keys, history: HistoryStore, consumer_id: str,
-                 ttl_s: int, top_n: int, times: StageTimes | None = None):
+                 ttl_s: int, top_n: int, times: StageTimes | None = None, health: RedisHealth | None = None):
         self.client, self.keys, self.history = client, keys, history
+        self.health = health if health is not None else RedisHealth()  # the process's, shared with its other users
         self.consumer_id, self.ttl_s, self.top_n = consumer_id, ttl_s, top_n
         self.times = times
         self.metrics = ConsumerMetrics()
@@ -157,7 +159,7 @@ class StateWriter:
 
     def consumer_fields(self, model_version: str, lag: int | None) -> dict:
         fields = dict(self.metrics.counters) | self.metrics.fields() | {
-            "redisOutages": self.history.outages, "redisSkippedCalls": self.history.skipped_calls,
+            "redisOutages": self.health.outages, "redisSkippedCalls": self.health.skipped_calls,
             "droppedStoredPoints": self.history.dropped_points, "modelVersion": model_version,
             "heartbeatMs": time.time_ns() // 1_000_000, "host": socket.gethostname(), "pid": os.getpid(),
         }
@@ -243,9 +245,9 @@ class StateWriter:
         self._last_heartbeat = time.monotonic()
 
     def _execute(self, pipe) -> None:
-        if not self.history.usable():
+        if not self.health.usable():
             return
         try:
             pipe.execute()
         except redis.RedisError as err:
-            self.history.outage("state", err)
+            self.health.outage("state", err)

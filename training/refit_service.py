@@ -41,7 +41,7 @@ from stream.hotswap import announce
 from stream.kafka_io import make_consumer, make_producer
 from stream.keys import Keys
 from stream.metrics import TrainerMetrics, serve as serve_metrics
-from stream.redis_io import make_redis
+from stream.redis_io import RedisHealth, make_redis
 from stream.state import read_contexts
 from training.datasets import simulated, ztf_packet_set
 from training.finetune import EvalSet
@@ -93,7 +93,8 @@ class TrainerService:
         self._real_holdout: EvalSet | None = None  # built at the first retraining, as `fixed_sets`
         self.keys = Keys(config.redis.prefix)
         self.redis = make_redis(config.redis, socket_timeout=REDIS_TIMEOUT_S)
-        self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1)  # read-only use
+        self.redis_health = RedisHealth()
+        self.history = HistoryStore(self.redis, self.keys, ttl_s=1, max_points=1, health=self.redis_health)  # reads
         # Training blocks polling for minutes: a long poll interval keeps the trainer in its group meanwhile.
         self.consumer = make_consumer(config.output_kafka(), self.settings.group_id,
                                       **{"max.poll.interval.ms": MAX_POLL_INTERVAL_MS})
@@ -152,14 +153,14 @@ class TrainerService:
         """Stored light curves and latest contexts; waits out a Redis outage (a missing curve must mean an
         unknown object, never an unreachable store). None if asked to stop meanwhile."""
         while True:
-            outages = self.history.outages
-            self.history.new_batch()  # every attempt asks Redis (a timeout must not read as "no history")
+            outages = self.redis_health.outages
+            self.redis_health.new_batch()  # every attempt asks Redis (a timeout must not read as "no history")
             curves = self.history.get(object_ids)
-            if self.history.outages == outages:
+            if self.redis_health.outages == outages:
                 try:
                     return curves, read_contexts(self.redis, self.keys, object_ids)
                 except redis.RedisError as err:
-                    self.history.outage("contexts", err)
+                    self.redis_health.outage("contexts", err)
             if self._stopping:
                 return None
             time.sleep(REDIS_RETRY_S)

@@ -158,7 +158,7 @@ def test_redis_outage_does_not_stop_scoring_and_state_resumes(stream_config, rea
     produce(config, first)
     service = ScoringService(config)
     service.run(max_messages=len(first), timeout_s=60)
-    assert service.history.outages > 0
+    assert service.redis_health.outages > 0
     assert len(read_committed(config.topics.scored, len(first))) == len(first)
 
     redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -175,7 +175,7 @@ def test_redis_outage_does_not_stop_scoring_and_state_resumes(stream_config, rea
         produce(config, second)
         service = ScoringService(config)
         service.run(max_messages=len(second), timeout_s=60)
-        assert service.history.outages == 0
+        assert service.redis_health.outages == 0
         assert len(top_candidates(client, Keys(config.redis.prefix), "sn")) == 5
         assert len(read_committed(config.topics.scored, len(first) + len(second))) == len(first) + len(second)
     finally:

@@ -40,14 +40,14 @@ def _curve() -> LightCurve:
 def test_after_a_timeout_the_rest_of_the_batch_skips_redis():
     client = FrozenRedis()
     history = HistoryStore(client, Keys("t"), ttl_s=60, max_points=10)
-    state = StateWriter(client, Keys("t"), history, "c1", ttl_s=60, top_n=10)
+    state = StateWriter(client, Keys("t"), history, "c1", ttl_s=60, top_n=10, health=history.health)
     for batch in range(3):
-        history.new_batch()
+        history.health.new_batch()
         assert history.get(["a", "b"]) == {}  # times out: no history
         state.write_batch(None, {"a": _curve()}, lag=None, model_version="m")  # skipped
         history.put({"a": _curve()})  # skipped
         assert client.calls == batch + 1  # one call reached the frozen Redis per batch
-    assert history.outages == 3 and history.skipped_calls == 6
+    assert history.health.outages == 3 and history.health.skipped_calls == 6
     assert state.consumer_fields("m", None)["redisSkippedCalls"] == 6
 
 
@@ -63,7 +63,7 @@ def test_a_refused_connection_does_not_skip_the_rest_of_the_batch():
 
     client = Refusing()
     history = HistoryStore(client, Keys("t"), ttl_s=60, max_points=10)
-    history.new_batch()
+    history.health.new_batch()
     history.get(["a"])
     history.put({"a": _curve()})
-    assert client.calls == 2 and history.skipped_calls == 0 and history.outages == 2
+    assert client.calls == 2 and history.health.skipped_calls == 0 and history.health.outages == 2

@@ -23,7 +23,7 @@ def test_timing_adds_up_per_stage():
 
 
 class _History:
-    outages = skipped_calls = dropped_points = 0
+    dropped_points = 0
 
 
 def test_the_consumer_hash_carries_the_stage_seconds():
