@@ -141,8 +141,8 @@ def read_object_page(client: redis.Redis, keys: Keys, object_id: str, rules: lis
     dict
         ``objectId``, ``scores`` (the latest, the object hash's fields), ``bands``: band name → ``mjdTai``,
         ``fluxNjy``, ``fluxErrNjy`` (lists) and ``detection`` (list of bool); ``history``: the scored alerts,
-        oldest first, each ``alertId``, ``mjdTai``, ``scoredMs``, ``sn``, ``flare``, ``model``, ``probs``
-        (class name → probability); ``followups``: rule → alertId that triggered it, for the rules in
+        oldest first, each ``alertId`` (a string: ids pass 2^53), ``mjdTai``, ``scoredMs``, ``sn``, ``flare``, ``model``, ``probs``
+        (class name → probability); ``followups``: rule → alertId (a string) that triggered it, for the rules in
         `rules` that fired; ``links``: portal name → URL.
 
     Raises
@@ -171,8 +171,9 @@ def read_object_page(client: redis.Redis, keys: Keys, object_id: str, rules: lis
     for blob in history_blobs:
         entry = json.loads(blob)
         entry["probs"] = dict(zip(CLASS_NAMES, entry["probs"]))
+        entry["alertId"] = str(entry["alertId"])  # 64-bit ids: a JavaScript number would round them
         history[entry["alertId"]] = entry  # a re-scored alert keeps its last entry
-    followups = {rule: int(alert) for rule, alert in zip(rules, fired[0] if fired else []) if alert is not None}
+    followups = {rule: str(int(alert)) for rule, alert in zip(rules, fired[0] if fired else []) if alert is not None}
     scores = dict(view.scores)
     scores.pop("context", None)
     if "topClassId" in scores:

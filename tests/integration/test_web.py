@@ -129,7 +129,9 @@ def test_the_json_matches_redis(night):
         assert {band: len(p["mjdTai"]) for band, p in page["bands"].items()} == \
             points_per_band(client, keys, row["objectId"])
         stored = [json.loads(e) for e in client.lrange(keys.score_history(row["objectId"]), 0, -1)]
-        assert sorted(e["alertId"] for e in page["history"]) == sorted({e["alertId"] for e in stored})
+        # as strings: 64-bit alert ids are past what a JavaScript number holds exactly
+        assert sorted(e["alertId"] for e in page["history"]) == sorted({str(e["alertId"]) for e in stored})
+        assert set(page["followups"].values()) <= {e["alertId"] for e in page["history"]}
         times = [e["mjdTai"] for e in page["history"]]
         assert times == sorted(times)
         assert page["history"][-1]["model"] == page["scores"]["modelVersion"]
