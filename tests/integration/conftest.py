@@ -3,6 +3,7 @@ SASL/SCRAM broker with ACLs playing a survey's read-only cluster."""
 import os
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from stream.config import StreamConfig
 from stream.decode import encode_rubin
+from stream.kafka_io import make_producer
 
 RUBIN_VERSION = "10.0"
 REPO = Path(__file__).resolve().parents[2]
@@ -150,3 +152,23 @@ def top_candidates(client, keys, score: str) -> dict[bytes, float]:
         for member, value in client.zrange(key, 0, -1, withscores=True):
             found[member] = max(value, found.get(member, value))
     return found
+
+
+def produce(config: StreamConfig, alerts, extra=()) -> None:
+    """Produce `alerts` (`SyntheticAlert`s, keyed by object) and `extra` raw values (key ``bad``) to the input topic."""
+    producer = make_producer(config.kafka)
+    topic = next(iter(config.topics.inputs))
+    for a in alerts:
+        producer.produce(topic, a.value, a.key)
+    for value in extra:
+        producer.produce(topic, value, b"bad")
+    assert producer.flush(30) == 0
+
+
+def wait_for(predicate, polls: int = 1800, interval_s: float = 0.05) -> bool:
+    """Poll `predicate` until it holds, at most `polls` times `interval_s` apart; whether it holds at the end."""
+    for _ in range(polls):
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())

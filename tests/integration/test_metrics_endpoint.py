@@ -3,10 +3,9 @@ import socket
 import urllib.request
 
 import pytest
-from conftest import rubin_alerts
+from conftest import produce, rubin_alerts
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.kafka_io import make_producer
 from stream.service import ScoringService
 
 pytestmark = pytest.mark.integration
@@ -23,13 +22,7 @@ def test_metrics_count_every_input_once(stream_config):
     port = _free_port()
     config = stream_config.model_copy(update={"metrics": stream_config.metrics.updated(port=port)})
     alerts = rubin_alerts(n_objects=12, alerts_per_object=2, seed=5)
-    producer = make_producer(config.kafka)
-    topic = next(iter(config.topics.inputs))
-    for a in alerts:
-        producer.produce(topic, a.value, a.key)
-    for value in MALFORMED:
-        producer.produce(topic, value, b"bad")
-    assert producer.flush(30) == 0
+    produce(config, alerts, MALFORMED)
     n_in = len(alerts) + len(MALFORMED)
 
     service = ScoringService(config)

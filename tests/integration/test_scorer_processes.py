@@ -8,28 +8,12 @@ import time
 
 import pytest
 import redis
-from conftest import config_env, rubin_alerts
+from conftest import config_env, produce, rubin_alerts, wait_for
 
 from stream import avro_io
-from stream.kafka_io import make_producer
 from stream.keys import Keys
 
 pytestmark = pytest.mark.integration
-
-
-def produce(config, alerts) -> None:
-    producer = make_producer(config.kafka)
-    topic = next(iter(config.topics.inputs))
-    for a in alerts:
-        producer.produce(topic, a.value, a.key)
-    assert producer.flush(30) == 0
-
-
-def wait_for(predicate, timeout_s: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_two_processes_share_the_group_survive_a_kill_and_stop_on_sigterm(stream_config, read_committed):
@@ -63,7 +47,7 @@ def test_two_processes_share_the_group_survive_a_kill_and_stop_on_sigterm(stream
         produce(config, second)
         alerts = first + second
         assert wait_for(lambda: len(read_committed(config.topics.scored, len(alerts), timeout_s=1)) == len(alerts),
-                        timeout_s=180)
+                        polls=90)  # each poll reads for at least 2 s
     finally:
         supervisor.send_signal(signal.SIGTERM)
         out, err = supervisor.communicate(timeout=120)

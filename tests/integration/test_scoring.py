@@ -9,28 +9,17 @@ import time
 import numpy as np
 import pytest
 import redis
-from conftest import config_env, rubin_alerts, top_candidates
+from conftest import config_env, produce, rubin_alerts, top_candidates, wait_for
 
 from models.context import CONTEXT_INDEX
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
-from stream.kafka_io import make_producer
 from stream.keys import Keys
 from stream.service import ScoringService
 from stream.state import read_contexts
 
 pytestmark = pytest.mark.integration
 MALFORMED = [b"\x00\x00\x00\x03\xe8\x02cut", b"not an alert at all"]
-
-
-def produce(config, alerts, extra=()):
-    producer = make_producer(config.kafka)
-    topic = next(iter(config.topics.inputs))
-    for a in alerts:
-        producer.produce(topic, a.value, a.key)
-    for value in extra:
-        producer.produce(topic, value, b"bad")
-    assert producer.flush(30) == 0
 
 
 def test_each_input_scored_once_with_state(stream_config, read_committed):
@@ -183,13 +172,6 @@ def test_redis_outage_does_not_stop_scoring_and_state_resumes(stream_config, rea
         redis_proc.wait()
 
 
-def _wait_for(predicate, timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_sigterm_finishes_the_batch_and_two_scorers_share_the_group(stream_config, read_committed):
     """Two scorers share the partitions; one gets SIGTERM mid-stream, leaves, and the other takes over."""
     first, second = rubin_alerts(n_objects=40, alerts_per_object=5, seed=5), rubin_alerts(n_objects=40, alerts_per_object=5, seed=6)
@@ -197,10 +179,10 @@ def test_sigterm_finishes_the_batch_and_two_scorers_share_the_group(stream_confi
     client, keys = redis.Redis.from_url(stream_config.redis.url), Keys(stream_config.redis.prefix)
     procs = [subprocess.Popen(cmd + ["--instance-id", f"scorer-{i}"], env=os.environ | config_env(stream_config),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    assert _wait_for(lambda: client.zcard(keys.consumers) == 2), "scorers did not start"
+    assert wait_for(lambda: client.zcard(keys.consumers) == 2), "scorers did not start"
     time.sleep(3)  # let the group settle: both members assigned
     produce(stream_config, first)
-    assert _wait_for(lambda: min(_alerts_done(client, keys, f"scorer-{i}") for i in range(2)) > 0), \
+    assert wait_for(lambda: min(_alerts_done(client, keys, f"scorer-{i}") for i in range(2)) > 0), \
         "both scorers should get partitions"
     procs[0].send_signal(signal.SIGTERM)
     assert procs[0].wait(timeout=60) == 0, procs[0].stderr.read()[-2000:]

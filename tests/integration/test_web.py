@@ -10,13 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import config_env, rubin_alerts
+from conftest import config_env, rubin_alerts, wait_for
 from starlette.testclient import TestClient
 
 from models.bands import BAND_NAMES
@@ -87,10 +89,7 @@ def web(night):
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + PAGE_TIMEOUT_S
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
+    assert until(lambda: server.started), "the web app did not start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
@@ -211,7 +210,22 @@ def browser():
     driver.quit()
 
 
-def wait_for(driver, condition, what: str, timeout_s: float = PAGE_TIMEOUT_S):
+def until(predicate) -> bool:
+    """`conftest.wait_for` over `PAGE_TIMEOUT_S`."""
+    return wait_for(predicate, polls=int(PAGE_TIMEOUT_S / 0.05))
+
+
+def status_without_token(url: str) -> int | None:
+    """The HTTP status of a GET of `url` without credentials; None while nothing answers."""
+    try:
+        return urllib.request.urlopen(url, timeout=5).status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return None
+
+
+def wait_for_page(driver, condition, what: str, timeout_s: float = PAGE_TIMEOUT_S):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout_s).until(condition, message=what)
@@ -234,7 +248,7 @@ def test_pages_in_a_real_browser(night, web, browser):
     keys = Keys(config.redis.prefix)
     expected = candidates_in_redis(client, keys)
     browser.get(web + "/")
-    wait_for(browser, lambda d: len(listed(d)) >= min(len(expected), 50), "the candidates list fills")
+    wait_for_page(browser, lambda d: len(listed(d)) >= min(len(expected), 50), "the candidates list fills")
     shown = listed(browser)
     assert set(shown) <= expected and len(shown) == min(len(expected), 50)
     browser.save_screenshot(str(ARTIFACTS / "candidates.png"))
@@ -242,7 +256,7 @@ def test_pages_in_a_real_browser(night, web, browser):
     first = browser.find_element(By.CSS_SELECTOR, "#candidates tbody td.id a")
     object_id = first.text
     first.click()
-    wait_for(browser, lambda d: d.execute_script("return document.body.dataset.ready") == "1", "the object page draws")
+    wait_for_page(browser, lambda d: d.execute_script("return document.body.dataset.ready") == "1", "the object page draws")
     assert browser.current_url == f"{web}/object/{object_id}"
     plotted = browser.execute_script(
         "const n = {}; for (const t of document.getElementById('lc').data) "
@@ -263,7 +277,7 @@ def test_pages_in_a_real_browser(night, web, browser):
 def test_the_list_shows_a_newly_scored_object_without_a_reload(night, web, browser):
     config, _, client = night
     browser.get(web + "/?")
-    wait_for(browser, lambda d: len(listed(d)) > 0, "the candidates list fills")
+    wait_for_page(browser, lambda d: len(listed(d)) > 0, "the candidates list fills")
     browser.execute_script("window.notReloaded = true;")
     # 'recent_min' narrows the list to objects updated from now on: only the new object will be in it.
     box = browser.find_element("name", "recent_min")
@@ -281,13 +295,13 @@ def test_the_list_shows_a_newly_scored_object_without_a_reload(night, web, brows
     scorer = threading.Thread(target=service.run, kwargs={"idle_timeout_s": 20.0, "timeout_s": 120.0})
     scorer.start()
     try:
-        wait_for(browser, lambda d: new_id in listed(d), "the new object appears")
+        wait_for_page(browser, lambda d: new_id in listed(d), "the new object appears")
         assert browser.execute_script("return window.notReloaded === true")
         browser.save_screenshot(str(ARTIFACTS / "candidates-live.png"))
 
         browser.get(web + "/status")  # the scorer is still up (idle): the status page shows it
-        wait_for(browser, lambda d: config.scoring.instance_id in text_of(d, "consumers"), "the live scorer is listed")
-        wait_for(browser, lambda d: "BadPacket" in text_of(d, "dead"), "the dead letter is counted by its reason")
+        wait_for_page(browser, lambda d: config.scoring.instance_id in text_of(d, "consumers"), "the live scorer is listed")
+        wait_for_page(browser, lambda d: "BadPacket" in text_of(d, "dead"), "the dead letter is counted by its reason")
         time.sleep(3 * REFRESH_S)  # a few polls: points in the throughput plot
         assert "yes" in text_of(browser, "consumers")
         assert browser.execute_script("return document.getElementById('rate').data[0].x.length") >= 3
@@ -299,8 +313,6 @@ def test_the_list_shows_a_newly_scored_object_without_a_reload(night, web, brows
 
 def test_the_command_serves_the_configured_redis_with_its_token(night):
     """``alertformer web`` as a user starts it: address printed, [web] token from the environment enforced."""
-    import urllib.error
-    import urllib.request
 
     config, env, _ = night
     port = _free_port()
@@ -309,17 +321,8 @@ def test_the_command_serves_the_configured_redis_with_its_token(night):
     try:
         assert server.stdout.readline().strip() == f"alertformer web: http://127.0.0.1:{port}/"
         url = f"http://127.0.0.1:{port}/api/candidates?limit=500"
-        deadline = time.monotonic() + PAGE_TIMEOUT_S
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                pytest.fail("answered without the token")
-            except urllib.error.HTTPError as err:
-                assert err.code == 401
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "alertformer web did not answer"
-                time.sleep(0.2)
+        assert until(lambda: status_without_token(url) is not None), "alertformer web did not answer"
+        assert status_without_token(url) == 401
         request = urllib.request.Request(url, headers={"Authorization": "Bearer t0ken"})
         rows = json.loads(urllib.request.urlopen(request, timeout=10).read())["rows"]
         assert {r["objectId"] for r in rows} == candidates_in_redis(redis.Redis.from_url(config.redis.url),
