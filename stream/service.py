@@ -80,7 +80,8 @@ class Finished:
 
     def without(self, refused: list[Message]) -> "Finished":
         """This batch less the alerts of the `refused` inputs, which the loop dead-lettered because the
-        producer refused one of their outputs: their scores must reach neither Redis nor the webhook."""
+        producer refused one of their outputs: their scores must reach neither Redis nor the webhook, and they
+        count as dead letters of reason ``refused_output``."""
         if not refused or self.batch is None:
             return self
         gone = {id(m) for m in refused}
@@ -89,8 +90,11 @@ class Finished:
             return self
         kept_rows = np.cumsum(keep) - 1  # old row -> new row, where kept
         requests = [(r, int(kept_rows[row])) for r, row in zip(self.requests, self.request_rows) if keep[row]]
+        n_refused = int((~keep).sum())
         return replace(self, batch=self.batch.select(keep) if keep.any() else None, n_scored=int(keep.sum()),
-                       n_dead=self.n_dead + int((~keep).sum()), requests=[r for r, _ in requests],
+                       n_dead=self.n_dead + n_refused,
+                       dead_reasons=self.dead_reasons + Counter(refused_output=n_refused),
+                       requests=[r for r, _ in requests],
                        scored_messages=[m for m, k in zip(self.scored_messages, keep) if k],
                        request_rows=[row for _, row in requests])
 
@@ -138,7 +142,6 @@ class ScoringService:
         self.times = StageTimes()
         self.on_batch: BatchObserver | None = None
         self.metrics = ScorerMetrics()
-        self._refused_seen = 0  # loop.stats.record_errors already counted in the metrics
         scoring = config.scoring
         self.instance_id = scoring.instance_id or socket.gethostname()
         keys = Keys(config.redis.prefix)
@@ -320,7 +323,7 @@ class ScoringService:
                 self.webhook.submit(request)
         now_ms = time.time_ns() // 1_000_000
         latencies_ms = now_ms - np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=len(messages))
-        reasons = self._dead_reasons(done)
+        reasons = done.dead_reasons
         self.state.metrics.record_batch(done.n_scored, done.n_dead, latencies_ms, done.dropped_points, reasons)
         self.summary.add(None if done.batch is None else done.batch.probs, done.n_dead, len(done.requests))
         self.state.metrics.counters["aborts"] = self.loop.stats.aborts
@@ -333,16 +336,6 @@ class ScoringService:
                            self.scorer.version, lag)
         if self._in_flight:
             self._in_flight.popleft()  # this batch's curves: in Redis now
-
-    def _dead_reasons(self, done: Finished) -> Counter:
-        """The committed batch's dead letters by error type; outputs the broker refused count as
-        ``refused_output`` (the loop dead-lettered their inputs in a rerun of the batch)."""
-        reasons = Counter(done.dead_reasons)
-        refused = self.loop.stats.record_errors
-        if refused > self._refused_seen:
-            reasons["refused_output"] += refused - self._refused_seen
-            self._refused_seen = refused
-        return reasons
 
     def idle(self) -> None:
         self.redis_health.new_batch()

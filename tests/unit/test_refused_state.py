@@ -20,7 +20,7 @@ def test_the_refused_inputs_alerts_and_requests_are_left_out():
     assert kept.batch.object_id == ["obj0", "obj2", "obj3"]
     assert kept.batch.n_visits.tolist() == [3, 5, 6] and kept.batch.probs.shape[0] == 3
     np.testing.assert_allclose(kept.batch.sn_likelihood, done.batch.sn_likelihood[[0, 2, 3]])
-    assert (kept.n_scored, kept.n_dead) == (3, 3)
+    assert (kept.n_scored, kept.n_dead) == (3, 3) and kept.dead_reasons["refused_output"] == 1
     assert kept.requests == [{"objectId": "obj3", "rule": "flare"}] and kept.request_rows == [2]
     assert kept.scored_messages == [messages[0], messages[2], messages[3]]
 
