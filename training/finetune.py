@@ -8,6 +8,11 @@ early. A ``replay`` set can be mixed into every batch: the recipe fine-tunes on
 the real ZTF BTS objects (5 supernova-like classes) while replaying simulated
 curves of all 11 classes, so flares, variables and kilonovae are not forgotten.
 
+With a ``teacher`` (a trained model of the same encoding), the loss adds knowledge
+distillation: the KL divergence from the teacher's class distribution to the
+student's, both softened by ``distill_temperature`` (Hinton et al. 2015), so a
+smaller student learns the teacher's scores on every prefix, not only its labels.
+
 `calibrate` then fits the temperature on validation logits
 (`models.calibration.fit_temperature`) and stores it in the model.
 
@@ -139,6 +144,25 @@ def weighted_cross_entropy(logits: torch.Tensor, targets: np.ndarray, sample_wei
     return (w * F.cross_entropy(logits, y, reduction="none")).sum() / w.sum()
 
 
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                      sample_weights: np.ndarray | None, device: torch.device) -> torch.Tensor:
+    """``T^2 sum_i w_i KL(p_teacher,i || p_student,i) / sum_i w_i`` at softmax temperature T.
+
+    The T^2 keeps its gradients on the scale of the cross-entropy's whatever T is (Hinton et al. 2015).
+
+    >>> z = torch.tensor([[2.0, 0.0, -1.0]])
+    >>> float(distillation_loss(z, z, 2.0, None, torch.device("cpu")))
+    0.0
+    """
+    student = F.log_softmax(logits / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    per_curve = F.kl_div(student, teacher, reduction="none", log_target=True).sum(dim=-1) * temperature ** 2  # (B,)
+    if sample_weights is None:
+        return per_curve.mean()
+    w = torch.from_numpy(sample_weights.astype(np.float32)).to(device)
+    return (w * per_curve).sum() / w.sum()
+
+
 @dataclass(frozen=True)
 class FinetuneSettings:
     """How `finetune` trains: steps, optimizer schedule, augmentation, class weighting, early stopping.
@@ -166,6 +190,11 @@ class FinetuneSettings:
         (`training.prefixes.prefix_batches`, less padding); the logits are
         concatenated and the loss is the same class-weighted cross-entropy
         ``model.forward`` computes, taken once over the whole batch.
+    distill_weight : float
+        With a teacher: the loss is ``(1 - distill_weight) * cross-entropy + distill_weight *``
+        `distillation_loss`.
+    distill_temperature : float
+        The softmax temperature of `distillation_loss`.
     log_interval : int
         Steps between training-loss readings (each a device sync).
     stage : str
@@ -191,6 +220,8 @@ class FinetuneSettings:
     replay_fraction: float = 0.0
     patience: int = 0
     n_chunks: int = 1
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     log_interval: int = 50
     stage: str = "finetune"
     progress: bool = True
@@ -198,6 +229,9 @@ class FinetuneSettings:
     def __post_init__(self):
         if self.class_weighting not in ("balanced", "none"):
             raise ValueError(f"class_weighting={self.class_weighting!r}: expected 'balanced' or 'none'")
+        if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
+            raise ValueError(f"distill_weight={self.distill_weight} must be in [0, 1] and "
+                             f"distill_temperature={self.distill_temperature} > 0")
 
 
 @dataclass
@@ -230,7 +264,8 @@ class FinetuneResult:
 
 
 def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[EvalSet], settings: FinetuneSettings,
-             *, device: torch.device, replay: LabeledSet | None = None) -> FinetuneResult:
+             *, device: torch.device, replay: LabeledSet | None = None,
+             teacher: AlertTransformer | None = None) -> FinetuneResult:
     """Train ``model`` in place on labeled random prefixes of ``train`` (and ``replay``) with ``settings``;
     keep the weights of the best evaluation.
 
@@ -246,6 +281,9 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
     device : torch.device
     replay : LabeledSet, optional
         Mixed into every batch: ``round(settings.replay_fraction * batch_size)`` of its curves.
+    teacher : AlertTransformer, optional
+        On ``device``, same encoding as ``model``: its logits on the same inputs are distilled
+        (``settings.distill_weight``); it is put in eval mode and never trained.
     """
     s = settings
     start_s = time.perf_counter()
@@ -258,6 +296,9 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
     optimizer = configure_optimizer(model, s.learning_rate, s.weight_decay)
     history, best = [], {"loss": math.inf, "iter": 0, "state": None, "metrics": None}
     evals_since_best, running, it = 0, [], 0
+    if teacher is not None:
+        _check_teacher(model, teacher)
+        teacher.eval()
     model.train()
     bar = tqdm(range(s.iters), desc=s.stage, disable=not s.progress, mininterval=2.0)
     for it in bar:
@@ -280,9 +321,15 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
                                        drop_nondetections_prob=s.drop_nondetections_prob,
                                        scale_jitter_dex=s.scale_jitter_dex, contexts=contexts,
                                        drop_context_prob=s.drop_context_prob)
-        logits = torch.cat([model(b.to(device))[0] for b in chunks])  # (B, C), rows in `order`
-        loss = weighted_cross_entropy(logits, targets[order], None if weights_np is None
-                                      else weights_np[source[order], targets[order]], device)
+        chunks = [b.to(device) for b in chunks]
+        logits = torch.cat([model(b)[0] for b in chunks])  # (B, C), rows in `order`
+        sample_weights = None if weights_np is None else weights_np[source[order], targets[order]]
+        loss = weighted_cross_entropy(logits, targets[order], sample_weights, device)
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits = torch.cat([teacher(b)[0] for b in chunks])
+            loss = (1.0 - s.distill_weight) * loss + s.distill_weight * distillation_loss(
+                logits, teacher_logits, s.distill_temperature, sample_weights, device)
         optimizer_step(model, optimizer, loss, s.grad_clip)
         if it % s.log_interval == 0:
             running.append(loss.item())  # .item(): a device sync, only every log_interval steps
@@ -311,6 +358,15 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
         iters_run=it + 1 if s.iters else 0,
         class_weights=None if weights_np is None else dict(zip(("train", "replay"), weights_np.tolist())),
         wall_s=time.perf_counter() - start_s)
+
+
+def _check_teacher(model: AlertTransformer, teacher: AlertTransformer) -> None:
+    """A teacher must read the same tokens and context and answer in the same classes."""
+    same = ("n_features", "n_context", "n_classes", "max_visits")
+    differ = [f"{k}: student {getattr(model.config, k)}, teacher {getattr(teacher.config, k)}"
+              for k in same if getattr(model.config, k) != getattr(teacher.config, k)]
+    if differ:
+        raise ValueError(f"the teacher does not fit the student: {'; '.join(differ)}")
 
 
 # --- calibration ---------------------------------------------------------------------

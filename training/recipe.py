@@ -108,6 +108,13 @@ class TrainConfig:
     class_weight_max_ratio: float = 20.0  # class-balanced loss: largest weight at most this x the smallest
     calibrate: bool = True  # fit the temperature after stages 2 and 3
 
+    # --- knowledge distillation (training.finetune.distillation_loss): with a teacher checkpoint, stages 2
+    # and 3 also fit its softened class distribution on every prefix, so a smaller model (d_model,
+    # n_layers) learns the larger one's scores; "" = no teacher (the shipped recipe)
+    teacher: str = ""
+    distill_weight: float = 0.5  # loss = (1 - w) * cross-entropy + w * distillation
+    distill_temperature: float = 2.0
+
 
 DEFAULTS: dict = asdict(TrainConfig())
 

@@ -7,7 +7,8 @@ logged, written to ``<work_dir>/config.json`` and saved in the checkpoint's
 
 1. `load_data`: simulated train and val curves per survey, the ZTF BTS train
    and val splits and the real packets' train and val parts (never a test split).
-2. `build_model`: a fresh `AlertTransformer`, or the weights of ``init_from``.
+2. `build_model`: a fresh `AlertTransformer`, or the weights of ``init_from``;
+   `load_teacher`: with ``teacher``, the model stages 4 and 5 distill.
 3. `pretrain_stage`: `training.pretrain.pretrain`, masked flux reconstruction on
    the simulated train curves (LSST and ZTF, labels unused), random prefixes.
 4. `sim_stage`: `training.finetune.finetune` on the same simulated curves with
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from models.device import device_of
 from models.errors import ConfigError
 from models.model import AlertTransformer, ModelConfig
@@ -152,7 +153,20 @@ def _finetune_settings(c: TrainConfig, **stage) -> FinetuneSettings:
                             progress=c.progress, n_chunks=c.n_chunks, scheme=c.prefix_scheme,
                             drop_nondetections_prob=c.drop_nondetections_prob, scale_jitter_dex=c.scale_jitter_dex,
                             class_weight_max_ratio=c.class_weight_max_ratio, drop_context_prob=c.drop_context_prob,
-                            **stage)
+                            distill_weight=c.distill_weight, distill_temperature=c.distill_temperature, **stage)
+
+
+def load_teacher(c: TrainConfig, device: torch.device) -> AlertTransformer | None:
+    """The ``teacher`` checkpoint's model on `device`, in eval mode, or None without one."""
+    if not c.teacher:
+        return None
+    try:
+        teacher, _ = load_checkpoint(c.teacher)
+    except CheckpointMismatch as err:
+        raise ConfigError(f"teacher: {err}") from None
+    log.info("teacher %s params=%d, distill_weight=%g at T=%g", c.teacher, teacher.get_num_params(),
+             c.distill_weight, c.distill_temperature)
+    return teacher.to(device).eval()
 
 
 def pretrain_stage(model: AlertTransformer, data: TrainData, c: TrainConfig, device: torch.device,
@@ -171,13 +185,13 @@ def pretrain_stage(model: AlertTransformer, data: TrainData, c: TrainConfig, dev
 
 
 def sim_stage(model: AlertTransformer, data: TrainData, eval_sim: EvalSet, c: TrainConfig,
-              device: torch.device, work_dir: Path) -> dict:
+              device: torch.device, work_dir: Path, teacher: AlertTransformer | None = None) -> dict:
     """Stage 2: fine-tuning on simulations, then calibration; saves ``finetune_sim.pt``. Returns its metrics
     (``finetune_sim`` and, with ``calibrate``, ``calibration_sim``)."""
     result = finetune(model, data.sim_train, [eval_sim], _finetune_settings(
         c, iters=c.finetune_iters, batch_size=c.finetune_batch_size, learning_rate=c.finetune_lr,
         min_lr=c.finetune_min_lr, warmup_iters=c.finetune_warmup_iters, eval_interval=c.finetune_eval_interval,
-        seed=c.seed + 2, stage="finetune-sim"), device=device)
+        seed=c.seed + 2, stage="finetune-sim"), device=device, teacher=teacher)
     metrics = {"finetune_sim": {
         "best_iter": result.best_iter, "iters": result.iters_run, "wall_s": result.wall_s,
         "best_val": _summary(result.best_metrics["sim_val"]),
@@ -211,7 +225,7 @@ def real_val_sets(data: TrainData, eval_sim: EvalSet, c: TrainConfig) -> RealVal
 
 
 def real_stage(model: AlertTransformer, data: TrainData, val: RealValSets, c: TrainConfig,
-               device: torch.device) -> dict:
+               device: torch.device, teacher: AlertTransformer | None = None) -> dict:
     """Stage 3: fine-tuning on the real sets with simulated replay, then calibration on every val set. Returns
     its metrics (``finetune_bts`` with ``bts_iters`` > 0, ``calibration_final`` with ``calibrate``)."""
     real_train = data.bts["train"]
@@ -225,7 +239,7 @@ def real_stage(model: AlertTransformer, data: TrainData, val: RealValSets, c: Tr
             c, iters=c.bts_iters, batch_size=c.bts_batch_size, learning_rate=c.bts_lr, min_lr=c.bts_min_lr,
             warmup_iters=c.bts_warmup_iters, eval_interval=c.bts_eval_interval, seed=c.seed + 3,
             replay_fraction=c.bts_replay_fraction, patience=c.bts_patience, stage="finetune-bts"),
-            device=device, replay=data.sim_train)
+            device=device, replay=data.sim_train, teacher=teacher)
         metrics["finetune_bts"] = {
             "best_iter": result.best_iter, "iters": result.iters_run, "wall_s": result.wall_s,
             "class_weights": result.class_weights,
@@ -281,6 +295,7 @@ def run(config: dict | TrainConfig) -> TrainResult:
     log.info("train config %s", json.dumps(resolved, sort_keys=True))
     log.info("device=%s torch_threads=%d", device, torch.get_num_threads())
 
+    teacher = load_teacher(c, device)
     data = load_data(c)
     model = build_model(c, device)
     metrics: dict = {}
@@ -288,11 +303,11 @@ def run(config: dict | TrainConfig) -> TrainResult:
     if c.pretrain_iters > 0:
         metrics["pretrain"] = pretrain_stage(model, data, c, device, work_dir)
     if c.finetune_iters > 0:
-        metrics |= sim_stage(model, data, eval_sim, c, device, work_dir)
+        metrics |= sim_stage(model, data, eval_sim, c, device, work_dir, teacher)
     val = None
     if data.bts:
         val = real_val_sets(data, eval_sim, c)
-        metrics |= real_stage(model, data, val, c, device)
+        metrics |= real_stage(model, data, val, c, device, teacher)
 
     metrics["val"] = val_metrics(model, data, val, c, device)
     metrics["temperature"] = float(model.temperature)

@@ -164,3 +164,42 @@ def test_each_source_is_balanced_on_its_own():
                                                  weight=torch.from_numpy(weights[0]))
     per_sample = weighted_cross_entropy(logits, targets, weights[0][targets], torch.device("cpu"))
     assert torch.allclose(by_class, per_sample)
+
+
+def _disagreement(student: AlertTransformer, teacher: AlertTransformer, evals: EvalSet) -> float:
+    """Mean KL(teacher || student) of the two models' class distributions on `evals`' fixed prefixes."""
+    student.eval()
+    with torch.no_grad():
+        p_teacher = torch.cat([torch.log_softmax(teacher(b)[0], -1) for b in evals.batches])
+        p_student = torch.cat([torch.log_softmax(student(b)[0], -1) for b in evals.batches])
+    return float(torch.nn.functional.kl_div(p_student, p_teacher, log_target=True, reduction="batchmean"))
+
+
+def test_distillation_alone_pulls_the_student_to_the_teacher():
+    """With distill_weight = 1 the labels play no part: the student learns the teacher's distribution, here
+    a randomly initialised teacher's, which no label could teach."""
+    torch.manual_seed(1)
+    torch.set_num_threads(1)
+    train = simulated("train", 330, seed=4, survey="lsst")
+    evals = EvalSet.from_labeled("val", simulated("val", 110, seed=5, survey="lsst"), 2, 64, scheme="uniform")
+    teacher = AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=2, dropout=0.0)).eval()
+    student = AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0))
+    before = _disagreement(student, teacher, evals)
+    settings = FinetuneSettings(iters=150, batch_size=32, learning_rate=3e-3, min_lr=3e-4, warmup_iters=10,
+                                weight_decay=0.0, grad_clip=1.0, eval_interval=150, scheme="uniform",
+                                drop_nondetections_prob=0.0, seed=0, distill_weight=1.0, distill_temperature=1.0,
+                                progress=False)
+    finetune(student, train, [evals], settings, device=torch.device("cpu"), teacher=teacher)
+    assert _disagreement(student, teacher, evals) < 0.5 * before
+    with pytest.raises(ValueError, match="max_visits"):
+        finetune(student, train, [evals], settings, device=torch.device("cpu"),
+                 teacher=AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1, max_visits=32)))
+    with pytest.raises(ValueError, match="distill_weight"):
+        FinetuneSettings(**{**settings.__dict__, "distill_weight": 1.5})
+
+
+def test_a_missing_teacher_is_a_config_error(tmp_path):
+    config = load_config("smoke", overrides={"out_path": str(tmp_path / "m.pt"), "work_dir": str(tmp_path),
+                                             "teacher": str(tmp_path / "absent.pt")})
+    with pytest.raises(ConfigError, match="teacher"):
+        run(config)
