@@ -1,7 +1,7 @@
 """Benchmark: the CPU forward pass in each runtime, side by side, and its arithmetic rate.
 
     alertformer bench-forward [--survey both] [--curves 2048] [--rounds 3] [--compile] [--threads 1]
-                              [--checkpoint PATH] [--config FILE]
+                              [--checkpoint PATH] [--against PATH] [--config FILE]
 
 On the chunks that `Scorer.encode_batch` makes of the bench's simulated Rubin and real
 ZTF alerts (windows sorted by length, `stream.score.CPU_CHUNK_CURVES` curves each), in one
@@ -12,7 +12,10 @@ process, in alternating rounds (each runtime keeps its best round: the machine m
 - ``onnxruntime``: the model exported to ONNX (opset 18, dynamic batch and length) on ONNX
   Runtime's CPU provider with the same threads, when ``onnx`` and ``onnxruntime`` are installed
   (the ``eval`` extra);
-- ``compile``: `torch.compile` (Inductor), with ``--compile`` (about a minute of compiling).
+- ``compile``: `torch.compile` (Inductor), with ``--compile`` (about a minute of compiling);
+- ``against``: with ``--against PATH``, another checkpoint's TorchScript trace on the same chunks
+  (a smaller model that may replace the served one; its probabilities differ by design, so its
+  difference from the trace is not a check).
 
 Each gets light curves/s, its ratio to the trace, its largest probability difference from the
 trace, and its arithmetic rate: the multiply-adds the model's shape implies for each chunk's
@@ -80,20 +83,25 @@ def _onnx_runner(model, example, threads: int, folder: Path):
     return run, None
 
 
-def runtimes(scorer, example, threads: int, compile: bool, folder: Path) -> tuple[dict, dict]:
-    """``{name: run(batch) -> (B, C) ndarray}`` of the runtimes measured, and ``{name: note}`` of those not."""
+def _trace_runner(scorer):
     import torch
-
-    from bench.limits import compiled_twin
 
     def trace(batch):
         with torch.inference_mode():
             return scorer.traced(*batch.as_tuple()).numpy()
+    return trace
+
+
+def runtimes(scorer, example, threads: int, compile: bool, folder: Path, against=None) -> tuple[dict, dict]:
+    """``{name: run(batch) -> (B, C) ndarray}`` of the runtimes measured, and ``{name: note}`` of those not."""
+    from bench.limits import compiled_twin
 
     def eager(batch):
         return scorer.model.predict_proba(batch).numpy()
 
-    runs, notes = {"trace": trace, "eager": eager}, {}
+    runs, notes = {"trace": _trace_runner(scorer), "eager": eager}, {}
+    if against is not None:
+        runs["against"] = _trace_runner(against)
     onnx, note = _onnx_runner(scorer.model, example, threads, folder)
     if onnx is not None:
         runs["onnxruntime"] = onnx
@@ -107,12 +115,16 @@ def runtimes(scorer, example, threads: int, compile: bool, folder: Path) -> tupl
     return runs, notes
 
 
-def measure(scorer, chunks: list, threads: int, rounds: int, compile: bool) -> dict:
-    """Best-round light curves/s, ratio to the trace, difference and GFLOP/s of each runtime on `chunks`."""
+def measure(scorer, chunks: list, threads: int, rounds: int, compile: bool, against=None) -> dict:
+    """Best-round light curves/s, ratio to the trace, difference and GFLOP/s of each runtime on `chunks`
+    (``against``: another model's `Scorer`, whose trace is measured beside the served one)."""
     n_curves = sum(int(c.mask.shape[0]) for c in chunks)
-    flops = sum(forward_flops(scorer.model.config, int(c.mask.shape[0]), int(c.mask.shape[1])) for c in chunks)
+
+    def flops_of(model_config) -> float:
+        return sum(forward_flops(model_config, int(c.mask.shape[0]), int(c.mask.shape[1])) for c in chunks)
+    flops = flops_of(scorer.model.config)
     with tempfile.TemporaryDirectory(prefix="alertformer-bench-forward-") as folder:
-        runs, notes = runtimes(scorer, chunks[len(chunks) // 2], threads, compile, Path(folder))
+        runs, notes = runtimes(scorer, chunks[len(chunks) // 2], threads, compile, Path(folder), against)
         reference = [runs["trace"](c) for c in chunks]
         difference = {name: float(max(np.abs(run(c) - r).max() for c, r in zip(chunks, reference)))
                       for name, run in runs.items()}  # also the warm-up (and compilation) of each
@@ -123,12 +135,16 @@ def measure(scorer, chunks: list, threads: int, rounds: int, compile: bool) -> d
                 for chunk in chunks:
                     run(chunk)
                 best[name] = max(best[name], n_curves / (time.perf_counter() - start))
+    flops_by_run = dict.fromkeys(runs, flops) | ({"against": flops_of(against.model.config)} if against else {})
     out = {name: {"lc_per_s": round(rate, 1), "over_trace": round(rate / best["trace"], 2),
-                  "gflop_per_s": round(flops / (n_curves / rate) / 1e9, 1),
+                  "gflop_per_s": round(flops_by_run[name] / (n_curves / rate) / 1e9, 1),
                   "max_abs_prob_diff_vs_trace": round(difference[name], 7)} for name, rate in best.items()}
-    return {"curves": n_curves, "chunks": len(chunks),
-            "tokens_per_curve_mean": round(float(np.mean([c.mask.shape[1] for c in chunks])), 1),
-            "mflop_per_curve": round(flops / n_curves / 1e6, 2), "runtimes": out, "not_measured": notes}
+    report = {"curves": n_curves, "chunks": len(chunks),
+              "tokens_per_curve_mean": round(float(np.mean([c.mask.shape[1] for c in chunks])), 1),
+              "mflop_per_curve": round(flops / n_curves / 1e6, 2), "runtimes": out, "not_measured": notes}
+    if against is not None:
+        report["against_mflop_per_curve"] = round(flops_by_run["against"] / n_curves / 1e6, 2)
+    return report
 
 
 def run(args) -> dict:
@@ -138,6 +154,7 @@ def run(args) -> dict:
     from bench import bench_checkpoint
     from bench.data import rubin_pool, ztf_pool
     from bench.limits import light_curves
+    from models.errors import ConfigError
     from stream.config import load_config
     from stream.score import Scorer
 
@@ -146,16 +163,24 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint, random_weights = bench_checkpoint(args.checkpoint, config, Path(tmp))
         scorer = Scorer.from_file(checkpoint, None, config.scoring.updated(device="cpu", precision="fp32"))
+    against = None
+    if args.against:
+        against = Scorer.from_file(Path(args.against), None, config.scoring.updated(device="cpu", precision="fp32"))
+        trained, served = against.model.config.max_visits, scorer.model.config.max_visits
+        if trained != served:
+            raise ConfigError(f"--against {args.against}: trained on windows of {trained} visits, the served "
+                              f"model on {served}; the two must read the same chunks")
     report = {"bench_forward": {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                 "torch": torch.__version__, "threads": args.threads, "cpus": os.cpu_count(),
                                 "checkpoint": str(checkpoint), "random_weights": random_weights,
+                                "against": args.against,
                                 "chunk_curves": scorer.chunk_curves, "rounds": args.rounds}}
     surveys = ("rubin", "ztf") if args.survey == "both" else (args.survey,)
     for survey in surveys:
         pool = rubin_pool(args.curves, np.random.default_rng(args.seed)) if survey == "rubin" else ztf_pool(args.curves)
         chunks = scorer.encode_batch(light_curves(pool)).chunks
         log.info("bench-forward: %s, %d curves in %d chunks", survey, args.curves, len(chunks))
-        report[survey] = measure(scorer, chunks, args.threads, args.rounds, args.compile)
+        report[survey] = measure(scorer, chunks, args.threads, args.rounds, args.compile, against)
     return report
 
 

@@ -16,6 +16,8 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_argument(p)
     p.add_argument("--checkpoint", help="model (default: scoring.checkpoint, then the shipped model)")
+    p.add_argument("--against", help="another checkpoint (e.g. a smaller model) whose trace is measured beside "
+                                     "the served one on the same chunks")
     p.add_argument("--survey", choices=("rubin", "ztf", "both"), default="both")
     p.add_argument("--curves", type=positive(int), default=2048, help="light curves per survey")
     p.add_argument("--rounds", type=positive(int), default=3, help="timed rounds per runtime (best kept)")

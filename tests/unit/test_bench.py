@@ -205,3 +205,17 @@ def test_bench_forward_reports_every_runtime_beside_the_trace(tmp_path, capsys):
         for name, r in runtimes.items():
             assert r["lc_per_s"] > 0 and r["gflop_per_s"] > 0
             assert r["max_abs_prob_diff_vs_trace"] < 1e-5, name  # the same model in every runtime
+
+    # --against: a wider model measured beside the served one on the same chunks, with its own arithmetic
+    wide = save_checkpoint(tmp_path / "wide.pt", AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=2)))
+    assert cli_main(["bench-forward", "--checkpoint", str(checkpoint), "--against", str(wide), "--curves", "80",
+                     "--rounds", "1", "--survey", "ztf"]) == 0
+    measured = json.loads(capsys.readouterr().out)["ztf"]
+    assert measured["against_mflop_per_curve"] > 2 * measured["mflop_per_curve"]
+    assert measured["runtimes"]["against"]["lc_per_s"] > 0 and measured["runtimes"]["against"]["over_trace"] > 0
+    assert measured["runtimes"]["against"]["max_abs_prob_diff_vs_trace"] > 1e-5  # another model
+    short = save_checkpoint(tmp_path / "short.pt", AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1,
+                                                                                max_visits=32)))
+    assert cli_main(["bench-forward", "--checkpoint", str(checkpoint), "--against", str(short), "--curves", "8",
+                     "--survey", "ztf"]) == 2
+    assert "--against" in capsys.readouterr().err
