@@ -18,7 +18,8 @@ from alertformer import __version__
 # Command -> its module in this package, in the order `alertformer --help` lists them.
 COMMANDS = {
     "replay": "replay", "decode": "decode", "run": "run", "monitor": "monitor", "subscribe": "subscribe",
-    "models": "models", "simulate": "simulate", "train": "train", "evaluate": "evaluate", "trainer": "trainer",
+    "models": "models", "simulate": "simulate", "train": "train", "evaluate": "evaluate",
+    "evaluate-diff": "evaluate_diff", "trainer": "trainer",
     "bench": "bench", "show": "show", "health": "health", "bench-decode": "bench_decode",
     "bench-simulate": "bench_simulate", "bench-gpu": "bench_gpu", "bench-forward": "bench_forward", "web": "web",
     "bench-web": "bench_web",
