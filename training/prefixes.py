@@ -17,7 +17,7 @@ import numpy as np
 from models.encode import Batch, encode
 from models.lightcurve import LightCurve
 
-PREFIX_SCHEMES = ("uniform", "log")
+PREFIX_SCHEMES = ("uniform", "log", "mixed")
 
 
 def _head(curve: LightCurve, n_points: int) -> LightCurve:
@@ -132,7 +132,7 @@ def draw_cut_detections(n_detections: np.ndarray, rng: np.random.Generator, min_
     rng : numpy.random.Generator
     min_detections : int
         Smallest cut; a curve with fewer detections keeps them all.
-    scheme : {"uniform", "log"}
+    scheme : {"uniform", "log", "mixed"}
         ``"uniform"``: k uniform in ``min_detections..D`` (D = the curve's
         detections), i.e. a cut point uniform among the detections.
         ``"log"``: ``k = floor(exp(u * log(D + 1)))`` with u uniform, so
@@ -140,7 +140,10 @@ def draw_cut_detections(n_detections: np.ndarray, rng: np.random.Generator, min_
         detection is drawn 20 % of the time and k <= 5 half the time, while
         every later cut stays possible. Long curves (an RR Lyrae with 100
         detections) would otherwise be seen almost only late, and the early
-        alerts are the ones that matter for follow-up. k is then clipped to
+        alerts are the ones that matter for follow-up. ``"mixed"``: each curve
+        draws "log" or "uniform" with equal odds, so late cuts (typing a whole
+        curve) are seen about as often as under "uniform" and the first
+        detections still half as often as under "log". k is then clipped to
         ``min_detections..D``.
 
     Returns
@@ -151,10 +154,9 @@ def draw_cut_detections(n_detections: np.ndarray, rng: np.random.Generator, min_
         raise ValueError(f"scheme={scheme!r}: expected one of {PREFIX_SCHEMES}")
     d = np.asarray(n_detections, dtype=np.int64)  # (B,)
     low = np.minimum(min_detections, d)  # (B,)
-    if scheme == "uniform":
-        k = low + np.floor(rng.random(len(d)) * (d - low + 1)).astype(np.int64)
-    else:
-        k = np.floor(np.exp(rng.random(len(d)) * np.log(d + 1.0))).astype(np.int64)
+    uniform = low + np.floor(rng.random(len(d)) * (d - low + 1)).astype(np.int64)
+    log_k = np.floor(np.exp(rng.random(len(d)) * np.log(d + 1.0))).astype(np.int64)
+    k = {"uniform": uniform, "log": log_k, "mixed": np.where(rng.random(len(d)) < 0.5, uniform, log_k)}[scheme]
     return np.clip(k, low, d)  # (B,)
 
 

@@ -63,7 +63,8 @@ class TrainConfig:
     n_time_freqs: int = 16
 
     # --- augmentation (training.prefixes.prefix_batch)
-    prefix_scheme: str = "log"  # cut at k detections with P(k) ~ 1/k; "uniform" for uniform among detections
+    # cut at k detections with P(k) ~ 1/k; "uniform" for uniform among detections; "mixed" for either per curve
+    prefix_scheme: str = "log"
     drop_nondetections_prob: float = 0.3  # share of curves shown with detections only
     # share of curves shown without their alert context: without it, a model trained with contexts
     # everywhere scored real BTS curves passed without one (the Python API's case) all as one class

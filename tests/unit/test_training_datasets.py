@@ -175,16 +175,15 @@ def test_detections_only():
     assert detections_only(_curve([False, True, False, True])).source_id.tolist() == [1, 3]
 
 
-@pytest.mark.parametrize("scheme", ["uniform", "log"])
+@pytest.mark.parametrize("scheme", ["uniform", "log", "mixed"])
 def test_draw_cut_detections_covers_the_range(scheme):
     rng = np.random.default_rng(0)
     k = draw_cut_detections(np.full(20000, 5), rng, scheme=scheme)
     assert set(np.unique(k).tolist()) == {1, 2, 3, 4, 5}
     counts = np.bincount(k, minlength=6)[1:] / len(k)
-    if scheme == "uniform":
-        np.testing.assert_allclose(counts, 0.2, atol=0.02)
-    else:  # P(k) = log((k+1)/k) / log 6
-        np.testing.assert_allclose(counts, np.log((np.arange(1, 6) + 1) / np.arange(1, 6)) / np.log(6), atol=0.02)
+    log_p = np.log((np.arange(1, 6) + 1) / np.arange(1, 6)) / np.log(6)  # P(k) = log((k+1)/k) / log 6
+    expected = {"uniform": np.full(5, 0.2), "log": log_p, "mixed": (0.2 + log_p) / 2}[scheme]
+    np.testing.assert_allclose(counts, expected, atol=0.02)
     assert draw_cut_detections(np.array([0, 1, 3]), rng, min_detections=2, scheme=scheme).tolist()[:2] == [0, 1]
 
 
