@@ -184,7 +184,7 @@ def loop_without_broker(scorer, pool, n_alerts: int, batch_size: int, warm_up: b
     def prepare(messages):
         good, dead_letters = timed("decode", ingest.batch, messages)
         dead[0] += len(dead_letters)
-        windows = timed("windows", build_windows, good.alerts, {})
+        windows = timed("windows", build_windows, good.alerts, {}, scorer.context_fields_by_survey)
         encoded = timed("encode", scorer.encode_batch, windows.curves, windows.model_contexts)
         return good, windows, encoded, forward.submit(forward_pass, encoded)
 

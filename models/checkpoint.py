@@ -3,7 +3,9 @@
 Keys of the dict (`torch.save` format, loaded with ``weights_only=True``):
 
 - ``format``: `CHECKPOINT_FORMAT`, the layout of this dict
-- ``model_config``: ``asdict(ModelConfig)``; ``state_dict``: weights and buffers (CPU)
+- ``model_config``: ``asdict(ModelConfig)``, with the context fields the model is shown per
+  survey (``context_fields_by_survey``; absent in older checkpoints: the legacy table,
+  `models.context.LEGACY_CONTEXT_FIELDS_BY_SURVEY`); ``state_dict``: weights and buffers (CPU)
 - ``encoding_version``, ``taxonomy`` (class ids in output order), ``band_names``:
   the input/output contract; a mismatch with the running code is `CheckpointMismatch`
 - ``temperature``: the calibration temperature (also in the state dict, which wins)

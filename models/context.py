@@ -33,6 +33,14 @@ shorter list (a Redis hash, a trainer snapshot) reads as the same fields plus Na
 (`pad_context`). The model is shown the fields of `models.encode.CONTEXT_FEATURES`; the host
 fields are not among them (no training set carries hosts yet), but the rules and the live
 state use them.
+
+Which fields a model is shown, per survey, is the model's own: its checkpoint's
+``ModelConfig.context_fields_by_survey`` (survey -> fields shown; a survey not listed is
+shown every field), the fields its training gave that survey's curves, so that training and
+serving agree. `model_context` applies such a table. A checkpoint written before checkpoints
+carried one is shown, of a Rubin alert, only the solar-system association
+(`LEGACY_CONTEXT_FIELDS_BY_SURVEY`); the recipe's default (`training.recipe.TrainConfig`)
+shows Rubin's reliability and history too.
 """
 import numpy as np
 
@@ -61,12 +69,9 @@ _VALID_RANGE: dict[str, tuple[float, float]] = {
 }
 _LOW, _HIGH = (np.array([_VALID_RANGE[f][k] for f in CONTEXT_FIELDS]) for k in (0, 1))
 
-# The fields the model is shown, per survey, where not all: those its training gave that survey's
-# curves (`training.sim_context` draws simulated Rubin contexts through `model_context` too), so
-# that training and serving agree. The Rubin decoder reads more (reliability, the diaObject's
-# history), for the rules, the live state and the trainer's snapshots; a model trained with them
-# widens this table.
-MODEL_CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {"rubin": ("ss_distance_arcsec",)}
+# The table of a checkpoint written before checkpoints carried one (`models.model.ModelConfig`): its
+# simulated Rubin curves were trained with the solar-system association alone.
+LEGACY_CONTEXT_FIELDS_BY_SURVEY: dict[str, tuple[str, ...]] = {"rubin": ("ss_distance_arcsec",)}
 
 
 def missing_context() -> np.ndarray:
@@ -105,17 +110,36 @@ def context_vector(**values) -> np.ndarray:
     return vector
 
 
-def model_context(contexts: np.ndarray, surveys) -> np.ndarray:
-    """A copy of (B, N_CONTEXT) `contexts` with the fields `MODEL_CONTEXT_FIELDS` keeps from the model
-    set to NaN (missing), by each alert's survey ((B,) str: "rubin", "ztf", ...).
+def context_fields(fields, where: str) -> tuple[str, ...]:
+    """`fields` (names of `CONTEXT_FIELDS`) as a tuple; ValueError naming `where` and any unknown name.
 
-    >>> c = model_context(np.zeros((2, N_CONTEXT)), ["rubin", "ztf"])
+    >>> context_fields(["real_bogus"], "x")
+    ('real_bogus',)
+    >>> context_fields(("reliability",), "rubin")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: rubin: unknown context field(s) ['reliability']; known: real_bogus, star_score, ...
+    """
+    if isinstance(fields, str):
+        raise ValueError(f"{where}: {fields!r} is one string; expected a sequence of context field names")
+    fields = tuple(fields)
+    unknown = [f for f in fields if f not in CONTEXT_INDEX]
+    if unknown:
+        raise ValueError(f"{where}: unknown context field(s) {unknown}; known: {', '.join(CONTEXT_FIELDS)}")
+    return fields
+
+
+def model_context(contexts: np.ndarray, surveys, fields_by_survey: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """A copy of (B, N_CONTEXT) `contexts` as a model of table `fields_by_survey` is shown them: by each alert's
+    survey ((B,) str: "rubin", "ztf", ...), the fields its survey's entry lacks set to NaN (missing); a survey
+    without an entry keeps every field.
+
+    >>> c = model_context(np.zeros((2, N_CONTEXT)), ["rubin", "ztf"], LEGACY_CONTEXT_FIELDS_BY_SURVEY)
     >>> int(np.isnan(c[0]).sum()), int(np.isnan(c[1]).sum())
     (11, 0)
     """
     out = np.array(contexts, dtype=np.float64, copy=True)
     surveys = np.asarray(surveys)
-    for survey, shown in MODEL_CONTEXT_FIELDS.items():
+    for survey, shown in fields_by_survey.items():
         hidden = [CONTEXT_INDEX[f] for f in CONTEXT_FIELDS if f not in shown]
         out[np.ix_(surveys == survey, hidden)] = np.nan
     return out

@@ -9,12 +9,13 @@ early scores are meaningful). Padding is masked out of attention keys and of
 the pooling, so it cannot change the logits.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.context import LEGACY_CONTEXT_FIELDS_BY_SURVEY, context_fields
 from models.encode import FLUX_FEATURE, MAX_VISITS, N_CONTEXT_FEATURES, N_FEATURES, Batch
 from models.taxonomy import N_CLASSES
 
@@ -104,7 +105,10 @@ class ModelConfig:
 
     ``max_visits`` is not an architectural limit (there is no positional
     table); it is the window L serving passes to `encode`, recorded here so a
-    checkpoint says how it was trained.
+    checkpoint says how it was trained. Nor is ``context_fields_by_survey``: which
+    alert-context fields the model is shown, per survey (`models.context.model_context`),
+    those its training gave that survey's curves. A checkpoint written
+    before it was recorded loads with `models.context.LEGACY_CONTEXT_FIELDS_BY_SURVEY`.
     """
 
     n_features: int = N_FEATURES
@@ -116,6 +120,13 @@ class ModelConfig:
     dropout: float = 0.1
     max_visits: int = MAX_VISITS
     n_time_freqs: int = 16  # 2 x 16 time features per token
+    context_fields_by_survey: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(LEGACY_CONTEXT_FIELDS_BY_SURVEY))
+
+    def __post_init__(self):
+        # a loaded checkpoint gives lists; ValueError for an unknown field name
+        self.context_fields_by_survey = {str(survey): context_fields(fields, f"context_fields_by_survey[{survey!r}]")
+                                         for survey, fields in self.context_fields_by_survey.items()}
 
 
 class AlertTransformer(nn.Module):

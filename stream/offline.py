@@ -8,7 +8,7 @@ dict instead of Redis, cut to the same length (`stream.history.last_points`). Th
 evaluation on real alert packets uses it, and a test checks that it gives the service's
 probabilities for the same packets.
 """
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.lightcurve import LightCurve
@@ -76,10 +76,15 @@ class OfflineScoring:
     rules : sequence of FollowupRule
     max_points : int
         Points kept per stored curve (the service keeps ``HISTORY_POINTS_FACTOR * max_visits``).
+    context_fields_by_survey : mapping of survey to context fields, optional
+        What the windows' ``model_contexts`` show (`stream.window.build_windows`); default: the scorer's model's.
     """
 
-    def __init__(self, scorer: Scorer, formats: dict[str, str], rules: Sequence[FollowupRule], max_points: int):
+    def __init__(self, scorer: Scorer | None, formats: dict[str, str], rules: Sequence[FollowupRule], max_points: int,
+                 context_fields_by_survey: Mapping[str, tuple[str, ...]] | None = None):
         self.scorer, self.rules, self.max_points = scorer, list(rules), max_points
+        self.context_fields_by_survey = (scorer.context_fields_by_survey if context_fields_by_survey is None
+                                         else context_fields_by_survey)
         self.ingest = Ingest(formats, DEADLETTER_TOPIC)
         self.history: dict[str, LightCurve] = {}
 
@@ -98,6 +103,6 @@ class OfflineScoring:
                 continue
             objects = good.alerts.object_id.tolist()
             history = {o: self.history[o] for o in objects if o in self.history}
-            windows = build_windows(good.alerts, history)
+            windows = build_windows(good.alerts, history, self.context_fields_by_survey)
             self.history.update((o, last_points(c, self.max_points)) for o, c in windows.merged.items())
             yield good, len(dead), windows

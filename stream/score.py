@@ -263,6 +263,11 @@ class Scorer:
         except CheckpointMismatch as err:
             raise ConfigError(f"scoring.checkpoint: {path}: {err}") from None
 
+    @property
+    def context_fields_by_survey(self) -> dict[str, tuple[str, ...]]:
+        """Which context fields the model is shown, per survey (its checkpoint's `ModelConfig`)."""
+        return self.model.config.context_fields_by_survey
+
     def forward(self, batch: Batch) -> torch.Tensor:
         """Calibrated probabilities (B, C) of an encoded host batch, left on the device (no host sync).
 

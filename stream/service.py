@@ -222,10 +222,10 @@ class ScoringService:
             only_dead = Finished(None, {}, 0, len(dead), 0, [], _reasons(dead))
             return lambda: BatchResult(list(dead), partial(self.committed, only_dead))
         history = self._history(good.alerts.object_id.tolist())
-        with times.timing("windows"):
-            windows = build_windows(good.alerts, history)
-        self._in_flight.append(windows.merged)
         scorer = self.scorer
+        with times.timing("windows"):
+            windows = build_windows(good.alerts, history, scorer.context_fields_by_survey)
+        self._in_flight.append(windows.merged)
         with times.timing("encode"):
             encoded = scorer.encode_batch(windows.curves, windows.model_contexts)
         probabilities = self._forward.submit(self._probabilities, scorer, encoded)

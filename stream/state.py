@@ -72,9 +72,10 @@ def unpack_context(text: str | bytes | None) -> np.ndarray:
     return pad_context(np.frombuffer(blob, dtype="<f8")[None, :])[0]  # an earlier, shorter field list: NaN after
 
 
-def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dict[str, np.ndarray]:
-    """The context of each object's latest scored alert as the model is shown it (`models.context.model_context`,
-    by the survey stored beside it); all NaN for an object without one.
+def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str],
+                  context_fields_by_survey: Mapping[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
+    """The context of each object's latest scored alert as a model of table `context_fields_by_survey` is shown
+    it (`models.context.model_context`, by the survey stored beside it); all NaN for an object without one.
 
     Raises
     ------
@@ -87,7 +88,7 @@ def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str]) -> dic
     stored = pipe.execute()
     contexts = np.array([unpack_context(blob) for blob, _ in stored]).reshape(-1, N_CONTEXT)
     surveys = [survey.decode() if isinstance(survey, bytes) else (survey or "") for _, survey in stored]
-    return dict(zip(object_ids, model_context(contexts, surveys)))
+    return dict(zip(object_ids, model_context(contexts, surveys, context_fields_by_survey)))
 
 
 class ConsumerMetrics:

@@ -7,7 +7,7 @@ the same window even if later alerts already reached the store.
 """
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +23,9 @@ TIME_SLACK_DAYS = 1e-6  # ~0.1 s: the triggering source itself must stay in its 
 @dataclass(frozen=True)
 class Windows:
     """Per alert, the curve to score (`curves`, ids the alert ids), the context (B, N_CONTEXT), the context as
-    the model is shown it (`models.context.model_context`) and where its triggering source is in its own
-    curve (`trigger_index`, (B,) int64: point ``trigger_index[i]`` of ``alerts.curves[i]``); per object,
-    the merged curve to store."""
+    the model is shown it (`models.context.model_context` with the model's table) and where its triggering
+    source is in its own curve (`trigger_index`, (B,) int64: point ``trigger_index[i]`` of
+    ``alerts.curves[i]``); per object, the merged curve to store."""
 
     curves: LightCurves
     contexts: np.ndarray
@@ -41,8 +41,10 @@ class Windows:
                        self.trigger_index[keep])
 
 
-def build_windows(alerts: AlertBatch, history: dict[str, LightCurve]) -> Windows:
-    """The windows of `alerts` over the stored curves `history` (object id -> curve), see the module docstring.
+def build_windows(alerts: AlertBatch, history: dict[str, LightCurve],
+                  context_fields_by_survey: Mapping[str, tuple[str, ...]]) -> Windows:
+    """The windows of `alerts` over the stored curves `history` (object id -> curve), see the module docstring;
+    their contexts as a model of table `context_fields_by_survey` (its ``ModelConfig``'s) is shown them.
 
     An alert whose object has no stored points and no other alert in the batch is scored on its own
     curve as the decoder gave it; the others are merged all at once (`_merged`).
@@ -63,8 +65,8 @@ def build_windows(alerts: AlertBatch, history: dict[str, LightCurve]) -> Windows
             first_seen.setdefault(object_id, i)
         stored_back = LightCurves.concatenate([stored_back, merged])
         stored_back = stored_back.take(np.argsort([first_seen[o] for o in stored_back.ids.tolist()], kind="stable"))
-    return Windows(curves, alerts.context, stored_back.by_id(), model_context(alerts.context, alerts.survey.tolist()),
-                   trigger - alerts.curves.offsets[:-1])
+    shown = model_context(alerts.context, alerts.survey.tolist(), context_fields_by_survey)
+    return Windows(curves, alerts.context, stored_back.by_id(), shown, trigger - alerts.curves.offsets[:-1])
 
 
 def _merged(alerts: AlertBatch, trigger_mjd_tai: np.ndarray,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from models.bands import band_codes
-from models.context import N_CONTEXT
+from models.context import LEGACY_CONTEXT_FIELDS_BY_SURVEY, N_CONTEXT
 from models.lightcurve import LightCurve
 from models import paths
 from models.taxonomy import CLASS_IDS, class_indices
@@ -140,6 +140,7 @@ def sim_rng(split: str, seed: int = 0, survey: str = "lsst", mix: str = "balance
 
 
 def simulated(split: str, n: int, seed: int = 0, survey: str = "lsst", mix: str = "balanced",
+              context_fields_by_survey: dict[str, tuple[str, ...]] = LEGACY_CONTEXT_FIELDS_BY_SURVEY,
               **simulate_kwargs) -> LabeledSet:
     """``n`` simulated, labeled light curves of one split.
 
@@ -155,6 +156,9 @@ def simulated(split: str, n: int, seed: int = 0, survey: str = "lsst", mix: str 
     survey : {"lsst", "ztf"}
     mix : {"balanced", "realistic"}
         Equal class counts, or the PLAsTiCC-like `training.simulate.REALISTIC_MIX`.
+    context_fields_by_survey : dict of survey to context fields
+        The contexts are those a model of this table is shown (`training.sim_context.draw_contexts`);
+        the default is the table of checkpoints that carry none.
     **simulate_kwargs
         Passed to `training.simulate.simulate` (e.g. ``follow_days``).
 
@@ -174,7 +178,7 @@ def simulated(split: str, n: int, seed: int = 0, survey: str = "lsst", mix: str 
     sims = simulate(n, rng, survey, class_weights=REALISTIC_MIX if mix == "realistic" else None,
                     first_object_id=sim_first_object_id(split, survey, mix), **simulate_kwargs)
     curves, class_ids = list(sims), sims.class_id.astype(np.int64)
-    contexts = draw_contexts(class_ids, first_detection_mjd_tai(curves), survey, rng)
+    contexts = draw_contexts(class_ids, first_detection_mjd_tai(curves), survey, rng, context_fields_by_survey)
     return LabeledSet(curves, class_ids, [str(i) for i in sims.object_id.tolist()],
                       f"sim-{survey}-{mix}-{split}-seed{seed}", contexts)
 

@@ -362,7 +362,7 @@ def finetune(model: AlertTransformer, train: LabeledSet, eval_sets: Sequence[Eva
 
 def _check_teacher(model: AlertTransformer, teacher: AlertTransformer) -> None:
     """A teacher must read the same tokens and context and answer in the same classes."""
-    same = ("n_features", "n_context", "n_classes", "max_visits")
+    same = ("n_features", "n_context", "n_classes", "max_visits", "context_fields_by_survey")
     differ = [f"{k}: student {getattr(model.config, k)}, teacher {getattr(teacher.config, k)}"
               for k in same if getattr(model.config, k) != getattr(teacher.config, k)]
     if differ:

@@ -153,12 +153,13 @@ def packet_messages(packets: LabeledPackets) -> list:
 
 def packet_windows(packets: LabeledPackets, batch_size: int = 256, max_visits: int = MAX_VISITS) -> PacketWindows:
     """The service's windows and contexts of `packets`, in time order (`stream.offline.OfflineScoring.windows`),
-    with the stored curves as long as a scorer of window `max_visits` keeps them."""
+    with the stored curves as long as a scorer of window `max_visits` keeps them. The contexts are every field
+    the packets say: no model's table hides a ZTF field (`models.model.ModelConfig.context_fields_by_survey`)."""
     from stream.offline import OfflineScoring
     from stream.service import HISTORY_POINTS_FACTOR
 
     label_of = dict(zip(packets.object_id, packets.label))
-    offline = OfflineScoring(None, {TOPIC: "ztf"}, (), HISTORY_POINTS_FACTOR * max_visits)
+    offline = OfflineScoring(None, {TOPIC: "ztf"}, (), HISTORY_POINTS_FACTOR * max_visits, {})
     curves, contexts, object_ids = [], [], []
     for good, _, windows in offline.windows(packet_messages(packets), batch_size):
         curves += windows.curves

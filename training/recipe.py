@@ -1,16 +1,19 @@
 """The training recipe: pretrain -> fine-tune (sim) -> calibrate -> fine-tune (ZTF BTS) -> calibrate -> save.
 
 `TrainConfig`'s defaults ARE the shipped recipe (models/shipped/alertformer.pt),
-each explained where it is set; they are stated nowhere else
+each explained where it is set, but for ``rubin_context_fields``: the shipped model
+predates it and was trained as with ``--rubin_context_fields=ss_distance_arcsec``
+(its checkpoint carries no table, which reads as that); they are stated nowhere else
 (``training/config/default.py`` overrides nothing). `load_recipe` resolves a
 run's config: the defaults, then a ``--config FILE`` of plain assignments
 (``training/config/smoke.py``), then ``--key=value`` overrides. An unknown key,
-or a value of another type than the default's (an int is accepted for a
-float), is an error. `training.train.run` runs it.
+a value of another type than the default's (an int is accepted for a float), or
+an unknown context field name is an error. `training.train.run` runs it.
 """
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from models.context import context_fields
 from models.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -61,6 +64,13 @@ class TrainConfig:
     dropout: float = 0.1
     max_visits: int = 64
     n_time_freqs: int = 16
+
+    # Which alert-context fields the model is shown of a Rubin alert (models.context), written into the
+    # checkpoint's table (ModelConfig.context_fields_by_survey) and drawn for the simulated LSST curves
+    # (training.sim_context): the reliability (ZTF's drb stands in), the diaObject's first detection and the
+    # solar-system association. Checkpoints before this setting were shown ("ss_distance_arcsec",) alone.
+    # Comma-separated names ("" = none); n_detections_history is no model input (models.encode).
+    rubin_context_fields: str = "real_bogus,first_detection_mjd_tai,ss_distance_arcsec"
 
     # --- augmentation (training.prefixes.prefix_batch)
     # cut at k detections with P(k) ~ 1/k; "uniform" for uniform among detections; "mixed" for either per curve
@@ -116,6 +126,18 @@ class TrainConfig:
     distill_weight: float = 0.5  # loss = (1 - w) * cross-entropy + w * distillation
     distill_temperature: float = 2.0
 
+    def __post_init__(self):
+        try:
+            self.context_fields_by_survey()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    def context_fields_by_survey(self) -> dict[str, tuple[str, ...]]:
+        """The trained model's table (`models.model.ModelConfig.context_fields_by_survey`); ValueError naming an
+        unknown field."""
+        names = [name.strip() for name in self.rubin_context_fields.split(",") if name.strip()]
+        return {"rubin": context_fields(names, "rubin_context_fields")}
+
 
 DEFAULTS: dict = asdict(TrainConfig())
 
@@ -166,7 +188,7 @@ def load_recipe(config_file=None, overrides: dict | None = None, argv_overrides=
     Raises
     ------
     ConfigError
-        For an unknown key or a value of the wrong type.
+        For an unknown key, a value of the wrong type, or an invalid value (an unknown context field).
 
     >>> load_recipe(overrides={"seed": 3})["seed"]
     3
@@ -191,4 +213,5 @@ def load_recipe(config_file=None, overrides: dict | None = None, argv_overrides=
             raise ConfigError(f"command line: {arg!r} is not --key=value")
         key, text = arg[2:].split("=", 1)
         config[key] = parse_value(key, text)
+    TrainConfig(**config)  # checks the values (`TrainConfig.__post_init__`)
     return config

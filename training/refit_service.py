@@ -101,7 +101,8 @@ class TrainerService:
         self.consumer.subscribe([config.topics.labels])
         self.producer = make_producer(config.output_kafka())
         self.device = device_of(self.settings.device)
-        self._fixed_sets = None
+        self._fixed_sets = None  # (context table, sets)
+        self._context_fields: tuple[str, dict] | None = None  # (champion version, its context table)
         self.pending = len(self.store.load(since=self.state["trained_through"])[0])
         self._stopping = False
         self.metrics = TrainerMetrics()
@@ -158,12 +159,20 @@ class TrainerService:
             curves = self.history.get(object_ids)
             if self.redis_health.outages == outages:
                 try:
-                    return curves, read_contexts(self.redis, self.keys, object_ids)
+                    return curves, read_contexts(self.redis, self.keys, object_ids, self._champion_context_fields())
                 except redis.RedisError as err:
                     self.redis_health.outage("contexts", err)
             if self._stopping:
                 return None
             time.sleep(REDIS_RETRY_S)
+
+    def _champion_context_fields(self) -> dict[str, tuple[str, ...]]:
+        """Which context fields the champion is shown, per survey (its `ModelConfig`), read once per champion."""
+        version = self.registry.champion()
+        if self._context_fields is None or self._context_fields[0] != version:
+            model, _ = load_checkpoint(self.registry.get(version).checkpoint)
+            self._context_fields = (version, model.config.context_fields_by_survey)
+        return self._context_fields[1]
 
     def _dead(self, msg, err: Exception) -> None:
         log.warning("label rejected topic=%s partition=%d offset=%d reason=%s", msg.topic(), msg.partition(),
@@ -178,17 +187,20 @@ class TrainerService:
         hours = (time.time() * 1e3 - self.state["last_decision_ms"]) / 3.6e6
         return self.pending > 0 and hours >= self.settings.retrain_every_hours
 
-    def fixed_sets(self, max_visits: int):
-        """(replay or None, val, holdout): simulated, seeded, built once. The holdout never enters training."""
-        if self._fixed_sets is None:
-            s = self.settings
-            replay = simulated("train", s.replay_size, seed=s.holdout_seed) if s.replay_size else None
-            val = EvalSet.from_labeled("val", simulated("val", max(s.holdout_size // 2, 11), seed=s.holdout_seed),
-                                       s.holdout_seed, max_visits)
-            holdout = EvalSet.from_labeled("holdout", simulated("test", s.holdout_size, seed=s.holdout_seed),
+    def fixed_sets(self, max_visits: int, context_fields_by_survey: dict[str, tuple[str, ...]]):
+        """(replay or None, val, holdout): simulated, seeded, with the contexts a model of table
+        `context_fields_by_survey` is shown, built once per table. The holdout never enters training."""
+        if self._fixed_sets is None or self._fixed_sets[0] != context_fields_by_survey:
+            s, shown = self.settings, context_fields_by_survey
+            replay = (simulated("train", s.replay_size, seed=s.holdout_seed, context_fields_by_survey=shown)
+                      if s.replay_size else None)
+            val = EvalSet.from_labeled("val", simulated("val", max(s.holdout_size // 2, 11), seed=s.holdout_seed,
+                                                        context_fields_by_survey=shown), s.holdout_seed, max_visits)
+            holdout = EvalSet.from_labeled("holdout", simulated("test", s.holdout_size, seed=s.holdout_seed,
+                                                                context_fields_by_survey=shown),
                                            s.holdout_seed, max_visits)
-            self._fixed_sets = (replay, val, holdout)
-        return self._fixed_sets
+            self._fixed_sets = (shown, (replay, val, holdout))
+        return self._fixed_sets[1]
 
     def real_holdout(self, max_visits: int) -> EvalSet | None:
         """The real part of the holdout: the test part of the labelled real ZTF packets (never trained on), as
@@ -203,7 +215,7 @@ class TrainerService:
         champion_version = self.registry.champion()
         champion, _ = load_checkpoint(self.registry.get(champion_version).checkpoint, map_location=self.device)
         labels, through = self.store.load(since=self.state["trained_through"])
-        replay, val, holdout = self.fixed_sets(champion.config.max_visits)
+        replay, val, holdout = self.fixed_sets(champion.config.max_visits, champion.config.context_fields_by_survey)
         challenger, decision, summary = refit(champion, labels, replay, val, holdout, self.settings, self.device,
                                               seed=through, real_holdout=self.real_holdout(champion.config.max_visits))
         lineage = {"parent": champion_version, "labels": len(labels), "snapshot_files": [

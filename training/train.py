@@ -5,10 +5,13 @@ Run it as ``alertformer train [--config FILE] [--key=value ...]``
 logged, written to ``<work_dir>/config.json`` and saved in the checkpoint's
 ``train_config``. `run` calls the stages in order:
 
-1. `load_data`: simulated train and val curves per survey, the ZTF BTS train
-   and val splits and the real packets' train and val parts (never a test split).
-2. `build_model`: a fresh `AlertTransformer`, or the weights of ``init_from``;
-   `load_teacher`: with ``teacher``, the model stages 4 and 5 distill.
+1. `load_data`: simulated train and val curves per survey (the simulated LSST
+   curves with the Rubin context fields of ``rubin_context_fields``), the ZTF BTS
+   train and val splits and the real packets' train and val parts (never a test split).
+2. `build_model`: a fresh `AlertTransformer`, or the weights of ``init_from``; its
+   ``ModelConfig.context_fields_by_survey`` is the recipe's, so the checkpoint says
+   what the model was shown. `load_teacher`: with ``teacher``, the model stages 4
+   and 5 distill.
 3. `pretrain_stage`: `training.pretrain.pretrain`, masked flux reconstruction on
    the simulated train curves (LSST and ZTF, labels unused), random prefixes.
 4. `sim_stage`: `training.finetune.finetune` on the same simulated curves with
@@ -26,7 +29,7 @@ import logging
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -63,11 +66,13 @@ def _summary(metrics: dict) -> dict:
     return {k: metrics[k] for k in keep if k in metrics}
 
 
-def _initial_weights(path: str, model_config) -> AlertTransformer:
-    """The model of checkpoint `path`, which must have this run's architecture."""
+def _initial_weights(path: str, model_config: ModelConfig) -> AlertTransformer:
+    """The model of checkpoint `path`, which must have this run's architecture; it takes this run's context table
+    (what this run's training shows it)."""
     model, _ = load_checkpoint(path)
-    if model.config != model_config:
+    if replace(model.config, context_fields_by_survey=model_config.context_fields_by_survey) != model_config:
         raise ConfigError(f"init_from: {path} holds a model of config {model.config}, this run asks for {model_config}")
+    model.config = model_config
     model.train()
     return model
 
@@ -117,7 +122,7 @@ def load_data(c: TrainConfig) -> TrainData:
     """The simulated and real sets of the run (train and val splits only)."""
     t0 = time.perf_counter()
     data_dir = c.data_dir or None
-    sims = {(split, survey): simulated(split, n, c.seed, survey, c.sim_mix)
+    sims = {(split, survey): simulated(split, n, c.seed, survey, c.sim_mix, c.context_fields_by_survey())
             for split, n in (("train", c.n_sim_train), ("val", c.n_sim_val)) for survey in ("lsst", "ztf")}
     bts = {}
     if c.use_bts:
@@ -138,7 +143,8 @@ def load_data(c: TrainConfig) -> TrainData:
 def build_model(c: TrainConfig, device: torch.device) -> AlertTransformer:
     """The model of the config's architecture on `device`: fresh (torch's seeded initialisation) or ``init_from``."""
     model_config = ModelConfig(d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, dropout=c.dropout,
-                               max_visits=c.max_visits, n_time_freqs=c.n_time_freqs)
+                               max_visits=c.max_visits, n_time_freqs=c.n_time_freqs,
+                               context_fields_by_survey=c.context_fields_by_survey())
     model = AlertTransformer(model_config)
     if c.init_from:
         model = _initial_weights(c.init_from, model_config)

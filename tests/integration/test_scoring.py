@@ -11,7 +11,7 @@ import pytest
 import redis
 from conftest import config_env, produce, rubin_alerts, top_candidates, wait_for
 
-from models.context import CONTEXT_INDEX
+from models.context import CONTEXT_INDEX, LEGACY_CONTEXT_FIELDS_BY_SURVEY
 from models.taxonomy import CLASS_IDS
 from stream import avro_io
 from stream.keys import Keys
@@ -64,7 +64,7 @@ def test_each_input_scored_once_with_state(stream_config, read_committed):
     obj = client.hgetall(keys.object_scores(alerts[0].object_id))
     assert int(obj[b"nVisits"]) == 3
     # the latest alert's context rides along for the trainer: a Rubin diaObject is no known asteroid
-    context = read_contexts(client, keys, [alerts[0].object_id, "never-scored"])
+    context = read_contexts(client, keys, [alerts[0].object_id, "never-scored"], LEGACY_CONTEXT_FIELDS_BY_SURVEY)
     assert context[alerts[0].object_id][CONTEXT_INDEX["ss_distance_arcsec"]] == np.inf
     assert np.isnan(context["never-scored"]).all()
     consumer = client.hgetall(keys.consumer(service.instance_id))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from fakes import FakeConsumer, FakeMessage, FakeProducer
 
+from models.context import LEGACY_CONTEXT_FIELDS_BY_SURVEY
 from models.lightcurve import LightCurve
 from stream.alert import AlertBatch, DecodedAlert
 from stream.decode import decode_auto, decode_elasticc, encode_elasticc, encode_rubin
@@ -126,7 +127,7 @@ def test_windows_as_columns_equal_the_per_alert_merge(seed):
             history[object_id] = curve(rng.choice(60, m, replace=False) + 1000 * int(object_id[1:]),
                                        60000.0 + np.round(rng.uniform(0, 30, m), 1))
     assert max(Counter(a.object_id for a in alerts).values()) > 1 and min(map(len, history.values())) == 0
-    windows = build_windows(AlertBatch.from_alerts(alerts), history)
+    windows = build_windows(AlertBatch.from_alerts(alerts), history, LEGACY_CONTEXT_FIELDS_BY_SURVEY)
     expected_curves, expected_merged = reference_windows(alerts, history)
     assert len(windows.curves) == len(alerts)
     assert all(same_curve(got, want) for got, want in zip(windows.curves, expected_curves))
@@ -162,7 +163,8 @@ class RecordingPipe:
 def test_merged_curves_are_stored_packed_as_one_array_with_the_same_bytes_as_curve_by_curve():
     alerts = [alert("a", 1, curve([1, 2, 3], [1.0, 2.0, 3.0])), alert("b", 4, curve([4], [1.5])),
               alert("a", 5, curve([5, 6], [4.0, 5.0]))]
-    merged = build_windows(AlertBatch.from_alerts(alerts), {"b": curve([7, 8], [0.5, 0.7])}).merged
+    merged = build_windows(AlertBatch.from_alerts(alerts), {"b": curve([7, 8], [0.5, 0.7])},
+                           LEGACY_CONTEXT_FIELDS_BY_SURVEY).merged
     assert list(merged) == ["a", "b"]
     by_columns, by_curve = RecordingPipe(), RecordingPipe()
     store = HistoryStore(None, Keys("t"), 60, max_points=4)

@@ -5,6 +5,7 @@ import json
 import fastavro
 import numpy as np
 
+from models.context import LEGACY_CONTEXT_FIELDS_BY_SURVEY
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, N_CLASSES
 from stream import avro_io
 from stream.decode import decode_auto
@@ -26,7 +27,7 @@ def test_scored_records_carry_the_top_class_by_id_and_name(shared_data):
     probs[0, CLASS_IDS.index(2232)] = probs[1, CLASS_IDS.index(2233)] = 0.9  # KN, then M-dwarf Flare
     n = np.array([3, 3], dtype=np.int32)
     scores = Scores(probs, probs[:, 0], probs[:, 4], n, n, "v1", 1_700_000_000_500)
-    batch = scored_batch(items, scores, build_windows(items.alerts, {}))
+    batch = scored_batch(items, scores, build_windows(items.alerts, {}, LEGACY_CONTEXT_FIELDS_BY_SURVEY))
     outputs = scored_outputs(items, batch, 1_700_000_000_100, "scored", "classifications")
     records = [avro_io.decode(o.value) for o in outputs if o.topic == "scored"]
     assert [(name, r["topClassId"], r["topClass"]) for name, r in records] == [

@@ -27,9 +27,11 @@ class FlakyHistory:
 
 def test_waits_for_redis(monkeypatch):
     monkeypatch.setattr(refit_service, "REDIS_RETRY_S", 0.0)
-    monkeypatch.setattr(refit_service, "read_contexts", lambda client, keys, ids: {o: f"context-{o}" for o in ids})
+    monkeypatch.setattr(refit_service, "read_contexts",
+                        lambda client, keys, ids, shown: {o: f"context-{o}" for o in ids})
     history = FlakyHistory(down=3)
-    trainer = SimpleNamespace(history=history, redis_health=history, _stopping=False, redis=None, keys=None)
+    trainer = SimpleNamespace(history=history, redis_health=history, _stopping=False, redis=None, keys=None,
+                              _champion_context_fields=dict)
     assert TrainerService._histories(trainer, ["a"]) == ({"a": "curve-a"}, {"a": "context-a"})
     assert trainer.history.reads == 4
 
@@ -45,7 +47,7 @@ def test_a_context_read_that_fails_is_an_outage_and_is_retried(monkeypatch):
     monkeypatch.setattr(refit_service, "REDIS_RETRY_S", 0.0)
     calls = []
 
-    def flaky_contexts(client, keys, ids):
+    def flaky_contexts(client, keys, ids, shown):
         calls.append(ids)
         if len(calls) == 1:
             raise redis.ConnectionError("gone")
@@ -54,6 +56,7 @@ def test_a_context_read_that_fails_is_an_outage_and_is_retried(monkeypatch):
     history = FlakyHistory(down=0)
     history.outage = lambda what, err: setattr(history, "outages", history.outages + 1)
     monkeypatch.setattr(refit_service, "read_contexts", flaky_contexts)
-    trainer = SimpleNamespace(history=history, redis_health=history, _stopping=False, redis=None, keys=None)
+    trainer = SimpleNamespace(history=history, redis_health=history, _stopping=False, redis=None, keys=None,
+                              _champion_context_fields=dict)
     assert TrainerService._histories(trainer, ["a"]) == ({"a": "curve-a"}, {"a": "context-a"})
     assert len(calls) == 2 and history.outages == 1

@@ -3,7 +3,7 @@ import dataclasses
 
 import numpy as np
 
-from models.context import CONTEXT_INDEX, N_CONTEXT, context_vector, model_context
+from models.context import CONTEXT_INDEX, LEGACY_CONTEXT_FIELDS_BY_SURVEY, N_CONTEXT, context_vector, model_context
 from models.lightcurve import LightCurve
 from stream.alert import AlertBatch, DecodedAlert
 from stream.window import build_windows as build_columns
@@ -21,9 +21,9 @@ def alert(object_id: str, source_id: int, light_curve: LightCurve) -> DecodedAle
                         ra_deg=10.0, dec_deg=-5.0, light_curve=light_curve)
 
 
-def build_windows(alerts: list[DecodedAlert], history: dict):
-    """`stream.window.build_windows` of the alerts as columns."""
-    return build_columns(AlertBatch.from_alerts(alerts), history)
+def build_windows(alerts: list[DecodedAlert], history: dict, fields_by_survey=LEGACY_CONTEXT_FIELDS_BY_SURVEY):
+    """`stream.window.build_windows` of the alerts as columns, for a model of table `fields_by_survey`."""
+    return build_columns(AlertBatch.from_alerts(alerts), history, fields_by_survey)
 
 
 def same(a: LightCurve, b: LightCurve) -> bool:
@@ -75,5 +75,15 @@ def test_the_model_is_shown_the_context_fields_its_training_gave_the_survey():
     np.testing.assert_array_equal(shown[1], full)
     # the simulated Rubin curves the model learnt from carry exactly the fields it is shown
     drawn = draw_contexts(np.array([2222, 9000]), np.array([60000.0, 60000.0]), "lsst", np.random.default_rng(0))
-    shown_fields = ~np.isnan(model_context(np.zeros((1, N_CONTEXT)), ["rubin"]))[0]
+    shown_fields = ~np.isnan(model_context(np.zeros((1, N_CONTEXT)), ["rubin"], LEGACY_CONTEXT_FIELDS_BY_SURVEY))[0]
     assert (~np.isnan(drawn) == shown_fields).all()
+
+
+def test_a_model_with_a_wider_table_is_shown_rubins_reliability_and_history():
+    full = context_vector(real_bogus=0.9, first_detection_mjd_tai=59990.0, n_detections_history=12,
+                          ss_distance_arcsec=np.inf)
+    rubin = dataclasses.replace(alert("r", 1, curve([1], [60000.0])), context=full)
+    wide = {"rubin": ("real_bogus", "first_detection_mjd_tai", "ss_distance_arcsec")}
+    shown = build_windows([rubin], {}, wide).model_contexts[0]
+    assert shown[CONTEXT_INDEX["real_bogus"]] == 0.9 and shown[CONTEXT_INDEX["first_detection_mjd_tai"]] == 59990.0
+    assert np.isnan(shown[CONTEXT_INDEX["n_detections_history"]])

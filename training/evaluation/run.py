@@ -260,7 +260,8 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", settings: Evalua
         loaded = load_scorer(checkpoint, device, s.quantize)
         drop_prob = loaded.drop_nondetections_prob
         sets, missing = load_test_sets(s.test_sets, s.n_test, s.seed, n_bts=QUICK["n_bts_test"] if s.quick else None,
-                                       data_dir=s.data_dir)
+                                       data_dir=s.data_dir,
+                                       context_fields_by_survey=loaded.scorer.context_fields_by_survey)
         # Prefix conditions of each test set, computed once and shared by every model.
         cuts = {ts.name: cut_curves(ts.labeled.curves) for ts in _progress(sets, "cutting prefixes", s.progress)}
         models = [predict_transformer(loaded, sets, cuts, device, s.progress)]

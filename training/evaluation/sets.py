@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.context import LEGACY_CONTEXT_FIELDS_BY_SURVEY
 from models.lightcurve import LightCurve
 from training import datasets
 from training.prefixes import days_after_first_detection, first_n_detections
@@ -57,10 +58,11 @@ def cut_curves(curves: Sequence[LightCurve]) -> dict[str, tuple[np.ndarray, list
     return out
 
 
-def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | None = None,
-                   data_dir=None) -> tuple[list[EvaluationSet], dict[str, str]]:
+def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | None = None, data_dir=None,
+                   context_fields_by_survey: dict[str, tuple[str, ...]] = LEGACY_CONTEXT_FIELDS_BY_SURVEY
+                   ) -> tuple[list[EvaluationSet], dict[str, str]]:
     """The requested test sets, and ``{name: why}`` of those that cannot be loaded (no shared data): reported,
-    not fatal."""
+    not fatal. The simulated sets carry the contexts a model of table `context_fields_by_survey` is shown."""
     sets, missing = [], {}
     for name in names:
         if name == "ztf-bts":
@@ -76,6 +78,6 @@ def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | No
         else:
             _, survey, mix = name.split("-")
             sets.append(EvaluationSet(name, survey, datasets.simulated(
-                "test", n_test, seed=seed, survey=survey, mix=mix,
+                "test", n_test, seed=seed, survey=survey, mix=mix, context_fields_by_survey=context_fields_by_survey,
                 classes=None if mix == "realistic" else ELASTICC_CLASS_IDS)))
     return sets, missing
