@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import redis
 import torch
-from chaos_kit import Stream, Supervisor, Tail, config_env, report, rubin_alerts, scaled, wait_for
+from chaos_kit import FULL, Stream, Supervisor, Tail, config_env, report, rubin_alerts, scaled, wait_for
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from models.checkpoint import save_checkpoint
@@ -99,7 +99,14 @@ def test_rebalance_between_two_scorers_sigterm_then_kill_9(private_stack, chaos_
     sent = stream.stop(60)
     assert a.join(LIVENESS_S), f"the survivor hung: {a.exits}"
     assert a.codes() == [0]
-    _exactly_once(tail, sent)
+    records = _exactly_once(tail, sent)
+    # Each object's records stay in order across both hand-overs: one partition per object, offsets
+    # increasing with alert time.
+    by_object = {}
+    for r in records:
+        by_object.setdefault(r["objectId"], []).append((r["offset"], r["latestMjdTai"]))
+    for rows in by_object.values():
+        assert [mjd for _, mjd in sorted(rows)] == sorted(mjd for _, mjd in rows)
     report("two-scorer rebalance", {"alerts": len(sent), "missing": 0, "duplicated": 0,
                                     "all_partitions_scored_again_after_s": takeover_s})
 
@@ -109,6 +116,8 @@ def _tiny_checkpoint(path, seed: int):
     return save_checkpoint(path, AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=1)))
 
 
+@pytest.mark.skipif(not FULL, reason="full scale only (make chaos): in the default run, tests/integration/"
+                                      "test_hotswap.py promotes and rolls back under continuous load")
 def test_model_promotions_under_load_are_hot_swapped_without_loss(private_stack, chaos_config, tmp_path):
     promotions = scaled(1, 3)
     registry = ModelRegistry(tmp_path / "registry")

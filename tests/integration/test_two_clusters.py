@@ -161,7 +161,9 @@ def test_rebalance_across_two_clusters_survivor_takes_over(two_cluster_config, s
     second = rubin_alerts(n_objects=40, alerts_per_object=4, seed=23)
     config = two_cluster_config
     client, keys = redis.Redis.from_url(config.redis.url), Keys(config.redis.prefix)
-    cmd = [sys.executable, "-m", "alertformer.cli", "run", "--idle-timeout-s", "30"]
+    # the survivor's idle timeout outlasts the session timeout (10 s) after which the killed member's
+    # partitions come to it
+    cmd = [sys.executable, "-m", "alertformer.cli", "run", "--idle-timeout-s", "20"]
     procs = [subprocess.Popen(cmd + ["--instance-id", f"scorer-{i}"], env=os.environ | config_env(config),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
     try:
