@@ -9,8 +9,11 @@ install:
 demo: install
 	deploy/demo.sh
 
+# Two pytest workers (pytest-xdist), one test file at a time each: every worker starts its own Kafka and
+# Redis on free ports, and the integration tests mostly wait on the broker, so two halve the wall time.
+TEST_WORKERS ?= 2
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The fault suite at the issue's counts (the default test run has reduced counts): broker kill -9 and
 # restart, scorer kill -9 (20), a two-scorer rebalance, model promotions under load, oversized messages,
