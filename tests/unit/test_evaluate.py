@@ -120,6 +120,13 @@ def test_peer_cache_reuses_trained_peers(tiny_checkpoint, tmp_path):
     a = first["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
     b = second["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
     assert a["confusion_matrix"] == b["confusion_matrix"]
+    # a cache written by an older layout of the package (a module since moved) is trained again, not fatal
+    from pathlib import Path
+    Path(second["models"]["features"]["train"]["lsst"]["cached"]).write_bytes(b"ctraining.peers\nFeatureBaseline\n.")
+    third = evaluate(tiny_checkpoint, tmp_path / "c", EvaluationSettings(**kw))
+    assert third["models"]["features"]["status"] == "ok" and "cached" not in third["models"]["features"]["train"]["lsst"]
+    c = third["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["features"]
+    assert c["confusion_matrix"] == a["confusion_matrix"]
 
 
 def test_quantize_int8_evaluates_the_quantised_transformer(tiny_checkpoint, tmp_path, monkeypatch):

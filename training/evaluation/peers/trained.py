@@ -106,6 +106,22 @@ def _cache_path(kind: str, survey: str, peer, settings: PeerSettings) -> Path | 
     return Path(s.cache_dir) / f"{key}.pkl"
 
 
+def _load_cached(cached: Path, threads: int) -> TrainedPeer | None:
+    """The peer pickled at `cached`, or None (with a warning) when this code cannot read it back: a cache
+    written by an older layout of the package names modules that no longer exist, and is trained again."""
+    try:
+        with open(cached, "rb") as f:
+            peer, info = pickle.load(f)
+    except (ImportError, AttributeError, EOFError, pickle.UnpicklingError, ValueError) as err:
+        log.warning("peer cache %s is unreadable here (%s: %s); training it again", cached, type(err).__name__, err)
+        return None
+    for attr in ("n_jobs", "classifier_threads", "torch_threads"):  # this run's threads, not the cached run's
+        if hasattr(peer, attr):
+            setattr(peer, attr, threads)
+    log.info("peer loaded from cache path=%s", cached)
+    return TrainedPeer(peer, info | {"cached": str(cached)})
+
+
 def trained_peer(kind: str, survey: str, settings: PeerSettings, work_dir: Path) -> TrainedPeer:
     """A peer trained for one survey, from the cache when it holds one made with the same settings.
 
@@ -113,14 +129,9 @@ def trained_peer(kind: str, survey: str, settings: PeerSettings, work_dir: Path)
     """
     peer = make_peer(kind, settings, work_dir)
     cached = _cache_path(kind, survey, peer, settings)
-    if cached is not None and cached.is_file():
-        with open(cached, "rb") as f:
-            peer, info = pickle.load(f)
-        for attr in ("n_jobs", "classifier_threads", "torch_threads"):  # this run's threads, not the cached run's
-            if hasattr(peer, attr):
-                setattr(peer, attr, settings.threads)
-        log.info("peer loaded from cache path=%s", cached)
-        return TrainedPeer(peer, info | {"cached": str(cached)})
+    loaded = _load_cached(cached, settings.threads) if cached is not None and cached.is_file() else None
+    if loaded is not None:
+        return loaded
     train = peer_training_set(survey, settings)
     if cached is not None:  # SuperNNova's model must outlive this run
         peer = make_peer(kind, settings, cached.with_suffix(""))
