@@ -39,8 +39,8 @@ Which fields a model is shown, per survey, is the model's own: its checkpoint's
 shown every field), the fields its training gave that survey's curves, so that training and
 serving agree. `model_context` applies such a table. A checkpoint written before checkpoints
 carried one is shown, of a Rubin alert, only the solar-system association
-(`LEGACY_CONTEXT_FIELDS_BY_SURVEY`); the recipe's default (`training.recipe.TrainConfig`)
-shows Rubin's reliability and history too.
+(`LEGACY_CONTEXT_FIELDS_BY_SURVEY`), as is the shipped model; the recipe's ``rubin_context_fields``
+(`training.recipe.TrainConfig`) can show a model Rubin's reliability and history too.
 """
 import numpy as np
 

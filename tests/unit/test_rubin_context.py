@@ -99,11 +99,12 @@ def test_a_table_naming_an_unknown_field_is_an_error_naming_it(tmp_path):
         TrainConfig(rubin_context_fields="ss_distance_arcsec, reliability")
 
 
-def test_the_recipe_shows_rubins_reliability_and_history_by_default():
-    assert DEFAULTS["rubin_context_fields"] == ",".join(WIDE["rubin"])
-    assert TrainConfig().context_fields_by_survey() == WIDE
-    old = load_recipe(argv_overrides=["--rubin_context_fields=ss_distance_arcsec"])
-    assert TrainConfig(**old).context_fields_by_survey() == LEGACY_CONTEXT_FIELDS_BY_SURVEY
+def test_the_recipe_shows_rubin_context_on_request_and_the_solar_system_association_by_default():
+    assert DEFAULTS["rubin_context_fields"] == "ss_distance_arcsec"
+    assert TrainConfig().context_fields_by_survey() == LEGACY_CONTEXT_FIELDS_BY_SURVEY
+    assert scorer_of(SHIPPED_CHECKPOINT).context_fields_by_survey == LEGACY_CONTEXT_FIELDS_BY_SURVEY
+    wide = load_recipe(argv_overrides=["--rubin_context_fields=" + ",".join(WIDE["rubin"])])
+    assert TrainConfig(**wide).context_fields_by_survey() == WIDE
     assert TrainConfig(rubin_context_fields="").context_fields_by_survey() == {"rubin": ()}
 
 
