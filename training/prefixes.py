@@ -154,9 +154,18 @@ def draw_cut_detections(n_detections: np.ndarray, rng: np.random.Generator, min_
         raise ValueError(f"scheme={scheme!r}: expected one of {PREFIX_SCHEMES}")
     d = np.asarray(n_detections, dtype=np.int64)  # (B,)
     low = np.minimum(min_detections, d)  # (B,)
-    uniform = low + np.floor(rng.random(len(d)) * (d - low + 1)).astype(np.int64)
-    log_k = np.floor(np.exp(rng.random(len(d)) * np.log(d + 1.0))).astype(np.int64)
-    k = {"uniform": uniform, "log": log_k, "mixed": np.where(rng.random(len(d)) < 0.5, uniform, log_k)}[scheme]
+
+    def uniform() -> np.ndarray:
+        return low + np.floor(rng.random(len(d)) * (d - low + 1)).astype(np.int64)
+
+    def log_k() -> np.ndarray:
+        return np.floor(np.exp(rng.random(len(d)) * np.log(d + 1.0))).astype(np.int64)
+
+    # "uniform" and "log" draw one number per curve, as they always did, so a seeded recipe keeps its prefixes
+    if scheme == "mixed":
+        k = np.where(rng.random(len(d)) < 0.5, uniform(), log_k())
+    else:
+        k = uniform() if scheme == "uniform" else log_k()
     return np.clip(k, low, d)  # (B,)
 
 

@@ -187,6 +187,18 @@ def test_draw_cut_detections_covers_the_range(scheme):
     assert draw_cut_detections(np.array([0, 1, 3]), rng, min_detections=2, scheme=scheme).tolist()[:2] == [0, 1]
 
 
+@pytest.mark.parametrize("scheme", ["uniform", "log"])
+def test_the_recipes_schemes_draw_one_number_per_curve(scheme):
+    """A seeded recipe's prefixes must not change when schemes are added: "uniform" and "log" take exactly one
+    uniform number per curve from the generator, in the closed form they always had."""
+    d = np.array([1, 4, 30, 100])
+    k = draw_cut_detections(d, np.random.default_rng(3), scheme=scheme)
+    reference = np.random.default_rng(3)
+    u = reference.random(len(d))
+    expected = 1 + np.floor(u * d) if scheme == "uniform" else np.floor(np.exp(u * np.log(d + 1.0)))
+    np.testing.assert_array_equal(k, np.clip(expected.astype(np.int64), 1, d))
+
+
 def test_random_prefixes_are_prefixes_ending_at_a_detection(sim_splits):
     curves = sim_splits["train"].curves
     rng = np.random.default_rng(1)
