@@ -160,12 +160,13 @@ def run(args) -> dict:
 
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
+    cpu_fp32 = config.scoring.updated(device="cpu", precision="fp32")
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint, random_weights = bench_checkpoint(args.checkpoint, config, Path(tmp))
-        scorer = Scorer.from_file(checkpoint, None, config.scoring.updated(device="cpu", precision="fp32"))
+        scorer = Scorer.from_file(checkpoint, None, cpu_fp32)
     against = None
     if args.against:
-        against = Scorer.from_file(Path(args.against), None, config.scoring.updated(device="cpu", precision="fp32"))
+        against = Scorer.from_file(Path(args.against), None, cpu_fp32)
         trained, served = against.model.config.max_visits, scorer.model.config.max_visits
         if trained != served:
             raise ConfigError(f"--against {args.against}: trained on windows of {trained} visits, the served "
