@@ -117,9 +117,9 @@ def check_stack(config) -> None:
 
 def bench_checkpoint(explicit: str | None, config, tmp: Path) -> tuple[Path, bool]:
     """The model to serve and whether it is a random-weight stand-in."""
-    from stream.score import SHIPPED_CHECKPOINT
+    from models.paths import SHIPPED_CHECKPOINT, checkpoint_path
 
-    for candidate in (explicit, config.scoring.checkpoint, SHIPPED_CHECKPOINT):
+    for candidate in (explicit and checkpoint_path(explicit), config.scoring.checkpoint, SHIPPED_CHECKPOINT):
         if candidate and Path(candidate).is_file():
             return Path(candidate), False
         if candidate and candidate is not SHIPPED_CHECKPOINT:

@@ -155,6 +155,7 @@ def run(args) -> dict:
     from bench.data import rubin_pool, ztf_pool
     from bench.limits import light_curves
     from models.errors import ConfigError
+    from models.paths import checkpoint_path
     from stream.config import load_config
     from stream.score import Scorer
 
@@ -166,7 +167,7 @@ def run(args) -> dict:
         scorer = Scorer.from_file(checkpoint, None, cpu_fp32)
     against = None
     if args.against:
-        against = Scorer.from_file(Path(args.against), None, cpu_fp32)
+        against = Scorer.from_file(checkpoint_path(args.against), None, cpu_fp32)
         trained, served = against.model.config.max_visits, scorer.model.config.max_visits
         if trained != served:
             raise ConfigError(f"--against {args.against}: trained on windows of {trained} visits, the served "

@@ -130,8 +130,10 @@ ELASTICC_OUTPUT_IDS: tuple[int, ...] = tuple(RESIDUAL_ID if cid == SOLAR_SYSTEM_
 
 SN_LIKE_IDS: tuple[int, ...] = (2222, 2223, 2224, 2242)
 FLARE_ID = 2233
+IA_ID = 2222
 SN_LIKE_INDICES: tuple[int, ...] = tuple(ID_TO_INDEX[cid] for cid in SN_LIKE_IDS)
 FLARE_INDEX = ID_TO_INDEX[FLARE_ID]
+IA_INDEX = ID_TO_INDEX[IA_ID]
 
 
 def class_indices(class_ids) -> np.ndarray:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from redis.connection import parse_url as parse_redis_url
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
+from models.paths import SHIPPED_CHECKPOINTS, checkpoint_path
 from models.priors import prior_weights
 from models.taxonomy import CLASS_IDS, ID_TO_INDEX, class_id
 from stream.deadletter import OVERHEAD_BYTES as DEADLETTER_OVERHEAD_BYTES
@@ -364,8 +365,9 @@ class ScoringSettings(_Section):
         description="stable id of this scorer process (default: the host name). Its transactional id is "
                     "{group_id}-{instance_id}: a restart with the same id aborts its crashed predecessor's "
                     "open transaction at once; two live processes need different ids")
-    checkpoint: str | None = Field(None, description="serve this checkpoint and never swap; default: the "
-                                   "registry's champion, else the shipped model")
+    checkpoint: str | None = Field(None, description="serve this checkpoint and never swap: a path, or "
+                                   "'shipped' (the default model) or 'shipped-small' (the faster distilled one, "
+                                   "models/shipped/RECIPE.md); default: the registry's champion, else 'shipped'")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32, or bf16 autocast (CUDA only). fp32 is what `alertformer evaluate` measured; "
@@ -390,6 +392,11 @@ class ScoringSettings(_Section):
                                 "models/priors.py) or rates (the table class_prior_rates)")
     class_prior_rates: dict[str, float] = Field(
         default_factory=dict, description="with class_prior = \"rates\": relative rate of every class, by name or id")
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _shipped_name(cls, value: str | None) -> str | None:
+        return str(checkpoint_path(value)) if value in SHIPPED_CHECKPOINTS else value
 
     @model_validator(mode="after")
     def _known_prior(self):

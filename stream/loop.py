@@ -228,12 +228,16 @@ class TransactionalLoop:
         return messages
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Stored positions: start each new partition where the last committed transaction left it."""
+        """Stored positions: start each new partition where the last committed transaction left it, and commit
+        that start to the input group too: a process killed between a transaction and its informational commit
+        left the group behind, and with no later message on the partition lag tools would show scored alerts
+        as pending for good."""
         if not partitions:
             return
         with self.watchdog.deadline("input positions", 3 * self.positions.store.timeout_s):
             starts = self.positions.assign(consumer, partitions, self.txn_timeout_s)
         consumer.incremental_assign(starts)
+        self._commit_to_input_group([tp for tp in starts if tp.offset >= 0])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._waiting:

@@ -36,7 +36,7 @@ from models.lightcurve import LightCurve
 from models.lightcurves import LightCurves
 from models.model import AlertTransformer
 from models.priors import apply_prior, prior_weights
-from models.paths import SHIPPED_CHECKPOINT
+from models.paths import SHIPPED_CHECKPOINT, checkpoint_path
 from models.registry import ModelRegistry
 from models.taxonomy import flare_likelihood, sn_likelihood
 from stream.config import ScoringSettings
@@ -254,8 +254,9 @@ class Scorer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None, scoring: ScoringSettings) -> "Scorer":
-        """The configured checkpoint (default: the shipped one), with configuration errors for bad files."""
-        path = Path(path) if path else SHIPPED_CHECKPOINT
+        """The configured checkpoint (a path or a `models.paths.SHIPPED_CHECKPOINTS` name; default: the shipped
+        one), with configuration errors for bad files."""
+        path = checkpoint_path(path) if path else SHIPPED_CHECKPOINT
         if not path.is_file():
             raise ConfigError(f"scoring.checkpoint: {path} does not exist")
         try:

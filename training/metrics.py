@@ -26,7 +26,7 @@ Conventions, stated once:
 """
 import numpy as np
 
-from models.taxonomy import CLASS_NAMES, FLARE_INDEX, N_CLASSES, SN_LIKE_INDICES
+from models.taxonomy import CLASS_NAMES, FLARE_INDEX, IA_INDEX, N_CLASSES, SN_LIKE_INDICES
 
 ECE_BINS = 15
 BOOTSTRAP_RESAMPLES = 200
@@ -320,6 +320,19 @@ def bootstrap_macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, n_resamples: 
     return np.nanpercentile(values, [2.5, 97.5]).tolist()
 
 
+def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+    """95 % bootstrap interval ``[low, high]`` of `roc_auc`: objects resampled with replacement.
+
+    >>> low, high = bootstrap_roc_auc([0, 1, 1, 0] * 25, [0.2, 0.9, 0.3, 0.4] * 25)
+    >>> low < roc_auc([0, 1, 1, 0] * 25, [0.2, 0.9, 0.3, 0.4] * 25) < high
+    True
+    """
+    y_true, score = np.asarray(y_true, dtype=bool), np.asarray(score, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    values = [roc_auc(y_true[idx], score[idx]) for idx in rng.integers(0, len(y_true), (n_resamples, len(y_true)))]
+    return np.nanpercentile(values, [2.5, 97.5]).tolist()
+
+
 def _nan_to_none(x):
     """JSON has no NaN: floats that are NaN become None, recursively in lists."""
     if isinstance(x, (list, tuple)):
@@ -339,6 +352,51 @@ def _one_vs_rest(y_true_bool: np.ndarray, score: np.ndarray, n_bins: int) -> dic
         "pr_auc": _nan_to_none(average_precision(y_true_bool, score)),
         "ece": _nan_to_none(binary_ece(y_true_bool, score, n_bins)) if y_true_bool.size else None,
     }
+
+
+def typing_report(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS,
+                  class_names=CLASS_NAMES) -> dict:
+    """Typing among the classes present in the truth: given that a curve is one of them, which one.
+
+    The probabilities of the present classes, renormalised to sum to 1, pick the answer; on the real ZTF BTS
+    set (supernovae and TDEs) this is SN typing, which the other classes' probabilities do not enter.
+
+    Parameters
+    ----------
+    probs : (N, C) float64 ndarray
+        Class probabilities in `models.taxonomy.CLASS_IDS` order.
+    y_true : (N,) int64 ndarray
+        True class indices.
+
+    Returns
+    -------
+    dict
+        ``classes`` (the present classes' names), ``accuracy``, ``macro_f1``, and ``ia_vs_rest``
+        ({n_positive, prevalence, roc_auc, roc_auc_ci95 (`bootstrap_roc_auc`), pr_auc, ece} of the
+        renormalised P(SN Ia); None without Ia in the truth).
+
+    >>> p = np.zeros((3, N_CLASSES)); p[:, IA_INDEX] = [0.2, 0.1, 0.05]; p[:, 2] = [0.1, 0.3, 0.05]
+    >>> p[:, 5] = 1 - p.sum(axis=1)
+    >>> rep = typing_report(p, np.array([IA_INDEX, 2, 2]))
+    >>> rep["classes"], rep["accuracy"], rep["ia_vs_rest"]["roc_auc"]
+    (['Ia', 'II'], 0.6666666666666666, 1.0)
+    """
+    present = np.unique(y_true)  # (K,) sorted class indices
+    within = probs[:, present]
+    within = within / np.maximum(within.sum(axis=1, keepdims=True), np.finfo(np.float64).tiny)  # (N, K)
+    y_pred = present[within.argmax(axis=1)] if len(probs) else np.empty(0, np.int64)
+    scores = per_class_scores(confusion_matrix(y_true, y_pred, probs.shape[1]))
+    ia = np.flatnonzero(present == IA_INDEX)
+    return {"classes": [class_names[i] for i in present],
+            "accuracy": _nan_to_none(float(np.mean(y_pred == y_true))) if len(y_true) else None,
+            "macro_f1": _nan_to_none(float(scores["f1"][present].mean())) if len(present) else None,
+            "ia_vs_rest": _ia_vs_rest(y_true == IA_INDEX, within[:, ia[0]], n_bins) if len(ia) else None}
+
+
+def _ia_vs_rest(is_ia: np.ndarray, p_ia: np.ndarray, n_bins: int) -> dict:
+    out = _one_vs_rest(is_ia, p_ia, n_bins)
+    both = 0 < out["n_positive"] < len(is_ia)
+    return out | {"roc_auc_ci95": _nan_to_none(bootstrap_roc_auc(is_ia, p_ia)) if both else None}
 
 
 def classification_report(probs, y_true, n_bins: int = ECE_BINS, class_names=CLASS_NAMES) -> dict:
@@ -361,8 +419,8 @@ def classification_report(probs, y_true, n_bins: int = ECE_BINS, class_names=CLA
         recall, f1, support}), ``confusion_matrix`` (C x C lists, rows true),
         ``sn_vs_rest`` and ``flare_vs_rest`` ({n_positive, prevalence, roc_auc,
         pr_auc, ece}, scored with ``sn_likelihood`` and ``flare_likelihood``),
-        ``ece`` (top-label) and ``reliability`` (bin lists), ``macro_f1_ci95`` (`bootstrap_macro_f1`).
-        NaN is written as None.
+        ``ece`` (top-label) and ``reliability`` (bin lists), ``macro_f1_ci95`` (`bootstrap_macro_f1`),
+        ``typing`` (`typing_report`). NaN is written as None.
 
     >>> rep = classification_report(np.eye(N_CLASSES)[[0, 4, 4]], [0, 4, 2])
     >>> rep["n"], round(rep["macro_f1"], 3), rep["flare_vs_rest"]["pr_auc"]
@@ -392,6 +450,7 @@ def classification_report(probs, y_true, n_bins: int = ECE_BINS, class_names=CLA
         "confusion_matrix": cm.tolist(),
         "sn_vs_rest": _one_vs_rest(is_sn, probs[:, list(SN_LIKE_INDICES)].sum(axis=1), n_bins),
         "flare_vs_rest": _one_vs_rest(y_true == FLARE_INDEX, probs[:, FLARE_INDEX], n_bins),
+        "typing": typing_report(probs, y_true, n_bins, class_names),
         "ece": _nan_to_none(_ece_from_bins(bins)),
         "reliability": {"edges": bins["edges"].tolist(), "count": bins["count"].tolist(),
                         "confidence": _nan_to_none(bins["confidence"].tolist()),

@@ -230,6 +230,16 @@ def test_class_prior_from_the_environment(monkeypatch):
     assert load_config().scoring.prior_by_id()[2222] == 47
 
 
+def test_shipped_checkpoints_by_name(monkeypatch):
+    from models.paths import SHIPPED_CHECKPOINT, SMALL_CHECKPOINT
+
+    monkeypatch.setenv("ALERTFORMER_SCORING__CHECKPOINT", "shipped-small")
+    assert load_config().scoring.checkpoint == str(SMALL_CHECKPOINT)
+    assert load_config().scoring.updated(checkpoint="shipped").checkpoint == str(SHIPPED_CHECKPOINT)
+    monkeypatch.setenv("ALERTFORMER_SCORING__CHECKPOINT", "out/mine.pt")
+    assert load_config().scoring.checkpoint == "out/mine.pt"  # a path stays a path
+
+
 TWO_CLUSTERS = '''
 [input.kafka]
 bootstrap_servers = "alerts.example.org:9094"

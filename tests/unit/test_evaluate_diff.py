@@ -35,7 +35,7 @@ def test_a_fall_beyond_the_tolerance_is_named_with_its_interval():
     assert diff["holds_within_ci95"] is True  # 55.3 is inside [55, 59]
     assert diff["better_beyond_tolerance"] == 0
     worse = compare_reports(before, _report("c.pt", 0.52, 0.95))
-    assert worse["holds_within_ci95"] is False and worse["macro_f1_inside_before_ci95"]["of"] == 2
+    assert worse["holds_within_ci95"] is False and worse["inside_before_ci95"]["of"] == 2
 
 
 def test_a_small_move_holds_and_other_test_sets_are_refused():
@@ -45,6 +45,30 @@ def test_a_small_move_holds_and_other_test_sets_are_refused():
     other["test_sets"]["sim-lsst-balanced"]["n"] = 50
     with pytest.raises(ConfigError, match="same test sets"):
         compare_reports(before, other)
+
+
+def test_typing_metrics_are_compared_and_macro_f1_of_typing_only_on_a_subset_of_classes():
+    def entry(ia_auc, typing_f1, classes):
+        rep = _entry(0.3, [0.2, 0.4], None, None)
+        rep["models"]["transformer"] |= {"per_class": dict.fromkeys(("Ia", "Ib/c", "II", "AGN")),
+                                         "typing": {"classes": classes, "macro_f1": typing_f1,
+                                                    "ia_vs_rest": {"roc_auc": ia_auc,
+                                                                   "roc_auc_ci95": [ia_auc - 0.03, ia_auc + 0.03]}}}
+        return rep
+
+    def report(ia_auc):
+        return {"test_sets": {}, "results": {"ztf-bts": {"n_det=3": entry(ia_auc, 0.25, ["Ia", "II"])},
+                                             "sim": {"n_det=3": entry(0.9, 0.3, ["Ia", "Ib/c", "II", "AGN"])}}}
+
+    diff = compare_reports(report(0.62), report(0.58))
+    assert [(d["where"], d["metric"]) for d in diff["worse_beyond_tolerance"]] == [
+        ("ztf-bts n_det=3", "Ia-vs-rest ROC-AUC (typing)")]
+    assert diff["comparisons"] == 5  # macro-F1 twice, Ia-vs-rest twice, typing macro-F1 on BTS only
+    # the Ia-vs-rest AUC carries its bootstrap interval: 58 is below [59, 65], 60 inside it
+    assert [d["where"] for d in diff["inside_before_ci95"]["outside"]] == ["ztf-bts n_det=3"]
+    assert diff["holds_within_ci95"] is False
+    assert compare_reports(report(0.62), report(0.60))["holds_within_ci95"] is True
+
 
 
 def test_the_command_exits_1_when_the_candidate_falls(tmp_path, capsys):

@@ -85,6 +85,25 @@ def test_classification_report_keys_and_one_vs_rest():
     assert rep["macro_f1"] > 0.5
 
 
+def test_typing_picks_among_the_classes_of_the_truth_only():
+    """A set of SNe Ia and II (like real BTS): an absent class ranked first (here AGN) does not enter the typing
+    answer, and Ia-vs-rest is scored on P(Ia) renormalised over Ia and II."""
+    agn = CLASS_NAMES.index("AGN")
+    ia, ii = CLASS_NAMES.index("Ia"), CLASS_NAMES.index("II")
+    probs = np.zeros((4, N_CLASSES))
+    probs[:, agn] = 0.7
+    probs[:, ia] = [0.2, 0.05, 0.1, 0.02]
+    probs[:, ii] = 0.3 - probs[:, ia]
+    y = np.array([ia, ia, ii, ii])
+    rep = metrics.classification_report(probs, y)
+    assert rep["accuracy"] == 0.0  # every argmax is AGN
+    typing = rep["typing"]
+    assert typing["classes"] == ["Ia", "II"]
+    assert typing["accuracy"] == pytest.approx(0.75)  # P(Ia | Ia or II) = 0.67, 0.17, 0.33, 0.07
+    assert typing["ia_vs_rest"]["roc_auc"] == pytest.approx(metrics.roc_auc(y == ia, probs[:, ia] / 0.3))
+    assert metrics.classification_report(probs[2:], y[2:])["typing"]["ia_vs_rest"] is None
+
+
 def test_report_of_set_without_flares_writes_none():
     probs = np.full((4, N_CLASSES), 1 / N_CLASSES)
     rep = metrics.classification_report(probs, [0, 0, 2, 2])

@@ -1,4 +1,4 @@
-"""The built wheel, installed into a fresh virtualenv, carries the shipped model and every schema.
+"""The built wheel, installed into a fresh virtualenv, carries the shipped models and every schema.
 
 The virtualenv sees the system's packages (torch is not downloaded again), which include this
 project installed in editable mode; the checks run outside the repository and assert that every
@@ -25,10 +25,11 @@ CHECKS = textwrap.dedent("""
 
     venv = Path(sys.argv[1]).resolve()
     import alertformer, models, stream
-    from models.paths import SHIPPED_CHECKPOINT
+    from models.paths import SHIPPED_CHECKPOINTS
     for module in (alertformer, models, stream):
         assert venv in Path(module.__file__).resolve().parents, module.__file__
-    assert venv in SHIPPED_CHECKPOINT.resolve().parents and SHIPPED_CHECKPOINT.is_file(), SHIPPED_CHECKPOINT
+    for checkpoint in SHIPPED_CHECKPOINTS.values():
+        assert venv in checkpoint.resolve().parents and checkpoint.is_file(), checkpoint
 
     from stream import avro_io
     schemas = sorted(p.name for p in resources.files("stream.schemas").iterdir() if p.name.endswith(".avsc"))

@@ -6,12 +6,15 @@ A cheaper model (int8, a smaller distilled model) may replace the served one onl
 evaluation holds. This lines up, for the transformer of each report, every metric both
 reports define:
 
-- per test set and prefix condition: macro-F1, SN-vs-rest PR-AUC and flare-vs-rest PR-AUC;
+- per test set and prefix condition: macro-F1, SN-vs-rest PR-AUC, flare-vs-rest PR-AUC and the typing
+  metrics (`training.metrics.typing_report`): SN Ia-vs-rest ROC-AUC, and macro-F1 where the set holds only
+  some classes (real BTS: the SN types; the simulated sets: all but the asteroids);
 - on the real ZTF packets (the service's own path), per N_det bin: SN-vs-non-SN ROC-AUC and PR-AUC;
 
-in points (x 100), and says which fell by more than the tolerance and whether each macro-F1
-stayed inside the before report's 95 % bootstrap interval. Both reports must come from the
-same test sets (same seed and sizes); that is checked on their ``test_sets`` entries.
+in points (x 100), and says which fell by more than the tolerance and whether each metric with an
+interval (macro-F1, typing Ia-vs-rest ROC-AUC) stayed inside the before report's 95 % bootstrap
+interval. Both reports must come from the same test sets (same seed and sizes); that is checked on
+their ``test_sets`` entries.
 """
 import json
 from dataclasses import dataclass
@@ -50,9 +53,18 @@ def _points(value) -> float | None:
 
 def _set_metrics(entry: dict) -> dict[str, tuple[float | None, tuple | None]]:
     ci = entry.get("macro_f1_ci95")
-    return {"macro-F1": (_points(entry.get("macro_f1")), tuple(100.0 * v for v in ci) if ci else None),
-            "SN-vs-rest PR-AUC": (_points((entry.get("sn_vs_rest") or {}).get("pr_auc")), None),
-            "flare-vs-rest PR-AUC": (_points((entry.get("flare_vs_rest") or {}).get("pr_auc")), None)}
+    out = {"macro-F1": (_points(entry.get("macro_f1")), tuple(100.0 * v for v in ci) if ci else None),
+           "SN-vs-rest PR-AUC": (_points((entry.get("sn_vs_rest") or {}).get("pr_auc")), None),
+           "flare-vs-rest PR-AUC": (_points((entry.get("flare_vs_rest") or {}).get("pr_auc")), None)}
+    typing = entry.get("typing")
+    if typing:
+        ia = typing.get("ia_vs_rest") or {}
+        ia_ci = ia.get("roc_auc_ci95")
+        out["Ia-vs-rest ROC-AUC (typing)"] = (_points(ia.get("roc_auc")),
+                                              tuple(100.0 * v for v in ia_ci) if ia_ci else None)
+        if len(typing["classes"]) < len(entry.get("per_class", ())):
+            out["typing macro-F1"] = (_points(typing.get("macro_f1")), None)
+    return out
 
 
 def _metrics(report: dict) -> dict[tuple[str, str], tuple[float | None, tuple | None]]:
@@ -109,7 +121,7 @@ def compare_reports(before: dict, after: dict, tolerance_points: float = 0.5) ->
         "mean_abs_change_points": round(sum(abs(c.change) for c in changes) / len(changes), 3) if changes else None,
         "better_beyond_tolerance": sum(c.change > tolerance_points for c in changes),
         "worse_beyond_tolerance": [c.as_dict() for c in drops],
-        "macro_f1_inside_before_ci95": {"of": len(with_ci), "outside": [c.as_dict() for c in outside]},
+        "inside_before_ci95": {"of": len(with_ci), "outside": [c.as_dict() for c in outside]},
         "holds_within_tolerance": not drops,
         "holds_within_ci95": not [c for c in outside if c.change < 0],
     }

@@ -24,6 +24,8 @@ CONVENTIONS = {
     "macro_f1": "mean F1 over the classes present in the test set's truth",
     "sn_vs_rest": "truth: SN Ia, Ib/c, II, SLSN; score: sn_likelihood (sum of their probabilities)",
     "flare_vs_rest": "truth: M-dwarf flare; score: flare_likelihood",
+    "typing": "the answer among the classes present in the set's truth (on real BTS: the SN types), their "
+              "probabilities renormalised; ia_vs_rest scores SN Ia with that renormalised probability",
     "pr_auc": "average precision (step function, as scikit-learn's average_precision_score)",
     "ece": f"top-label expected calibration error, {ECE_BINS} equal-width bins",
     "curves_per_s": "light curves per second of inference, preprocessing included, with config.threads "
@@ -119,7 +121,8 @@ def throughput(results: dict) -> dict:
 
 
 def headline(results: dict) -> dict:
-    """Macro-F1, SN and flare PR-AUC and ECE at N_det = 1, 2, 3 and all, per set and model."""
+    """Macro-F1, SN and flare PR-AUC, ECE and the typing Ia-vs-rest ROC-AUC at N_det = 1, 2, 3 and all, per set
+    and model."""
     out = {}
     for set_name, per_cond in results.items():
         out[set_name] = {}
@@ -128,7 +131,8 @@ def headline(results: dict) -> dict:
                 if rep.get("n"):
                     out[set_name].setdefault(model, {})[cond] = {
                         "n": rep["n"], "macro_f1": rep["macro_f1"], "sn_pr_auc": rep["sn_vs_rest"]["pr_auc"],
-                        "flare_pr_auc": rep["flare_vs_rest"]["pr_auc"], "ece": rep["ece"]}
+                        "flare_pr_auc": rep["flare_vs_rest"]["pr_auc"], "ece": rep["ece"],
+                        "ia_roc_auc": (rep.get("typing", {}).get("ia_vs_rest") or {}).get("roc_auc")}
     return out
 
 
@@ -157,12 +161,14 @@ def format_headline(report: dict) -> str:
     def num(x):
         return "   -  " if x is None else f"{x:6.3f}"
 
-    lines = [f"{'test set':20s} {'model':12s} {'cut':10s} {'n':>5s} {'F1':>6s} {'SN-AP':>6s} {'fl-AP':>6s} {'ECE':>6s}"]
+    lines = [f"{'test set':20s} {'model':12s} {'cut':10s} {'n':>5s} {'F1':>6s} {'SN-AP':>6s} {'fl-AP':>6s} "
+             f"{'ECE':>6s} {'Ia-AUC':>6s}"]
     for set_name, per_model in report["headline"].items():
         for model, per_cut in per_model.items():
             for cut, h in per_cut.items():
                 lines.append(f"{set_name:20s} {model:12s} {cut:10s} {h['n']:5d} {num(h['macro_f1'])} "
-                             f"{num(h['sn_pr_auc'])} {num(h['flare_pr_auc'])} {num(h['ece'])}")
+                             f"{num(h['sn_pr_auc'])} {num(h['flare_pr_auc'])} {num(h['ece'])} "
+                             f"{num(h.get('ia_roc_auc'))}")
     for model, t in report["throughput"].items():
         lines.append(f"{model}: {t['curves_per_s'] or 0:,.0f} light curves/s over all prefixes, "
                      f"{t['whole_curves_per_s'] or 0:,.0f} on whole curves")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from models.checkpoint import load_checkpoint
 from models.device import device_of
-from models.paths import SHIPPED_CHECKPOINT
+from models.paths import SHIPPED_CHECKPOINT, checkpoint_path
 from stream.score import CPU_CHUNK_CURVES, Scorer, checkpoint_version
 from training.context_check import format_context_comparison
 from training.evaluation import report as rep
@@ -309,6 +309,7 @@ def evaluate_packets_only(checkpoint, out_dir, data_dir=None, peer: bool = True,
 
 def cmd_evaluate(args) -> int:
     """``alertformer evaluate`` with its parsed `args`: 0, or 2 with one line for a missing checkpoint."""
+    args.checkpoint = str(checkpoint_path(args.checkpoint))
     if not Path(args.checkpoint).is_file():
         print(f"alertformer evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
         return 2
