@@ -83,3 +83,10 @@ def test_separates_supernovae_and_flares_on_fresh_simulations(shipped, fresh_lss
     if min_flare_auc is not None:
         flare_auc = roc_auc(class_ids == FLARE_ID, flare_likelihood(probs))
         assert flare_auc > min_flare_auc, f"{condition}: flare-vs-rest ROC-AUC {flare_auc:.3f}"
+
+
+def test_the_small_model_is_served_by_its_name():
+    from alertformer.api import Model
+    from stream.score import checkpoint_version
+
+    assert Model("shipped-small", device="cpu").scorer.version == checkpoint_version(SMALL_CHECKPOINT, {})
