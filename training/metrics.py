@@ -314,10 +314,7 @@ def bootstrap_macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, n_resamples: 
     True
     """
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    values = [macro_f1(y_true[idx], y_pred[idx], n_classes)
-              for idx in rng.integers(0, len(y_true), (n_resamples, len(y_true)))]
-    return np.nanpercentile(values, [2.5, 97.5]).tolist()
+    return _bootstrap_interval(lambda t, p: macro_f1(t, p, n_classes), (y_true, y_pred), n_resamples, seed)
 
 
 def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
@@ -328,8 +325,14 @@ def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, see
     True
     """
     y_true, score = np.asarray(y_true, dtype=bool), np.asarray(score, dtype=np.float64)
+    return _bootstrap_interval(roc_auc, (y_true, score), n_resamples, seed)
+
+
+def _bootstrap_interval(statistic, arrays: tuple[np.ndarray, ...], n_resamples: int, seed: int) -> list[float]:
+    """95 % interval of ``statistic(*arrays)`` over `n_resamples` resamplings of the rows (same rows in each array)."""
     rng = np.random.default_rng(seed)
-    values = [roc_auc(y_true[idx], score[idx]) for idx in rng.integers(0, len(y_true), (n_resamples, len(y_true)))]
+    n = len(arrays[0])
+    values = [statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, (n_resamples, n))]
     return np.nanpercentile(values, [2.5, 97.5]).tolist()
 
 

@@ -309,12 +309,12 @@ def evaluate_packets_only(checkpoint, out_dir, data_dir=None, peer: bool = True,
 
 def cmd_evaluate(args) -> int:
     """``alertformer evaluate`` with its parsed `args`: 0, or 2 with one line for a missing checkpoint."""
-    args.checkpoint = str(checkpoint_path(args.checkpoint))
-    if not Path(args.checkpoint).is_file():
-        print(f"alertformer evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
+    checkpoint = checkpoint_path(args.checkpoint)
+    if not checkpoint.is_file():
+        print(f"alertformer evaluate: checkpoint {checkpoint} not found", file=sys.stderr)
         return 2
     if args.packets_only:
-        evaluate_packets_only(args.checkpoint, args.out, args.data_dir, peer=args.peers != "none", quick=args.quick,
+        evaluate_packets_only(checkpoint, args.out, args.data_dir, peer=args.peers != "none", quick=args.quick,
                               figures=not args.no_figures)
         return 0
     settings = EvaluationSettings(n_test=args.n_test, n_train_peers=args.n_train_peers, peers=args.peers,
@@ -322,7 +322,7 @@ def cmd_evaluate(args) -> int:
                                   device=args.device, data_dir=args.data_dir, peer_cache=args.peer_cache,
                                   threads=args.threads, progress=not args.quiet, figures=not args.no_figures,
                                   quantize=args.quantize)
-    report = evaluate(args.checkpoint, args.out, settings)
+    report = evaluate(checkpoint, args.out, settings)
     print(rep.format_headline(report))
     print(format_packet_report(report["real_packets"]))
     print(format_sim_comparison(report["sim_check"]))
