@@ -13,7 +13,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "evaluate", help="score the transformer and its peers on the test sets at early prefixes; JSON + PNGs",
         description="Evaluate a checkpoint beside peer classifiers (light-curve features + gradient-boosted "
                     "trees; SuperNNova in its own virtual environment) on the same test sets: simulated LSST "
-                    "(balanced and at the realistic stream mix) and the held-out real ZTF BTS test split, each "
+                    "(balanced and at the realistic stream mix) and the held-out real ZTF BTS test split (as "
+                    "published, and in the form a ZTF packet gives the service: upper limits and context), each "
                     "at N_det = 1, 2, 3, 5, 10 and all detections and at 1, 3, 7, 14 and 30 days after the first "
                     "detection. Reports macro-F1, per-class precision/recall, confusion matrices, SN-vs-rest and "
                     "flare-vs-rest ROC-AUC and PR-AUC, ECE with reliability diagrams, and light curves/s. Writes "

@@ -9,7 +9,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate-diff", help="how far a candidate model's evaluation moved from the served one's; JSON, exit 1 "
                               "if a metric fell by more than the tolerance",
-        description="Compare the transformer of two `alertformer evaluate` reports made on the same test sets: "
+        description="Compare the transformer of two `alertformer evaluate` reports made on the same test sets "
+                    "(a set only one of them holds is left out and named): "
                     "macro-F1, SN-vs-rest and flare-vs-rest PR-AUC per test set and condition, and SN-vs-non-SN "
                     "ROC-AUC and PR-AUC on the real packets, in points; which fell by more than the tolerance, and "
                     "which macro-F1 left the before report's 95%% bootstrap interval. Exit 0 if none fell by more "

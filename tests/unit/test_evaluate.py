@@ -2,6 +2,7 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,22 @@ def test_condition_cuts_skip_short_curves():
     assert any(len(p) < len(curves[i]) for i, p in zip(kept, prefixes))  # forced photometry came later
     kept, whole = cuts[ev_sets.WHOLE_CURVE]
     assert kept.tolist() == list(range(len(curves))) and all(w is c for w, c in zip(whole, curves))
+
+
+def test_bts_test_split_comes_as_published_and_in_the_service_form(shared_data):
+    """The same BTS test objects twice: detections alone and no context, then with the upper limits and the
+    context a ZTF packet would carry, as the service scores them."""
+    sets, missing = ev_sets.load_test_sets(["ztf-bts", "ztf-bts-service"], n_test=0, seed=0, n_bts=40,
+                                           data_dir=shared_data)
+    assert not missing
+    published, service = (s.labeled for s in sets)
+    assert list(published.object_ids) == list(service.object_ids)
+    assert (published.class_ids == service.class_ids).all()
+    assert all(c.is_detection.all() for c in published.curves) and np.isnan(published.contexts).all()
+    assert any((~c.is_detection).any() for c in service.curves)
+    assert np.isfinite(service.contexts).any(axis=1).all()
+    for pub, svc in zip(published.curves, service.curves):  # the same detections, limits added
+        assert np.array_equal(pub.mjd_tai, svc.mjd_tai[svc.is_detection])
 
 
 def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):

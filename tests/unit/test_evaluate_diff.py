@@ -43,8 +43,18 @@ def test_a_small_move_holds_and_other_test_sets_are_refused():
     assert compare_reports(before, _report("b.pt", 0.568, 0.953))["holds_within_tolerance"] is True
     other = copy.deepcopy(before)
     other["test_sets"]["sim-lsst-balanced"]["n"] = 50
-    with pytest.raises(ConfigError, match="same test sets"):
+    with pytest.raises(ConfigError, match="same test sets .sim-lsst-balanced differ"):
         compare_reports(before, other)
+
+
+def test_a_test_set_only_one_report_holds_is_left_out_and_named():
+    before = _report("a.pt", 0.57, 0.95)
+    after = copy.deepcopy(before)
+    after["test_sets"]["ztf-bts-service"] = {"n": 270}
+    after["results"]["ztf-bts-service"] = {"n_det=3": _entry(0.10, [0.05, 0.15], 0.5, None)}
+    diff = compare_reports(before, after)
+    assert diff["test_sets_left_out"] == ["ztf-bts-service"]
+    assert diff == compare_reports(before, before) | {"after": diff["after"], "test_sets_left_out": ["ztf-bts-service"]}
 
 
 def test_typing_metrics_are_compared_and_macro_f1_of_typing_only_on_a_subset_of_classes():

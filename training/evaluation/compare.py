@@ -13,8 +13,9 @@ reports define:
 
 in points (x 100), and says which fell by more than the tolerance and whether each metric with an
 interval (macro-F1, typing Ia-vs-rest ROC-AUC) stayed inside the before report's 95 % bootstrap
-interval. Both reports must come from the same test sets (same seed and sizes); that is checked on
-their ``test_sets`` entries.
+interval. The test sets both reports hold are compared, and must be the same (same seed and sizes):
+that is checked on their ``test_sets`` entries. A set only one report holds (an evaluation that added
+one since) is left out and named.
 """
 import json
 from dataclasses import dataclass
@@ -67,10 +68,13 @@ def _set_metrics(entry: dict) -> dict[str, tuple[float | None, tuple | None]]:
     return out
 
 
-def _metrics(report: dict) -> dict[tuple[str, str], tuple[float | None, tuple | None]]:
-    """``{(where, metric): (points or None, before-CI or None)}`` of the report's transformer."""
+def _metrics(report: dict, left_out: set[str]) -> dict[tuple[str, str], tuple[float | None, tuple | None]]:
+    """``{(where, metric): (points or None, before-CI or None)}`` of the report's transformer, but for the test
+    sets `left_out`."""
     out = {}
     for test_set, conditions in report.get("results", {}).items():
+        if test_set in left_out:
+            continue
         for condition, entry in conditions.items():
             model = entry.get("models", {}).get(MODEL)
             if model and model.get("n"):
@@ -98,11 +102,13 @@ def load_report(path: Path) -> dict:
 
 def compare_reports(before: dict, after: dict, tolerance_points: float = 0.5) -> dict:
     """The comparison of two `alertformer evaluate` reports (module docstring), as a JSON-ready dict."""
-    sets_before, sets_after = before.get("test_sets"), after.get("test_sets")
-    if sets_before != sets_after:
-        raise ConfigError("the two reports were not made on the same test sets (their test_sets entries differ): "
-                          "run both with the same --seed, --n-test and --test-sets")
-    a, b = _metrics(before), _metrics(after)
+    sets_before, sets_after = before.get("test_sets") or {}, after.get("test_sets") or {}
+    differ = sorted(name for name in sets_before.keys() & sets_after.keys() if sets_before[name] != sets_after[name])
+    if differ:
+        raise ConfigError(f"the two reports were not made on the same test sets ({', '.join(differ)} differ): "
+                          "run both with the same --seed and --n-test")
+    left_out = set(sets_before.keys() ^ sets_after.keys())
+    a, b = _metrics(before, left_out), _metrics(after, left_out)
     changes, undefined = [], []
     for key in sorted(set(a) & set(b)):
         (value_before, ci), (value_after, _) = a[key], b[key]
@@ -116,7 +122,7 @@ def compare_reports(before: dict, after: dict, tolerance_points: float = 0.5) ->
     return {
         "model": MODEL, "tolerance_points": tolerance_points,
         "before": _checkpoint(before), "after": _checkpoint(after),
-        "comparisons": len(changes), "undefined": len(undefined),
+        "test_sets_left_out": sorted(left_out), "comparisons": len(changes), "undefined": len(undefined),
         "mean_change_points": round(sum(c.change for c in changes) / len(changes), 3) if changes else None,
         "mean_abs_change_points": round(sum(abs(c.change) for c in changes) / len(changes), 3) if changes else None,
         "better_beyond_tolerance": sum(c.change > tolerance_points for c in changes),

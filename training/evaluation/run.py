@@ -6,7 +6,9 @@ For the checkpoint and each requested peer (`training.evaluation.peers`), on
 2. ``sim-lsst-realistic``: the same at the PLAsTiCC-like stream mix
    (`training.simulate.REALISTIC_MIX`), where purity depends on the prior;
 3. ``ztf-bts``: the held-out real ZTF Bright Transient Survey test split
-   (`training.datasets.ztf_bts("test")`, a fixed holdout);
+   (`training.datasets.ztf_bts("test")`, a fixed holdout) as published: detections alone, no context;
+4. ``ztf-bts-service``: the same objects in the form a ZTF packet gives the service: the
+   upper limits of the 30 days before each detection and a context drawn from real SN packets;
 
 each cut to what the stream knew at N_det = 1, 2, 3, 5, 10 and all detections
 (`training.prefixes.first_n_detections`: the curve as of the alert its N-th

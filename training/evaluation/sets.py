@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 
 N_DET_CUTS: tuple = (1, 2, 3, 5, 10, "all")
 DAY_CUTS: tuple[float, ...] = (1, 3, 7, 14, 30)
-TEST_SETS: tuple[str, ...] = ("sim-lsst-balanced", "sim-lsst-realistic", "ztf-bts")
+TEST_SETS: tuple[str, ...] = ("sim-lsst-balanced", "sim-lsst-realistic", "ztf-bts", "ztf-bts-service")
+# the BTS test split in its published form (detections alone, no context) and in the form a ZTF packet
+# gives the service (`training.datasets.ztf_bts` with ``service_form``: 30 days of upper limits, a context)
+BTS_SERVICE_FORM: dict[str, bool] = {"ztf-bts": False, "ztf-bts-service": True}
 WHOLE_CURVE = "whole"  # every point, also forced photometry after the last detection
 
 
@@ -65,9 +68,9 @@ def load_test_sets(names: Sequence[str], n_test: int, seed: int, n_bts: int | No
     not fatal. The simulated sets carry the contexts a model of table `context_fields_by_survey` is shown."""
     sets, missing = [], {}
     for name in names:
-        if name == "ztf-bts":
+        if name in BTS_SERVICE_FORM:
             try:
-                labeled = datasets.ztf_bts("test", seed=seed, data_dir=data_dir, service_form=False)
+                labeled = datasets.ztf_bts("test", seed=seed, data_dir=data_dir, service_form=BTS_SERVICE_FORM[name])
             except FileNotFoundError as err:
                 missing[name] = str(err)
                 log.warning("test set %s not available: %s", name, err)
