@@ -31,6 +31,7 @@ def test_clients_log_through_python_logging(caplog, capfd):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+
     def refused() -> bool:
         return any("Connection refused" in r.getMessage() for r in caplog.records if r.name == "librdkafka")
 

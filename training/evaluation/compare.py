@@ -107,7 +107,7 @@ def compare_reports(before: dict, after: dict, tolerance_points: float = 0.5) ->
     if differ:
         raise ConfigError(f"the two reports were not made on the same test sets ({', '.join(differ)} differ): "
                           "run both with the same --seed and --n-test")
-    left_out = set(sets_before.keys() ^ sets_after.keys())
+    left_out = sets_before.keys() ^ sets_after.keys()
     a, b = _metrics(before, left_out), _metrics(after, left_out)
     changes, undefined = [], []
     for key in sorted(set(a) & set(b)):

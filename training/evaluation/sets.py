@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 
 N_DET_CUTS: tuple = (1, 2, 3, 5, 10, "all")
 DAY_CUTS: tuple[float, ...] = (1, 3, 7, 14, 30)
-TEST_SETS: tuple[str, ...] = ("sim-lsst-balanced", "sim-lsst-realistic", "ztf-bts", "ztf-bts-service")
 # the BTS test split in its published form (detections alone, no context) and in the form a ZTF packet
 # gives the service (`training.datasets.ztf_bts` with ``service_form``: 30 days of upper limits, a context)
 BTS_SERVICE_FORM: dict[str, bool] = {"ztf-bts": False, "ztf-bts-service": True}
+TEST_SETS: tuple[str, ...] = ("sim-lsst-balanced", "sim-lsst-realistic", *BTS_SERVICE_FORM)
 WHOLE_CURVE = "whole"  # every point, also forced photometry after the last detection
 
 
