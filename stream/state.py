@@ -4,6 +4,7 @@ Everything goes in one pipelined round trip. A Redis outage never stops scoring:
 write is skipped, counted (``redisOutages``) and logged, and the next batch writes again.
 """
 import json
+import math
 import os
 import socket
 import time
@@ -89,6 +90,64 @@ def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str],
     contexts = np.array([unpack_context(blob) for blob, _ in stored]).reshape(-1, N_CONTEXT)
     surveys = [survey.decode() if isinstance(survey, bytes) else (survey or "") for _, survey in stored]
     return dict(zip(object_ids, model_context(contexts, surveys, context_fields_by_survey)))
+
+
+# The fields of an object's scores hash (``{p}:obj:{objectId}``, `stream.keys`), in the order `score_records`
+# gives their values; ``ageDays`` is left out of the hash when unknown.
+SCORE_FIELDS = ("alertId", "snLikelihood", "flareLikelihood", "topClassId", "nVisits", "latestMjdTai", "raDeg",
+                "decDeg", "modelVersion", "updatedMs", "solarSystem", "context", "survey", "ageDays")
+# One server-side call writes a batch's objects: per object its scores hash, candidate row and score history,
+# each with the TTL. As seven pipelined commands per object, redis-py packed each command and parsed each reply
+# on the service thread; here the client packs each value once and reads one reply.
+# KEYS: per object its hash, row and history keys. ARGV: TTL (s), history length, the number of field names,
+# the names, then per object its field values (an empty value: field left out), its row and its history entry.
+WRITE_SCORES_LUA = """
+local ttl, keep, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local names, a = {unpack(ARGV, 4, 3 + n)}, 4 + n
+for i = 1, #KEYS, 3 do
+  local fields = {}
+  for j = 1, n do
+    local value = ARGV[a + j - 1]
+    if value ~= '' then
+      fields[#fields + 1] = names[j]
+      fields[#fields + 1] = value
+    end
+  end
+  a = a + n
+  redis.call('HSET', KEYS[i], unpack(fields))
+  redis.call('EXPIRE', KEYS[i], ttl)
+  redis.call('SET', KEYS[i + 1], ARGV[a], 'EX', ttl)
+  redis.call('RPUSH', KEYS[i + 2], ARGV[a + 1])
+  redis.call('LTRIM', KEYS[i + 2], -keep, -1)
+  redis.call('EXPIRE', KEYS[i + 2], ttl)
+  a = a + 2
+end
+return #KEYS / 3
+"""
+
+
+def score_records(batch: ScoredBatch, keys: Keys, top_class_id: np.ndarray, solar_system: np.ndarray
+                  ) -> tuple[list[str], list]:
+    """`WRITE_SCORES_LUA`'s KEYS and, after its header, ARGV for a scored batch: per alert its object's hash, row
+    and history keys; its `SCORE_FIELDS` values, candidate row (`ROW_DTYPE`) and history entry (JSON)."""
+    probs = np.round(batch.probs.astype(np.float64), 5).tolist()  # (B, C), one conversion per batch
+    rows = candidate_rows(batch, top_class_id, solar_system)
+    row_bytes, row_size = rows.tobytes(), ROW_DTYPE.itemsize
+    per_alert = zip(batch.object_id, batch.alert_id.tolist(), batch.sn_likelihood.tolist(),
+                    batch.flare_likelihood.tolist(), top_class_id.tolist(), batch.n_visits.tolist(),
+                    batch.latest_mjd_tai.tolist(), batch.ra_deg.tolist(), batch.dec_deg.tolist(),
+                    solar_system.astype(np.int64).tolist(), batch.survey.tolist(), batch.age_days.tolist())
+    object_keys, values = [], []
+    for i, (object_id, alert_id, sn, flare, top, n_visits, mjd_tai, ra_deg, dec_deg, on_asteroid, survey,
+            age_days) in enumerate(per_alert):
+        object_keys += [keys.object_scores(object_id), keys.candidate_row(object_id), keys.score_history(object_id)]
+        values += [alert_id, sn, flare, top, n_visits, mjd_tai, ra_deg, dec_deg, batch.model_version, batch.scored_ms,
+                   on_asteroid, pack_context(batch.context[i]), survey,
+                   round(age_days, 4) if math.isfinite(age_days) else "",
+                   row_bytes[i * row_size:(i + 1) * row_size],
+                   json.dumps({"alertId": alert_id, "mjdTai": mjd_tai, "scoredMs": batch.scored_ms, "probs": probs[i],
+                               "sn": round(sn, 5), "flare": round(flare, 5), "model": batch.model_version})]
+    return object_keys, values
 
 
 class ConsumerMetrics:
@@ -200,39 +259,16 @@ class StateWriter:
     def _scores(self, pipe, batch: ScoredBatch) -> None:
         top_class = np.asarray(CLASS_IDS)[batch.probs.argmax(axis=1)]
         solar_system = known_solar_system(batch)
-        age_days = batch.age_days
-        probs = np.round(batch.probs.astype(np.float64), 5).tolist()  # (B, C), one conversion per batch
-        rows = candidate_rows(batch, top_class, solar_system)
-        for i, object_id in enumerate(batch.object_id):
-            key = self.keys.object_scores(object_id)
-            fields = {
-                "alertId": int(batch.alert_id[i]), "snLikelihood": float(batch.sn_likelihood[i]),
-                "flareLikelihood": float(batch.flare_likelihood[i]), "topClassId": int(top_class[i]),
-                "nVisits": int(batch.n_visits[i]), "latestMjdTai": float(batch.latest_mjd_tai[i]),
-                "raDeg": float(batch.ra_deg[i]), "decDeg": float(batch.dec_deg[i]),
-                "modelVersion": batch.model_version, "updatedMs": batch.scored_ms,
-                "solarSystem": int(solar_system[i]),
-                "context": pack_context(batch.context[i]), "survey": batch.survey[i],
-            }
-            if np.isfinite(age_days[i]):
-                fields["ageDays"] = round(float(age_days[i]), 4)
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self.ttl_s)
-            pipe.set(self.keys.candidate_row(object_id), rows[i].tobytes(), ex=self.ttl_s)
-            history = self.keys.score_history(object_id)
-            pipe.rpush(history, json.dumps({
-                "alertId": fields["alertId"], "mjdTai": fields["latestMjdTai"], "scoredMs": batch.scored_ms,
-                "probs": probs[i], "sn": round(fields["snLikelihood"], 5), "flare": round(fields["flareLikelihood"], 5),
-                "model": batch.model_version}))
-            pipe.ltrim(history, -SCORE_HISTORY_MAX, -1)
-            pipe.expire(history, self.ttl_s)
+        object_keys, values = score_records(batch, self.keys, top_class, solar_system)
+        pipe.eval(WRITE_SCORES_LUA, len(object_keys), *object_keys, self.ttl_s, SCORE_HISTORY_MAX,
+                  len(SCORE_FIELDS), *SCORE_FIELDS, *values)
         candidates = np.flatnonzero(~solar_system)  # a known asteroid is no transient candidate
         if not len(candidates):
             return
         bucket = top_bucket(batch.scored_ms)
-        for name, values in (("sn", batch.sn_likelihood), ("flare", batch.flare_likelihood)):
+        for name, scores in (("sn", batch.sn_likelihood), ("flare", batch.flare_likelihood)):
             key = self.keys.top(name, bucket)
-            pipe.zadd(key, {batch.object_id[i]: float(values[i]) for i in candidates})
+            pipe.zadd(key, {batch.object_id[i]: float(scores[i]) for i in candidates})
             pipe.zremrangebyrank(key, 0, -self.top_n - 1)
             pipe.expire(key, TOP_BUCKET_MS // 1000 + TOP_KEEP_S)
 

@@ -124,6 +124,23 @@ def test_latency_rate_and_breakdown_bookkeeping():
 
 
 @pytest.mark.integration
+def test_aims_judge_each_rate_against_the_issue_s_figure():
+    report = {"bench": {"quick": False, "model": {"random_weights": False}},
+              "pipeline": {"rubin": {"burst": {"all_published_s": 12.0}}},
+              "ratios": {"rubin": {"pipeline_over_slowest_stage": 0.8, "pipeline_alerts_per_s": 1_200.0},
+                         "ztf": {"pipeline_over_slowest_stage": 0.6, "pipeline_alerts_per_s": 3_000.0},
+                         "model_over_supernnova": 1.5}}
+    judged = aims(report, {"n_burst": 10_000})
+    assert {k: v["met"] for k, v in judged.items() if isinstance(v, dict)} == {
+        "rubin_pipeline_over_slowest_stage": True, "rubin_pipeline_alerts_per_s": False,
+        "ztf_pipeline_over_slowest_stage": False, "ztf_pipeline_alerts_per_s": True,
+        "rubin_burst_10000_within_20_s": True, "model_over_supernnova": False}
+    report["bench"]["quick"] = True  # too small to judge a rate
+    assert aims(report, {"n_burst": 100})["ztf_pipeline_alerts_per_s"]["met"] is None
+    report["ratios"]["model_over_supernnova"] = "not measured: no model given"
+    assert "model_over_supernnova" not in aims(report, {"n_burst": 100})
+
+
 def test_quick_bench_report(stack, tmp_path):
     """A --quick run on the real stack: every section present, every input scored exactly once, JSON-clean."""
     from bench import cmd_bench

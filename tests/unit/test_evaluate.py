@@ -11,6 +11,7 @@ from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from training.evaluation import sets as ev_sets
 from training.evaluation.peers import trained as ev_trained
+from training.evaluation.report import under_prior
 from training.evaluation.run import EvaluationSettings, evaluate
 
 
@@ -107,10 +108,28 @@ def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
     # the realistic set is also scored as published under its stream prior
     prior = report["results"]["sim-lsst-realistic"]["n_det=all"]["models"]["transformer"]["under_stream_prior"]
     assert prior["prior"] == "lsst-plasticc" and 0 <= prior["ece"] <= 1 and 0 <= prior["macro_f1"] <= 1
+    # and BTS typing as the ZTF stream prior publishes it (the same objects, another answer per object)
+    for name in ev_sets.BTS_SERVICE_FORM:
+        rep = report["results"][name]["n_det=all"]["models"]["transformer"]
+        assert rep["under_stream_prior"]["prior"] == "ztf-alerts"
+        assert rep["under_stream_prior"]["typing"]["classes"] == rep["typing"]["classes"]
     # simulated contexts checked against the real test packets, per kind of source and field
     check = report["context_check"]
     assert check["asteroids"]["real_bogus"]["n_real"] > 0 and 0 <= check["asteroids"]["real_bogus"]["ks"] <= 1
     assert (out / "context_distributions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_typing_under_a_stream_prior_weighs_the_types_by_their_rates():
+    """P(Ia) 0.4 against P(II) 0.6 is II when types are equally common, Ia where Ia is twice as common as II."""
+    from models.taxonomy import CLASS_NAMES
+
+    ia, ii = CLASS_NAMES.index("Ia"), CLASS_NAMES.index("II")
+    probs = np.zeros((3, len(CLASS_NAMES)))
+    probs[:, ia], probs[:, ii] = 0.4, 0.6
+    targets = np.array([ia, ia, ii])
+    assert under_prior(probs, targets, "balanced")["typing"]["accuracy"] == pytest.approx(1 / 3)
+    shifted = under_prior(probs, targets, "ztf-alerts")
+    assert shifted["typing"]["accuracy"] == pytest.approx(2 / 3) and shifted["typing"]["classes"] == ["Ia", "II"]
 
 
 def test_failing_peer_is_reported_not_fatal(tiny_checkpoint, tmp_path, monkeypatch):

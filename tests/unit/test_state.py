@@ -21,6 +21,23 @@ class RecordingPipe:
         return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
 
 
+def scripted_writes(pipe: RecordingPipe) -> tuple[int, int, dict]:
+    """TTL, history length and ``{key: what it gets}`` of the `state.WRITE_SCORES_LUA` call recorded on `pipe`,
+    read as its comment says (a hash's fields as a dict, without those given empty); the script itself runs on a
+    real Redis in tests/integration/test_state_redis.py."""
+    (script, n_keys, *rest), = [args for name, args, _ in pipe.calls if name == "eval"]
+    assert script == state.WRITE_SCORES_LUA
+    keys, (ttl_s, keep, n_fields, *argv) = rest[:n_keys], rest[n_keys:]
+    names, values, writes = argv[:n_fields], argv[n_fields:], {}
+    per_object = n_fields + 2
+    for i in range(n_keys // 3):
+        mine = values[i * per_object:(i + 1) * per_object]
+        writes[keys[3 * i]] = {name: v for name, v in zip(names, mine) if v != ""}
+        writes[keys[3 * i + 1]], writes[keys[3 * i + 2]] = mine[n_fields], mine[n_fields + 1]
+    assert len(values) == per_object * (n_keys // 3)
+    return ttl_s, keep, writes
+
+
 def test_the_last_minute_beside_the_totals(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(state.time, "monotonic", lambda: clock[0])
@@ -52,7 +69,7 @@ def test_known_asteroids_stay_out_of_the_top_sets_and_objects_carry_their_age():
                                          context_vector(first_detection_mjd_tai=59990.5)]))
     keys, pipe = Keys("p"), RecordingPipe()
     StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
-    hashes = {args[0]: kwargs["mapping"] for name, args, kwargs in pipe.calls if name == "hset"}
+    _, _, hashes = scripted_writes(pipe)
     assert [hashes[keys.object_scores(f"obj{i}")]["solarSystem"] for i in range(3)] == [0, 1, 0]
     # days from the first detection (the window's 60000.0, or the packet's earlier 59990.5) to the alert
     assert [hashes[keys.object_scores(f"obj{i}")]["ageDays"] for i in range(3)] == [0.5, 0.5, 10.0]
@@ -80,15 +97,15 @@ def test_each_scored_alert_is_appended_to_its_objects_score_history():
     batch = make_batch(2, sn_likelihood=[0.9, 0.2], flare_likelihood=[0.05, 0.7])
     keys, pipe = Keys("p"), RecordingPipe()
     StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
-    pushed = {args[0]: json.loads(args[1]) for name, args, _ in pipe.calls if name == "rpush"}
+    ttl_s, keep, writes = scripted_writes(pipe)
+    pushed = {key: json.loads(v) for key, v in writes.items() if key.startswith("p:scores:")}
     assert set(pushed) == {keys.score_history("obj0"), keys.score_history("obj1")}
     entry = pushed[keys.score_history("obj1")]
     assert entry["alertId"] == int(batch.alert_id[1]) and entry["model"] == batch.model_version
     assert entry["sn"] == pytest.approx(0.2) and entry["flare"] == pytest.approx(0.7)
     np.testing.assert_allclose(entry["probs"], batch.probs[1], atol=1e-5)
     assert entry["mjdTai"] == pytest.approx(float(batch.latest_mjd_tai[1]))
-    assert ("ltrim", (keys.score_history("obj1"), -SCORE_HISTORY_MAX, -1), {}) in pipe.calls
-    assert ("expire", (keys.score_history("obj1"), 100), {}) in pipe.calls
+    assert (ttl_s, keep) == (100, SCORE_HISTORY_MAX)
 
 
 def test_each_object_gets_its_packed_candidate_row():
@@ -99,9 +116,8 @@ def test_each_object_gets_its_packed_candidate_row():
                                          context_vector(first_detection_mjd_tai=59990.5)]))
     keys, pipe = Keys("p"), RecordingPipe()
     StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, batch)
-    stored = {args[0]: (args[1], kwargs) for name, args, kwargs in pipe.calls if name == "set"}
-    rows = np.frombuffer(b"".join(stored[keys.candidate_row(f"obj{i}")][0] for i in range(3)), dtype=state.ROW_DTYPE)
-    assert all(kwargs == {"ex": 100} for _, kwargs in stored.values())
+    _, _, writes = scripted_writes(pipe)
+    rows = np.frombuffer(b"".join(writes[keys.candidate_row(f"obj{i}")] for i in range(3)), dtype=state.ROW_DTYPE)
     np.testing.assert_allclose(rows["sn_likelihood"], [0.9, 0.95, 0.2], rtol=1e-6)
     np.testing.assert_allclose(rows["flare_likelihood"], [0.1, 0.99, 0.3], rtol=1e-6)
     assert rows["n_visits"].tolist() == [5, 7, 9] and rows["ra_deg"].tolist() == [10.0, 200.5, 359.0]

@@ -11,12 +11,13 @@ from models.priors import apply_prior, prior_weights
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.context_check import context_comparison, plot_context_comparison
 from training.evaluation.sets import WHOLE_CURVE, EvaluationSet
-from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1
+from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1, typing_report
 from training.sim_check import simulated_vs_bts
 
 # the stream prior (`models.priors`) a set's class mix follows: its probabilities are also scored as
-# published under that prior (`scoring.class_prior`)
-STREAM_PRIORS = {"sim-lsst-realistic": "lsst-plasticc"}
+# published under that prior (`scoring.class_prior`). BTS is a magnitude-limited supernova sample, whose
+# type mix is the one inside "ztf-alerts" (Ia 60 %, II 30 %, Ib/c 10 %, few SLSNe and TDEs).
+STREAM_PRIORS = {"sim-lsst-realistic": "lsst-plasticc", "ztf-bts": "ztf-alerts", "ztf-bts-service": "ztf-alerts"}
 HEADLINE_CUTS = ("n_det=1", "n_det=2", "n_det=3", "n_det=all", WHOLE_CURVE)
 N_CONTEXT_SIM, N_CONTEXT_SIM_QUICK = 2400, 240  # simulated curves of the context check
 N_SIM_CHECK_PER_CLASS, N_SIM_CHECK_PER_CLASS_QUICK = 2000, 200  # simulated ZTF supernovae per class, sim check
@@ -45,11 +46,13 @@ class ModelPredictions:
 
 
 def under_prior(probs, targets, prior: str) -> dict:
-    """Accuracy, macro-F1 and top-label ECE of the probabilities published under `prior` (`models.priors`)."""
+    """Accuracy, macro-F1, top-label ECE and typing (`training.metrics.typing_report`) of the probabilities
+    published under `prior` (`models.priors`)."""
     shifted = apply_prior(np.asarray(probs, dtype=np.float64), prior_weights(prior))
     predicted = shifted.argmax(axis=1)
     return {"prior": prior, "accuracy": float(np.mean(predicted == targets)),
-            "macro_f1": macro_f1(targets, predicted), "ece": expected_calibration_error(shifted, targets, ECE_BINS)}
+            "macro_f1": macro_f1(targets, predicted), "ece": expected_calibration_error(shifted, targets, ECE_BINS),
+            "typing": typing_report(shifted, targets)}
 
 
 def model_results(sets: list[EvaluationSet], cuts: dict, models: list[ModelPredictions]) -> dict:
@@ -121,8 +124,8 @@ def throughput(results: dict) -> dict:
 
 
 def headline(results: dict) -> dict:
-    """Macro-F1, SN and flare PR-AUC, ECE and the typing Ia-vs-rest ROC-AUC at N_det = 1, 2, 3 and all, per set
-    and model."""
+    """Macro-F1, SN and flare PR-AUC, ECE and the typing Ia-vs-rest ROC-AUC (also under the set's stream prior,
+    None without one) at N_det = 1, 2, 3 and all, per set and model."""
     out = {}
     for set_name, per_cond in results.items():
         out[set_name] = {}
@@ -132,8 +135,13 @@ def headline(results: dict) -> dict:
                     out[set_name].setdefault(model, {})[cond] = {
                         "n": rep["n"], "macro_f1": rep["macro_f1"], "sn_pr_auc": rep["sn_vs_rest"]["pr_auc"],
                         "flare_pr_auc": rep["flare_vs_rest"]["pr_auc"], "ece": rep["ece"],
-                        "ia_roc_auc": (rep.get("typing", {}).get("ia_vs_rest") or {}).get("roc_auc")}
+                        "ia_roc_auc": _ia_roc_auc(rep),
+                        "ia_roc_auc_stream_prior": _ia_roc_auc(rep.get("under_stream_prior", {}))}
     return out
+
+
+def _ia_roc_auc(rep: dict):
+    return (rep.get("typing", {}).get("ia_vs_rest") or {}).get("roc_auc")
 
 
 def json_safe(x):
@@ -162,13 +170,13 @@ def format_headline(report: dict) -> str:
         return "   -  " if x is None else f"{x:6.3f}"
 
     lines = [f"{'test set':20s} {'model':12s} {'cut':10s} {'n':>5s} {'F1':>6s} {'SN-AP':>6s} {'fl-AP':>6s} "
-             f"{'ECE':>6s} {'Ia-AUC':>6s}"]
+             f"{'ECE':>6s} {'Ia-AUC':>6s} {'(prior)':>7s}"]
     for set_name, per_model in report["headline"].items():
         for model, per_cut in per_model.items():
             for cut, h in per_cut.items():
                 lines.append(f"{set_name:20s} {model:12s} {cut:10s} {h['n']:5d} {num(h['macro_f1'])} "
                              f"{num(h['sn_pr_auc'])} {num(h['flare_pr_auc'])} {num(h['ece'])} "
-                             f"{num(h.get('ia_roc_auc'))}")
+                             f"{num(h.get('ia_roc_auc'))}  {num(h.get('ia_roc_auc_stream_prior'))}")
     for model, t in report["throughput"].items():
         lines.append(f"{model}: {t['curves_per_s'] or 0:,.0f} light curves/s over all prefixes, "
                      f"{t['whole_curves_per_s'] or 0:,.0f} on whole curves")
