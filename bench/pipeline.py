@@ -112,15 +112,16 @@ def _batch_reporter(times, reports):
     before it: its own finish and transaction, the next batch's consume and prepare, and the
     forward thread's passes (`breakdown` sums them over the run).
     """
-    last = times.as_dict()
+    last, last_cpu = times.as_dict(), times.cpu_as_dict()
 
     def report(messages, committed_ms: float) -> None:
-        nonlocal last
-        now = times.as_dict()
+        nonlocal last, last_cpu
+        now, now_cpu = times.as_dict(), times.cpu_as_dict()
         reports.put({"kind": "batch", "n": len(messages), "commit_ms": committed_ms,
                      "ts_ms": np.fromiter((m.timestamp()[1] for m in messages), np.int64, len(messages)),
-                     "stages": {name: seconds - last[name] for name, seconds in now.items()}})
-        last = now
+                     "stages": {name: seconds - last[name] for name, seconds in now.items()},
+                     "cpu_stages": {name: seconds - last_cpu[name] for name, seconds in now_cpu.items()}})
+        last, last_cpu = now, now_cpu
 
     return report
 
@@ -424,44 +425,60 @@ STAGE_ORDER = ("consume", "decode", "redis_read", "windows", "encode", "prepare_
 NAIVE_STAGES = ("decode", "forward", "produce_flush", "commit")
 
 
+def _service_stages(total: dict[str, float]) -> dict[str, float]:
+    """Seconds per `STAGE_ORDER` stage of the service's thread from the `StageTimes` totals."""
+    stages = dict(total)
+    stages["prepare_other"] = total["prepare"] - sum(total[k] for k in ("decode", "redis_read", "windows", "encode"))
+    stages["finish_other"] = total["finish"] - sum(total[k] for k in ("forward_wait", "scored_batch", "avro_encode",
+                                                                      "rules"))
+    stages["txn_other"] = total["batch"] - total["finish"] - total["produce"] - total["commit"]
+    return {name: stages[name] for name in STAGE_ORDER if name in stages}
+
+
 def breakdown(batches: list[dict], naive: bool = False) -> dict:
-    """Where the time went: per stage, ms per 1,000 alerts and share of the busy time (idle waits excluded).
+    """Where the time went: per stage, ms per 1,000 alerts and share of the busy time (idle waits excluded), and
+    where the batches say (``cpu_stages``) the CPU ms per 1,000 alerts of the thread that ran it.
 
     The service's thread: ``consume`` is the consume() call that returned a batch
     (with any wait to fill it); ``forward_wait`` its wait for the forward thread;
     ``txn_other`` is begin_transaction, send_offsets_to_transaction and bookkeeping;
-    ``redis_write`` is the post-commit state write (Redis pipeline: light curves,
-    scores, top sets, metrics). ``forward_thread``: the forward passes, on their
-    own thread, overlapping those stages.
+    ``redis_write`` is the post-commit work (Redis state: light curves, scores, top sets,
+    metrics). ``forward_thread``: the forward passes, on their own thread, overlapping
+    those stages. A stage whose CPU time is well below its wall time waited: for a core,
+    the broker or Redis.
     """
-    total = defaultdict(float)
+    total, cpu = defaultdict(float), defaultdict(float)
     n = 0
     for b in batches:
         n += b["n"]
         for name, seconds in b["stages"].items():
             total[name] += seconds
+        for name, seconds in b.get("cpu_stages", {}).items():
+            cpu[name] += seconds
     if not n:
         return {}
+    per_1000 = lambda seconds: round(seconds / n * 1e6, 1)  # noqa: E731
     if naive:
         stages = {name: total[name] for name in NAIVE_STAGES}
+        cpu_stages = {}
     else:
-        stages = {name: total[name] for name in STAGE_ORDER if name in total}
-        stages["prepare_other"] = total["prepare"] - sum(total[k] for k in ("decode", "redis_read", "windows",
-                                                                            "encode"))
-        stages["finish_other"] = total["finish"] - sum(total[k] for k in ("forward_wait", "scored_batch",
-                                                                          "avro_encode", "rules"))
-        stages["txn_other"] = total["batch"] - total["finish"] - total["produce"] - total["commit"]
-        stages = {name: stages[name] for name in STAGE_ORDER if name in stages}
+        stages = _service_stages(total)
+        cpu_stages = _service_stages(cpu) if cpu else {}
     busy = sum(stages.values())
     report = {"alerts": n, "busy_s": round(busy, 3),
               "busy_alerts_per_s": round(n / busy, 1) if busy > 0 else None,
-              "stages": {name: {"ms_per_1000_alerts": round(seconds / n * 1e6, 1),
+              "stages": {name: {"ms_per_1000_alerts": per_1000(seconds),
                                 "share": round(seconds / busy, 3) if busy > 0 else None}
+                         | ({"cpu_ms_per_1000_alerts": per_1000(cpu_stages[name])} if cpu_stages else {})
                          for name, seconds in stages.items()}}
+    if cpu_stages:
+        report["service_thread_cpu_ms_per_1000_alerts"] = per_1000(sum(cpu_stages.values()))
     if not naive:
-        report["forward_thread"] = {"ms_per_1000_alerts": round(total["forward"] / n * 1e6, 1),
+        report["forward_thread"] = {"ms_per_1000_alerts": per_1000(total["forward"]),
                                     "overlapped_share": round(1 - total["forward_wait"] / total["forward"], 3)
                                     if total["forward"] > 0 else None}
+        if cpu:
+            report["forward_thread"]["cpu_ms_per_1000_alerts"] = per_1000(cpu["forward"])
     return report
 
 

@@ -187,9 +187,9 @@ class TransactionalLoop:
                     break
                 if idle_timeout_s is not None and now - last_message > idle_timeout_s:
                     break
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.thread_time()
                 messages = self._consume(0.0 if self._waiting else self.batch_timeout_s)
-                self.times.add("consume" if messages else "idle", time.perf_counter() - t0)
+                self.times.add("consume" if messages else "idle", time.perf_counter() - t0, time.thread_time() - cpu0)
                 if messages or not self.consumer.assignment():
                     last_message = time.monotonic()
                 idle = not messages and self._waiting is None
@@ -290,7 +290,7 @@ class TransactionalLoop:
         return self._run_batch(messages, finish)
 
     def _run_batch(self, messages: list[Message], finish: Finish) -> bool:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         with self.times.timing("finish"):
             result = finish()
         outputs = result.outputs
@@ -332,7 +332,7 @@ class TransactionalLoop:
         self.stats.messages_in += len(messages)
         self.stats.messages_out += len(sent)
         batch_s = time.perf_counter() - t0
-        self.times.batch += batch_s
+        self.times.add("batch", batch_s, time.thread_time() - cpu0)
         self.stats.last_batch_ms = batch_s * 1e3
         if result.after_commit:
             result.after_commit(messages, refused.inputs(messages))

@@ -22,6 +22,21 @@ def test_timing_adds_up_per_stage():
         times.add("no_such_stage", 1.0)
 
 
+def test_each_stage_also_gathers_its_thread_s_cpu_time():
+    times = StageTimes()
+    with times.timing("redis_write"):
+        time.sleep(0.05)  # waiting, not computing
+    with times.timing("decode"):
+        deadline = time.thread_time() + 0.02
+        while time.thread_time() < deadline:  # computing
+            pass
+    times.add("consume", 0.3, 0.1)
+    cpu = times.cpu_as_dict()
+    assert set(cpu) == set(times.as_dict()) and "cpu" not in times.as_dict()
+    assert cpu["redis_write"] < 0.01 <= 0.05 <= times.redis_write
+    assert 0.02 <= cpu["decode"] <= times.decode + 0.005 and (cpu["consume"], cpu["commit"]) == (0.1, 0.0)
+
+
 class _History:
     dropped_points = 0
 
