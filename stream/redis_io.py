@@ -21,11 +21,21 @@ def make_redis(settings: RedisSettings, **options) -> redis.Redis:
 
 
 def check_credentials(client: redis.Redis, settings: RedisSettings) -> None:
-    """Ping Redis once: ConfigError if it refuses the credentials; an outage is only logged."""
+    """Ping Redis once, and run an empty script (the scorer writes its state with one script per batch,
+    `stream.state.WRITE_SCORES_LUA`): ConfigError if it refuses the credentials or, for an ACL user, scripts;
+    an outage is only logged."""
     try:
         client.ping()
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as err:
         raise ConfigError(f"redis.password: Redis at {mask_url(settings.url)} refused the credentials: {err}") from None
+    except redis.RedisError as err:
+        log.warning("redis unreachable at start url=%s error=%s", mask_url(settings.url), err)
+        return
+    try:
+        client.eval("return 1", 0)
+    except redis.exceptions.NoPermissionError as err:
+        raise ConfigError(f"redis.username: Redis at {mask_url(settings.url)} does not let this user run scripts "
+                          f"(EVAL), which the scores are written with: grant it +eval or +@scripting ({err})") from None
     except redis.RedisError as err:
         log.warning("redis unreachable at start url=%s error=%s", mask_url(settings.url), err)
 

@@ -51,6 +51,17 @@ def test_wrong_redis_password_is_a_config_error(stream_config, auth_redis_port):
     assert "wrong-Pass" not in str(err.value)
 
 
+def test_an_acl_user_that_may_not_run_scripts_is_a_config_error(stream_config, auth_redis_port):
+    admin = redis.Redis(port=auth_redis_port, password=PASSWORD)
+    admin.acl_setuser("noscript", enabled=True, passwords=[f"+{PASSWORD}"], keys=["*"],
+                      commands=["+@all", "-@scripting"])
+    config = _with_redis(stream_config, url=f"redis://127.0.0.1:{auth_redis_port}/0", username="noscript",
+                         password=PASSWORD)
+    with pytest.raises(ConfigError, match=r"^redis\.username: .* does not let this user run scripts") as err:
+        ScoringService(config)
+    assert PASSWORD not in str(err.value)
+
+
 def test_cli_exits_2_with_one_line_and_never_prints_the_password(stream_config, auth_redis_port):
     config = _with_redis(stream_config, url=f"redis://:wrong-Pass@127.0.0.1:{auth_redis_port}/0")
     run = subprocess.run([sys.executable, "-m", "alertformer.cli", "run", "--max-messages", "1"],
