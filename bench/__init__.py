@@ -450,10 +450,11 @@ def table(report: dict) -> str:
         top = sorted(breakdown.get("stages", {}).items(), key=lambda kv: -(kv[1]["share"] or 0))[:5]
         if top:
             forward = breakdown["forward_thread"]
+            overlapped = forward["overlapped_share"]  # None when no forward pass fell in the phase
             lines.append(f"{survey} pipeline time (sustained), service thread: " + ", ".join(
-                f"{name} {v['share']:.0%} ({v['ms_per_1000_alerts'] / 1e3:.2f} ms/alert)" for name, v in top)
-                + f"; forward thread {forward['ms_per_1000_alerts'] / 1e3:.2f} ms/alert, "
-                  f"{forward['overlapped_share']:.0%} of it overlapped")
+                f"{name} {v['share'] or 0:.0%} ({v['ms_per_1000_alerts'] / 1e3:.2f} ms/alert)" for name, v in top)
+                + f"; forward thread {forward['ms_per_1000_alerts'] / 1e3:.2f} ms/alert"
+                + (f", {overlapped:.0%} of it overlapped" if overlapped is not None else ""))
     snn = report.get("supernnova", {})
     lines.append("model / SuperNNova: " + (f"{snn['alertformer_over_supernnova']}x ({snn['alertformer_lc_per_s']:,.0f}"
                                          f" vs {snn['supernnova_lc_per_s']:,.0f} lc/s)" if snn.get("measured")

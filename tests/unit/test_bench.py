@@ -130,6 +130,23 @@ def test_latency_rate_and_breakdown_bookkeeping():
     assert out["forward_thread"]["cpu_ms_per_1000_alerts"] == pytest.approx(3 * 0.2 / 5 * 1e6)
 
 
+def test_the_table_reads_a_phase_without_a_forward_pass():
+    """A short sustained phase can hold no forward pass of its own (its batches' passes ran before the first
+    commit): the table says so instead of failing on the missing overlap."""
+    stages = {"consume": 0.1, "decode": 0.2, "redis_read": 0.0, "windows": 0.0, "encode": 0.1, "prepare": 0.4,
+              "forward": 0.0, "forward_wait": 0.0, "scored_batch": 0.0, "avro_encode": 0.1, "rules": 0.0,
+              "finish": 0.3, "produce": 0.05, "commit": 0.05, "redis_write": 0.0, "batch": 0.5}
+    sustained = {"alerts_per_s": 10.0, "breakdown": breakdown([_batch([1000, 1000], 1500.0, **stages)])}
+    assert sustained["breakdown"]["forward_thread"]["overlapped_share"] is None
+    report = {"bench": {"machine": {"cpus": 2, "load_avg_start": [0.5]}, "wall_s": 1.0,
+                        "model": {"version": "v", "random_weights": True, "device": "cpu", "precision": "fp32"},
+                        "settings": {"batch_size": 1000, "rate": 50.0, "n_burst": 100, "torch_threads": 1}},
+              "pipeline": {"rubin": {"sustained": sustained}}, "limits": {"rubin": {}}, "alternative": {},
+              "ratios": {}, "aims": {}, "supernnova": {"measured": False, "note": "not measured: --quick"}}
+    text = table(report)
+    assert "forward thread 0.00 ms/alert" in text and "overlapped" not in text
+
+
 def test_aims_judge_each_rate_against_the_issue_s_figure():
     report = {"bench": {"quick": False, "model": {"random_weights": False}},
               "pipeline": {"rubin": {"burst": {"all_published_s": 12.0}}},
