@@ -64,3 +64,12 @@ def test_the_score_history_keeps_the_last_alerts(written):
     kept = [json.loads(v)["alertId"] for v in client.lrange(keys.score_history("obj0"), 0, -1)]
     assert kept == list(range(1003, 1003 + SCORE_HISTORY_MAX))
     assert client.hget(keys.object_scores("obj0"), "alertId") == str(1002 + SCORE_HISTORY_MAX).encode()
+
+
+def test_a_batch_split_over_several_script_calls_writes_every_object(written, monkeypatch):
+    writer, client, keys = written
+    monkeypatch.setattr(state, "SCRIPT_OBJECTS_PER_CALL", 2)
+    writer.write_batch(make_batch(5, sn_likelihood=[0.1, 0.2, 0.3, 0.4, 0.5]), {}, lag=0, model_version="v1")
+    stored = [float(client.hget(keys.object_scores(f"obj{i}"), "snLikelihood")) for i in range(5)]
+    assert stored == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert [client.llen(keys.score_history(f"obj{i}")) for i in range(5)] == [1] * 5

@@ -22,20 +22,33 @@ class RecordingPipe:
 
 
 def scripted_writes(pipe: RecordingPipe) -> tuple[int, int, dict]:
-    """TTL, history length and ``{key: what it gets}`` of the `state.WRITE_SCORES_LUA` call recorded on `pipe`,
+    """TTL, history length and ``{key: what it gets}`` of the `state.WRITE_SCORES_LUA` calls recorded on `pipe`,
     read as its comment says (a hash's fields as a dict, without those given empty); the script itself runs on a
     real Redis in tests/integration/test_state_redis.py."""
-    (script, n_keys, *rest), = [args for name, args, _ in pipe.calls if name == "eval"]
-    assert script == state.WRITE_SCORES_LUA
-    keys, (ttl_s, keep, n_fields, *argv) = rest[:n_keys], rest[n_keys:]
-    names, values, writes = argv[:n_fields], argv[n_fields:], {}
-    per_object = n_fields + 2
-    for i in range(n_keys // 3):
-        mine = values[i * per_object:(i + 1) * per_object]
-        writes[keys[3 * i]] = {name: v for name, v in zip(names, mine) if v != ""}
-        writes[keys[3 * i + 1]], writes[keys[3 * i + 2]] = mine[n_fields], mine[n_fields + 1]
-    assert len(values) == per_object * (n_keys // 3)
+    calls = [args for name, args, _ in pipe.calls if name == "eval"]
+    assert calls and all(script == state.WRITE_SCORES_LUA for script, *_ in calls)
+    writes, headers = {}, set()
+    for _, n_keys, *rest in calls:
+        keys, (ttl_s, keep, n_fields, *argv) = rest[:n_keys], rest[n_keys:]
+        names, values = argv[:n_fields], argv[n_fields:]
+        per_object = n_fields + 2
+        assert len(values) == per_object * (n_keys // 3)
+        headers.add((ttl_s, keep, tuple(names)))
+        for i in range(n_keys // 3):
+            mine = values[i * per_object:(i + 1) * per_object]
+            writes[keys[3 * i]] = {name: v for name, v in zip(names, mine) if v != ""}
+            writes[keys[3 * i + 1]], writes[keys[3 * i + 2]] = mine[n_fields], mine[n_fields + 1]
+    ((ttl_s, keep, _),) = headers
     return ttl_s, keep, writes
+
+
+def test_a_large_batch_is_written_in_calls_of_bounded_size(monkeypatch):
+    monkeypatch.setattr(state, "SCRIPT_OBJECTS_PER_CALL", 2)
+    keys, pipe = Keys("p"), RecordingPipe()
+    StateWriter(None, keys, None, "c", ttl_s=100, top_n=10)._scores(pipe, make_batch(5))
+    assert [args[1] for name, args, _ in pipe.calls if name == "eval"] == [6, 6, 3]  # keys per call
+    _, _, writes = scripted_writes(pipe)
+    assert {key for key in writes if key.startswith("p:obj:")} == {keys.object_scores(f"obj{i}") for i in range(5)}
 
 
 def test_the_last_minute_beside_the_totals(monkeypatch):
