@@ -21,7 +21,7 @@ def make_redis(settings: RedisSettings, **options) -> redis.Redis:
 
 
 def check_credentials(client: redis.Redis, settings: RedisSettings) -> None:
-    """Ping Redis once, and run an empty script (the scorer writes its state with one script per batch,
+    """Ping Redis once, and run an empty script (the scorer writes its state with a script,
     `stream.state.WRITE_SCORES_LUA`): ConfigError if it refuses the credentials or, for an ACL user, scripts;
     an outage is only logged."""
     try:

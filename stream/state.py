@@ -96,8 +96,8 @@ def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str],
 # gives their values; ``ageDays`` is left out of the hash when unknown.
 SCORE_FIELDS = ("alertId", "snLikelihood", "flareLikelihood", "topClassId", "nVisits", "latestMjdTai", "raDeg",
                 "decDeg", "modelVersion", "updatedMs", "solarSystem", "context", "survey", "ageDays")
-# One server-side call writes a batch's objects: per object its scores hash, candidate row and score history,
-# each with the TTL. As seven pipelined commands per object, redis-py packed each command and parsed each reply
+# One server-side call writes up to `SCRIPT_OBJECTS_PER_CALL` objects of a batch: per object its scores hash,
+# candidate row and score history, each with the TTL. As seven pipelined commands per object, redis-py packed each command and parsed each reply
 # on the service thread; here the client packs each value once and reads one reply.
 # KEYS: per object its hash, row and history keys. ARGV: TTL (s), history length, the number of field names,
 # the names, then per object its field values (an empty value: field left out), its row and its history entry.
