@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from stream.config import RedisSettings, load_config, one_line
 from stream.errors import ConfigError
-from stream.redis_io import make_redis
+from stream.redis_io import check_access, make_redis
 from stream.secrets import mask_in_logs, mask_url, url_secrets
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,13 @@ COMPACTED_PARTITIONS = 1  # the input positions' topic: a record per input parti
 
 
 def wait_for_redis(settings: RedisSettings, deadline: float) -> None:
-    """Ping until Redis answers (TimeoutError after `deadline`); ConfigError at once if it refuses the credentials."""
+    """Ping until Redis answers (TimeoutError after `deadline`); ConfigError at once if it refuses the credentials
+    or the scorer's scripts (`stream.redis_io.check_access`)."""
     client = make_redis(settings, socket_timeout=PROBE_TIMEOUT_S)
     while True:
         try:
-            client.ping()
+            check_access(client, settings)
             return
-        except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as err:
-            raise ConfigError(f"redis.password: Redis at {mask_url(settings.url)} refused the credentials: "
-                              f"{err}") from None
         except redis.RedisError as err:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Redis at {mask_url(settings.url)} did not answer: {err}") from None

@@ -20,22 +20,24 @@ def make_redis(settings: RedisSettings, **options) -> redis.Redis:
     return redis.Redis.from_url(settings.url, **settings.client_options(), **options)
 
 
-def check_credentials(client: redis.Redis, settings: RedisSettings) -> None:
-    """Ping Redis once, and run an empty script (the scorer writes its state with a script,
-    `stream.state.WRITE_SCORES_LUA`): ConfigError if it refuses the credentials or, for an ACL user, scripts;
-    an outage is only logged."""
+def check_access(client: redis.Redis, settings: RedisSettings) -> None:
+    """ConfigError if Redis refuses the credentials or, for an ACL user, scripts (the scorer writes its state
+    with a script, `stream.state.WRITE_SCORES_LUA`); `redis.RedisError` if it does not answer."""
     try:
         client.ping()
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as err:
         raise ConfigError(f"redis.password: Redis at {mask_url(settings.url)} refused the credentials: {err}") from None
-    except redis.RedisError as err:
-        log.warning("redis unreachable at start url=%s error=%s", mask_url(settings.url), err)
-        return
     try:
         client.eval("return 1", 0)
     except redis.exceptions.NoPermissionError as err:
         raise ConfigError(f"redis.username: Redis at {mask_url(settings.url)} does not let this user run scripts "
                           f"(EVAL), which the scores are written with: grant it +eval or +@scripting ({err})") from None
+
+
+def check_credentials(client: redis.Redis, settings: RedisSettings) -> None:
+    """`check_access` once at start: refused credentials or scripts are a ConfigError; an outage is only logged."""
+    try:
+        check_access(client, settings)
     except redis.RedisError as err:
         log.warning("redis unreachable at start url=%s error=%s", mask_url(settings.url), err)
 

@@ -137,6 +137,7 @@ def config_env(config: StreamConfig) -> dict[str, str]:
         *parent, leaf = name.split(".")
         section = dumped[parent[0]] if parent else dumped
         section[leaf]["sasl_password"] = cluster.sasl_password.get_secret_value() if cluster.sasl_password else None
+    dumped["redis"]["password"] = config.redis.password.get_secret_value() if config.redis.password else None
     env = {}
     for section, values in dumped.items():
         if values is not None:

@@ -60,6 +60,10 @@ def test_an_acl_user_that_may_not_run_scripts_is_a_config_error(stream_config, a
     with pytest.raises(ConfigError, match=r"^redis\.username: .* does not let this user run scripts") as err:
         ScoringService(config)
     assert PASSWORD not in str(err.value)
+    health = subprocess.run([sys.executable, "-m", "alertformer.cli", "health", "--timeout-s", "5"],
+                            env=os.environ | config_env(config), capture_output=True, text=True, timeout=60)
+    assert health.returncode == 2 and "does not let this user run scripts" in health.stderr, health.stderr
+    assert PASSWORD not in health.stderr + health.stdout
 
 
 def test_cli_exits_2_with_one_line_and_never_prints_the_password(stream_config, auth_redis_port):
