@@ -97,11 +97,13 @@ def read_contexts(client: redis.Redis, keys: Keys, object_ids: list[str],
 SCORE_FIELDS = ("alertId", "snLikelihood", "flareLikelihood", "topClassId", "nVisits", "latestMjdTai", "raDeg",
                 "decDeg", "modelVersion", "updatedMs", "solarSystem", "context", "survey", "ageDays")
 # One server-side call writes up to `SCRIPT_OBJECTS_PER_CALL` objects of a batch: per object its scores hash,
-# candidate row and score history, each with the TTL. As seven pipelined commands per object, redis-py packed each command and parsed each reply
-# on the service thread; here the client packs each value once and reads one reply.
-# KEYS: per object its hash, row and history keys. ARGV: TTL (s), history length, the number of field names,
-# the names, then per object its field values (an empty value: field left out), its row and its history entry.
+# candidate row and score history, each with the TTL. As seven pipelined commands per object, redis-py packed
+# each command and parsed each reply on the service thread; here the client packs each value once and reads one
+# reply. KEYS: per object its hash, row and history keys. ARGV: TTL (s), history length, the number of field
+# names, the names, then per object its field values (an empty value: field left out), its row and its history
+# entry.
 SCRIPT_OBJECTS_PER_CALL = 1_000  # a script holds Redis while it runs (<= ~15 ms a call here): readers wait little
+KEYS_PER_OBJECT, VALUES_PER_OBJECT = 3, len(SCORE_FIELDS) + 2
 WRITE_SCORES_LUA = """
 local ttl, keep, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local names, a = {unpack(ARGV, 4, 3 + n)}, 4 + n
@@ -261,12 +263,11 @@ class StateWriter:
         top_class = np.asarray(CLASS_IDS)[batch.probs.argmax(axis=1)]
         solar_system = known_solar_system(batch)
         object_keys, values = score_records(batch, self.keys, top_class, solar_system)
-        per_object = len(values) // len(batch)
         for start in range(0, len(batch), SCRIPT_OBJECTS_PER_CALL):
             stop = start + SCRIPT_OBJECTS_PER_CALL
-            keys = object_keys[3 * start:3 * stop]
+            keys = object_keys[KEYS_PER_OBJECT * start:KEYS_PER_OBJECT * stop]
             pipe.eval(WRITE_SCORES_LUA, len(keys), *keys, self.ttl_s, SCORE_HISTORY_MAX, len(SCORE_FIELDS),
-                      *SCORE_FIELDS, *values[per_object * start:per_object * stop])
+                      *SCORE_FIELDS, *values[VALUES_PER_OBJECT * start:VALUES_PER_OBJECT * stop])
         candidates = np.flatnonzero(~solar_system)  # a known asteroid is no transient candidate
         if not len(candidates):
             return

@@ -10,14 +10,14 @@ import numpy as np
 from models.priors import apply_prior, prior_weights
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.context_check import context_comparison, plot_context_comparison
-from training.evaluation.sets import WHOLE_CURVE, EvaluationSet
+from training.evaluation.sets import BTS_SERVICE_FORM, WHOLE_CURVE, EvaluationSet
 from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1, typing_report
 from training.sim_check import simulated_vs_bts
 
 # the stream prior (`models.priors`) a set's class mix follows: its probabilities are also scored as
 # published under that prior (`scoring.class_prior`). BTS is a magnitude-limited supernova sample, whose
 # type mix is the one inside "ztf-alerts" (Ia 60 %, II 30 %, Ib/c 10 %, few SLSNe and TDEs).
-STREAM_PRIORS = {"sim-lsst-realistic": "lsst-plasticc", "ztf-bts": "ztf-alerts", "ztf-bts-service": "ztf-alerts"}
+STREAM_PRIORS = {"sim-lsst-realistic": "lsst-plasticc"} | dict.fromkeys(BTS_SERVICE_FORM, "ztf-alerts")
 HEADLINE_CUTS = ("n_det=1", "n_det=2", "n_det=3", "n_det=all", WHOLE_CURVE)
 N_CONTEXT_SIM, N_CONTEXT_SIM_QUICK = 2400, 240  # simulated curves of the context check
 N_SIM_CHECK_PER_CLASS, N_SIM_CHECK_PER_CLASS_QUICK = 2000, 200  # simulated ZTF supernovae per class, sim check
