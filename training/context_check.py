@@ -3,8 +3,9 @@
 `training.sim_context` draws each simulated ZTF curve's context from the train part of
 the real packets, jittered, with the detection history set against the simulated
 curve. This compares those draws with the contexts of the held-out test part, which the
-draws never saw: per group of sources (`GROUPS`) and field, the medians, the two-sample
-Kolmogorov-Smirnov statistic and its p-value, and histograms in one figure.
+draws never saw: per group of sources (`GROUPS`) and field (with `HISTORY_DAYS`, the days a source
+was detected before its window, as the model is shown its first detection), the medians, the
+two-sample Kolmogorov-Smirnov statistic and its p-value, and histograms in one figure.
 """
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from models.context import CONTEXT_INDEX, valid_context
+from stream.window import first_detection_mjd_tai
 from training.datasets import simulated
 from training.real_packets import packet_windows, ztf_packets
 from training.sim_context import CONTEXT_SOURCES
@@ -23,6 +25,7 @@ GROUPS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "stars and CVs": ((2233, 2234, 2323, 2325), CONTEXT_SOURCES[2234]),
     "asteroids": ((9000,), CONTEXT_SOURCES[9000]),
 }
+HISTORY_DAYS = "history_days"  # derived: days the source was detected before its window (the model's feature)
 # field -> (transform for comparing and plotting, axis label)
 FIELDS = {
     "real_bogus": (lambda x: x, "real/bogus"),
@@ -31,16 +34,28 @@ FIELDS = {
     "ss_distance_arcsec": (lambda x: np.log10(np.minimum(x, 100.0)), "log10 asteroid distance / arcsec (2 = none)"),
     "gaia_distance_arcsec": (lambda x: np.log10(np.minimum(x, 100.0)), "log10 Gaia distance / arcsec"),
     "ref_mag_ab": (lambda x: x, "reference source mag (AB)"),
+    HISTORY_DAYS: (lambda x: np.log10(1.0 + x), "log10(1 + days detected before the window)"),
 }
 MIN_VALUES = 5  # fewer usable values on either side: no statistic
 
 
-def _values(contexts: np.ndarray, field: str) -> np.ndarray:
+def window_history_days(curves, contexts: np.ndarray) -> np.ndarray:
+    """(N,) days between each source's first detection ever (the context's ``first_detection_mjd_tai``) and
+    the first detection of its curve, as the model is shown it (`models.encode.context_features`: never
+    negative); NaN where the context does not say."""
+    return np.maximum(first_detection_mjd_tai(curves) - contexts[:, CONTEXT_INDEX["first_detection_mjd_tai"]], 0.0)
+
+
+def _values(contexts: np.ndarray, curves, field: str) -> np.ndarray:
+    """The usable values of `field` (a context field, or `HISTORY_DAYS` of each curve's window), transformed."""
     usable, _ = valid_context(contexts)
-    column = CONTEXT_INDEX[field]
+    if field == HISTORY_DAYS:
+        known, raw = usable[:, CONTEXT_INDEX["first_detection_mjd_tai"]], window_history_days(curves, contexts)
+    else:
+        known, raw = usable[:, CONTEXT_INDEX[field]], contexts[:, CONTEXT_INDEX[field]]
     transform, _ = FIELDS[field]
     with np.errstate(divide="ignore"):
-        values = transform(contexts[usable[:, column], column])
+        values = transform(raw[known])
     return values[np.isfinite(values)]
 
 
@@ -52,11 +67,12 @@ def context_comparison(split: str = "test", n_sim: int = 2400, seed: int = 0, da
     sims = simulated("val", n_sim, seed, "ztf")
     report, values = {}, {}
     for group, (class_ids, real_labels) in GROUPS.items():
-        real = windows.contexts[np.isin(labels, real_labels)]
-        sim = sims.contexts[np.isin(sims.class_ids, class_ids)]
+        real = np.flatnonzero(np.isin(labels, real_labels))
+        sim = np.flatnonzero(np.isin(sims.class_ids, class_ids))
         report[group], values[group] = {}, {}
         for field in FIELDS:
-            r, s = _values(real, field), _values(sim, field)
+            r = _values(windows.contexts[real], [windows.curves[i] for i in real], field)
+            s = _values(sims.contexts[sim], [sims.curves[i] for i in sim], field)
             values[group][field] = (r, s)
             enough = min(len(r), len(s)) >= MIN_VALUES
             ks = ks_2samp(r, s) if enough else None
@@ -85,8 +101,11 @@ def plot_context_comparison(report: dict, path: Path) -> Path:
             both = np.concatenate([real, sim])
             low, high = (both.min(), both.max()) if len(both) else (0.0, 1.0)
             bins = np.linspace(low, high, 21) if high - low > 1e-6 else np.linspace(low - 0.5, low + 0.5, 3)
-            ax.hist(sim, bins=bins, density=True, alpha=0.5, label=f"simulated ({len(sim)})")
-            ax.hist(real, bins=bins, density=True, histtype="step", linewidth=1.5, label=f"real test ({len(real)})")
+            if len(sim):  # an empty histogram has no density (0 / 0)
+                ax.hist(sim, bins=bins, density=True, alpha=0.5, label=f"simulated ({len(sim)})")
+            if len(real):
+                ax.hist(real, bins=bins, density=True, histtype="step", linewidth=1.5,
+                        label=f"real test ({len(real)})")
             ks = report[group][field]["ks"]
             ax.set_title(f"{group}: KS {ks:.2f}" if ks is not None else group, fontsize=8)
             ax.set_xlabel(FIELDS[field][1], fontsize=7)

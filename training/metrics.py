@@ -328,11 +328,79 @@ def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, see
     return _bootstrap_interval(roc_auc, (y_true, score), n_resamples, seed)
 
 
-def _bootstrap_interval(statistic, arrays: tuple[np.ndarray, ...], n_resamples: int, seed: int) -> list[float]:
-    """95 % interval of ``statistic(*arrays)`` over `n_resamples` resamplings of the rows (same rows in each array)."""
+def stratified_bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+    """95 % bootstrap interval of `roc_auc`, positives and negatives resampled apart, so that every
+    resample keeps both classes and their counts: for the few positives of a small test part, where a
+    plain resample would often draw none.
+
+    >>> low, high = stratified_bootstrap_roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5])
+    >>> 0.0 <= low < roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5]) < high <= 1.0
+    True
+    """
+    y_true, score = np.asarray(y_true, dtype=bool), np.asarray(score, dtype=np.float64)
+    return _bootstrap_interval(roc_auc, (y_true, score), n_resamples, seed, strata=y_true)
+
+
+def bootstrap_roc_auc_difference(y_true, score_a, score_b, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                                 seed: int = 0) -> list[float]:
+    """95 % paired bootstrap interval of ``roc_auc(score_a) - roc_auc(score_b)`` on the same objects
+    (each resample scores both on the same rows; positives and negatives resampled apart, as
+    `stratified_bootstrap_roc_auc`). An interval that holds 0 says the two rank these objects equally
+    well within what the sample can tell.
+
+    >>> truth = np.array([1] * 20 + [0] * 20)
+    >>> perfect, coin = truth + 0.0, np.tile([0.2, 0.8], 20)
+    >>> bootstrap_roc_auc_difference(truth, perfect, coin)[0] > 0
+    True
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    arrays = (y_true, np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64))
+    return _bootstrap_interval(lambda t, a, b: roc_auc(t, a) - roc_auc(t, b), arrays, n_resamples, seed,
+                               strata=y_true)
+
+
+def bootstrap_macro_f1_difference(y_true, y_pred_a, y_pred_b, n_classes: int = N_CLASSES,
+                                  n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+    """95 % paired bootstrap interval of ``macro_f1(a) - macro_f1(b)``: both answers scored on the same
+    resampled objects, so that the interval measures their difference, not each one's own spread.
+
+    >>> truth = np.array([0, 1, 2] * 30)
+    >>> bootstrap_macro_f1_difference(truth, truth, np.zeros(90, int), 3)[0] > 0
+    True
+    """
+    arrays = tuple(np.asarray(a, dtype=np.int64) for a in (y_true, y_pred_a, y_pred_b))
+    return _bootstrap_interval(lambda t, a, b: macro_f1(t, a, n_classes) - macro_f1(t, b, n_classes), arrays,
+                               n_resamples, seed)
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval ``[low, high]`` of the proportion ``successes / trials`` (None
+    for no trials). Unlike the normal approximation it stays inside [0, 1] and is honest for the
+    handful of objects a rule is judged on: 5 of 7 gives 0.36-0.92.
+
+    >>> [round(x, 2) for x in wilson_interval(5, 7)]
+    [0.36, 0.92]
+    """
+    if trials == 0:
+        return None
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def _bootstrap_interval(statistic, arrays: tuple[np.ndarray, ...], n_resamples: int, seed: int,
+                        strata: np.ndarray | None = None) -> list[float]:
+    """95 % interval of ``statistic(*arrays)`` over `n_resamples` resamplings of the rows (same rows in
+    each array); with `strata`, each stratum's rows are resampled among themselves."""
     rng = np.random.default_rng(seed)
     n = len(arrays[0])
-    values = [statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, (n_resamples, n))]
+    if strata is None:
+        draws = rng.integers(0, n, (n_resamples, n))
+    else:
+        groups = [np.flatnonzero(strata == value) for value in np.unique(strata)]
+        draws = np.concatenate([g[rng.integers(0, len(g), (n_resamples, len(g)))] for g in groups], axis=1)
+    values = [statistic(*(a[idx] for a in arrays)) for idx in draws]
     return np.nanpercentile(values, [2.5, 97.5]).tolist()
 
 

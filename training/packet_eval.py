@@ -25,7 +25,8 @@ from stream.config import FollowupRule, ScoringSettings
 from stream.offline import OfflineScoring
 from stream.score import Scorer
 from stream.service import HISTORY_POINTS_FACTOR
-from training.metrics import average_precision, binary_ece, prior_shift_weights, roc_auc
+from training.metrics import (average_precision, binary_ece, bootstrap_roc_auc_difference, prior_shift_weights,
+                              roc_auc, stratified_bootstrap_roc_auc, wilson_interval)
 from training.real_packets import NON_SN_LABELS, SN_LABELS, TOPIC, packet_messages, packet_windows, ztf_packets
 
 NDET_BINS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))  # (first, last) detections in the window; None: no end
@@ -83,58 +84,84 @@ def _last_alert(scores: PacketScores) -> np.ndarray:
     return len(scores.object_id) - 1 - first_rows
 
 
-def _sn_metrics(scores: PacketScores, rows: np.ndarray) -> dict:
+def _judged(scores: PacketScores, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The `rows` labelled SN or non-SN, and whether each is an SN."""
     labels = scores.label[rows]
     judged = np.isin(labels, SN_LABELS) | np.isin(labels, NON_SN_LABELS)
-    truth, score = np.isin(labels[judged], SN_LABELS), scores.sn_likelihood[rows][judged].astype(np.float64)
+    return rows[judged], np.isin(labels[judged], SN_LABELS)
+
+
+def _sn_metrics(scores: PacketScores, rows: np.ndarray) -> dict:
+    rows, truth = _judged(scores, rows)
+    score = scores.sn_likelihood[rows].astype(np.float64)
     both = truth.any() and (~truth).any()
-    under_prior = sn_likelihood(apply_prior(scores.probs[rows][judged].astype(np.float64),
+    under_prior = sn_likelihood(apply_prior(scores.probs[rows].astype(np.float64),
                                             prior_weights(STREAM_PRIOR)))
     return {"n_sn": int(truth.sum()), "n_non_sn": int((~truth).sum()),
             "roc_auc": roc_auc(truth, score) if both else None,
+            "roc_auc_ci95": stratified_bootstrap_roc_auc(truth, score) if both else None,
             "pr_auc": average_precision(truth, score) if truth.any() else None,
             "ece": binary_ece(truth, score) if truth.size else None,
             "ece_stream_prior": (binary_ece(truth, under_prior, weight=prior_shift_weights(truth, STREAM_SN_SHARE))
                                  if both else None)}
 
 
+def _firing(scores: PacketScores, members: np.ndarray, fired: np.ndarray, early: np.ndarray) -> dict:
+    """For the alerts of objects `members` ((N,) bool): how many objects, the share the rule fired for at
+    any alert and by the 5th detection (of those seen by then), each with its 95 % Wilson interval."""
+    objects = set(scores.object_id[members].tolist())
+    seen_early = set(scores.object_id[members & early].tolist())
+    ever = len(set(scores.object_id[members & fired].tolist()))
+    by_early = len(set(scores.object_id[members & fired & early].tolist()))
+    return {"objects": len(objects), "fired": ever / len(objects) if objects else None,
+            "fired_ci95": wilson_interval(ever, len(objects)),
+            "objects_seen_by_5": len(seen_early),
+            "fired_by_5": by_early / len(seen_early) if seen_early else None,
+            "fired_by_5_ci95": wilson_interval(by_early, len(seen_early))}
+
+
 def _rule_rates(scores: PacketScores, rule: str) -> dict:
-    """Per label: objects, share fired at any alert, share fired by the 5th detection (of those seen by then)."""
+    """Per label and for the SN and non-SN groups: `_firing`; and the rule's purity over objects."""
     fired = scores.fired[rule]
     early = scores.n_detections <= EARLY_DETECTIONS
-    out = {}
-    for label in sorted(set(scores.label.tolist())):
-        of_label = scores.label == label
-        objects = set(scores.object_id[of_label].tolist())
-        seen_early = set(scores.object_id[of_label & early].tolist())
-        ever = set(scores.object_id[of_label & fired].tolist())
-        by_early = set(scores.object_id[of_label & fired & early].tolist())
-        out[label] = {"objects": len(objects), "fired": len(ever) / len(objects),
-                      "objects_seen_by_5": len(seen_early),
-                      "fired_by_5": len(by_early) / len(seen_early) if seen_early else None}
-    groups = {"SN": SN_LABELS, "non-SN": NON_SN_LABELS}
-    for group, members in groups.items():
-        objects = set(scores.object_id[np.isin(scores.label, members)].tolist())
-        ever = set(scores.object_id[np.isin(scores.label, members) & fired].tolist())
-        seen_early = set(scores.object_id[np.isin(scores.label, members) & early].tolist())
-        by_early = set(scores.object_id[np.isin(scores.label, members) & fired & early].tolist())
-        out[group] = {"objects": len(objects), "fired": len(ever) / len(objects) if objects else None,
-                      "objects_seen_by_5": len(seen_early),
-                      "fired_by_5": len(by_early) / len(seen_early) if seen_early else None}
+    out = {label: _firing(scores, scores.label == label, fired, early) for label in sorted(set(scores.label.tolist()))}
+    for group, members in {"SN": SN_LABELS, "non-SN": NON_SN_LABELS}.items():
+        out[group] = _firing(scores, np.isin(scores.label, members), fired, early)
     sn_fired = out["SN"]["fired"] * out["SN"]["objects"] if out["SN"]["objects"] else 0
     non_sn_fired = (out["non-SN"]["fired"] or 0) * out["non-SN"]["objects"]
     out["purity"] = sn_fired / (sn_fired + non_sn_fired) if sn_fired + non_sn_fired else None
     return out
 
 
-def packet_report(scores: PacketScores) -> dict:
-    """SN-vs-non-SN metrics per N_det bin and rule firing rates (see the module docstring)."""
+def _bins(scores: PacketScores) -> dict[str, np.ndarray]:
+    """Rows of each N_det bin (`NDET_BINS`) and of "all", by bin name."""
     bins = {(f"{a}" if a == b else f"{a}+" if b is None else f"{a}-{b}"): _first_in_bin(scores, a, b)
             for a, b in NDET_BINS}
     bins["all"] = _last_alert(scores)
+    return bins
+
+
+def packet_report(scores: PacketScores) -> dict:
+    """SN-vs-non-SN metrics per N_det bin and rule firing rates (see the module docstring)."""
     return {"n_alerts": len(scores.object_id), "n_objects": len(set(scores.object_id.tolist())),
-            "sn_vs_non_sn": {name: _sn_metrics(scores, rows) for name, rows in bins.items()},
+            "sn_vs_non_sn": {name: _sn_metrics(scores, rows) for name, rows in _bins(scores).items()},
             "rules": {rule: _rule_rates(scores, rule) for rule in scores.fired}}
+
+
+def roc_auc_over_peer(scores: PacketScores, peer: PacketScores) -> dict:
+    """Per N_det bin: the model's SN-vs-non-SN ROC-AUC minus the peer's on the same alerts, and its 95 %
+    paired bootstrap interval (`training.metrics.bootstrap_roc_auc_difference`); None where a bin lacks
+    SNe or non-SNe."""
+    out = {}
+    for name, rows in _bins(scores).items():
+        rows, truth = _judged(scores, rows)
+        if not (truth.any() and (~truth).any()):
+            out[name] = None
+            continue
+        model_score, peer_score = scores.sn_likelihood[rows], peer.sn_likelihood[rows]
+        out[name] = {"difference": roc_auc(truth, model_score) - roc_auc(truth, peer_score),
+                     "ci95": bootstrap_roc_auc_difference(truth, model_score, peer_score)}
+    return out
 
 
 def peer_scores(scores: PacketScores, split: str = "test", n_sim: int = PEER_SIM_CURVES, seed: int = 0,
@@ -167,9 +194,10 @@ def evaluate_packets(checkpoint=None, split: str = "test", rules=None, data_dir=
     scores = score_packets(scorer, rules, split, data_dir=data_dir)
     report = {"split": split, "model_version": scorer.version, **packet_report(scores)}
     if peer:
-        peer_report = packet_report(peer_scores(scores, split, n_sim=QUICK_PEER_SIM_CURVES if quick else PEER_SIM_CURVES,
-                                                quick=quick, data_dir=data_dir))
-        report["peer"] = {"name": "features+context GBT", "sn_vs_non_sn": peer_report["sn_vs_non_sn"]}
+        peer = peer_scores(scores, split, n_sim=QUICK_PEER_SIM_CURVES if quick else PEER_SIM_CURVES, quick=quick,
+                           data_dir=data_dir)
+        report["peer"] = {"name": "features+context GBT", "sn_vs_non_sn": packet_report(peer)["sn_vs_non_sn"],
+                          "roc_auc_model_minus_peer": roc_auc_over_peer(scores, peer)}
     return report
 
 
@@ -184,22 +212,30 @@ def format_packet_report(report: dict) -> str:
     def num(x):
         return "    -" if x is None else f"{x:5.3f}"
 
+    def interval(ci):
+        return f"{'':11s}" if ci is None else f"{ci[0]:5.2f}-{ci[1]:<5.2f}"
+
     lines = [f"real ZTF packets, split {report['split']}: {report['n_alerts']} alerts of {report['n_objects']} objects, "
-             f"model {report['model_version']}",
-             f"{'N_det':6s} {'SN':>4s} {'nonSN':>5s} {'ROC':>5s} {'PR':>5s} {'ECE':>5s} {'ECE@' + STREAM_PRIOR:>14s}"]
+             f"model {report['model_version']} (95 % intervals: stratified bootstrap; Wilson for rates)",
+             f"{'N_det':6s} {'SN':>4s} {'nonSN':>5s} {'ROC':>5s} {'ROC 95%':11s} {'PR':>5s} {'ECE':>5s} "
+             f"{'ECE@' + STREAM_PRIOR:>14s}"]
     peer = report.get("peer", {}).get("sn_vs_non_sn", {})
+    over_peer = report.get("peer", {}).get("roc_auc_model_minus_peer", {})
     if peer:
-        lines[-1] += f"   peer: {'ROC':>5s} {'PR':>5s} {'ECE':>5s}"
+        lines[-1] += f"   peer: {'ROC':>5s} {'PR':>5s} {'ECE':>5s}  model-peer ROC, 95%"
     for name, m in report["sn_vs_non_sn"].items():
-        line = (f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {num(m['pr_auc'])} {num(m['ece'])} "
-                f"{num(m.get('ece_stream_prior')):>14s}")
+        line = (f"{name:6s} {m['n_sn']:4d} {m['n_non_sn']:5d} {num(m['roc_auc'])} {interval(m.get('roc_auc_ci95'))} "
+                f"{num(m['pr_auc'])} {num(m['ece'])} {num(m.get('ece_stream_prior')):>14s}")
         if name in peer:
             line += f"         {num(peer[name]['roc_auc'])} {num(peer[name]['pr_auc'])} {num(peer[name]['ece'])}"
+            if over_peer.get(name):
+                line += f"  {over_peer[name]['difference']:+.3f} {interval(over_peer[name]['ci95'])}"
         lines.append(line)
     for rule, rates in report["rules"].items():
         lines.append(f"rule {rule}: purity {num(rates['purity'])}")
-        lines.append(f"  {'label':16s} {'objects':>7s} {'fired':>6s} {'by5':>6s}")
+        lines.append(f"  {'label':16s} {'objects':>7s} {'fired':>6s} {'95%':11s} {'by5':>6s} {'95%':11s}")
         for label, r in rates.items():
             if label != "purity":
-                lines.append(f"  {label:16s} {r['objects']:7d} {num(r['fired'])}  {num(r['fired_by_5'])}")
+                lines.append(f"  {label:16s} {r['objects']:7d} {num(r['fired'])}  {interval(r['fired_ci95'])} "
+                             f"{num(r['fired_by_5'])}  {interval(r['fired_by_5_ci95'])}")
     return "\n".join(lines)

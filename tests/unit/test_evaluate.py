@@ -11,7 +11,8 @@ from models.checkpoint import save_checkpoint
 from models.model import AlertTransformer, ModelConfig
 from training.evaluation import sets as ev_sets
 from training.evaluation.peers import trained as ev_trained
-from training.evaluation.report import under_prior
+from models.taxonomy import N_CLASSES
+from training.evaluation.report import paired_against_first, under_prior
 from training.evaluation.run import EvaluationSettings, evaluate
 
 
@@ -101,6 +102,11 @@ def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
     # BTS has no flares: flare-vs-rest is undefined there, and said so with null.
     assert report["results"]["ztf-bts"]["n_det=all"]["models"]["transformer"]["flare_vs_rest"]["pr_auc"] is None
     assert report["throughput"]["features"]["curves_per_s"] > 0
+    # the peer is compared with the transformer on the same curves, with a paired interval
+    whole = report["results"]["ztf-bts"]["n_det=all"]["models"]
+    gap = whole["features"]["macro_f1_first_minus_this"]
+    assert gap["difference"] == pytest.approx(whole["transformer"]["macro_f1"] - whole["features"]["macro_f1"])
+    assert -1 <= gap["ci95"][0] <= gap["ci95"][1] <= 1 and "macro_f1_first_minus_this" not in whole["transformer"]
     for name in report["figures"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"confusion_ztf-bts.png", "reliability_sim-lsst-balanced.png", "metrics_sim-lsst-realistic.png",
@@ -116,6 +122,7 @@ def test_quick_evaluation_end_to_end(tiny_checkpoint, tmp_path, shared_data):
     # simulated contexts checked against the real test packets, per kind of source and field
     check = report["context_check"]
     assert check["asteroids"]["real_bogus"]["n_real"] > 0 and 0 <= check["asteroids"]["real_bogus"]["ks"] <= 1
+    assert check["transients"]["history_days"]["n_real"] > 0  # the model's history feature is checked too
     assert (out / "context_distributions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -130,6 +137,19 @@ def test_typing_under_a_stream_prior_weighs_the_types_by_their_rates():
     assert under_prior(probs, targets, "balanced")["typing"]["accuracy"] == pytest.approx(1 / 3)
     shifted = under_prior(probs, targets, "ztf-alerts")
     assert shifted["typing"]["accuracy"] == pytest.approx(2 / 3) and shifted["typing"]["classes"] == ["Ia", "II"]
+
+
+def test_a_peer_is_read_against_the_transformer_on_the_same_curves():
+    """A transformer that names every class right against a peer that always answers one: the paired
+    interval of their macro-F1 difference lies above zero; against itself it is zero."""
+    targets = np.array([0, 1, 2] * 20)
+    right, one_class = np.eye(N_CLASSES)[targets], np.eye(N_CLASSES)[np.zeros(60, dtype=int)]
+    reports = {"transformer": {"macro_f1": 1.0}, "features": {"macro_f1": 1 / 6}, "same": {"macro_f1": 1.0}}
+    paired_against_first(reports, {"transformer": right, "features": one_class, "same": right}, targets)
+    assert reports["features"]["macro_f1_first_minus_this"]["difference"] == pytest.approx(5 / 6)
+    assert reports["features"]["macro_f1_first_minus_this"]["ci95"][0] > 0.5
+    assert reports["same"]["macro_f1_first_minus_this"]["ci95"] == [0.0, 0.0]
+    assert "macro_f1_first_minus_this" not in reports["transformer"]
 
 
 def test_failing_peer_is_reported_not_fatal(tiny_checkpoint, tmp_path, monkeypatch):

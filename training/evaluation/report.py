@@ -11,7 +11,8 @@ from models.priors import apply_prior, prior_weights
 from models.taxonomy import CLASS_IDS, CLASS_NAMES, class_indices
 from training.context_check import context_comparison, plot_context_comparison
 from training.evaluation.sets import BTS_SERVICE_FORM, WHOLE_CURVE, EvaluationSet
-from training.metrics import ECE_BINS, classification_report, expected_calibration_error, macro_f1, typing_report
+from training.metrics import (ECE_BINS, bootstrap_macro_f1_difference, classification_report, expected_calibration_error,
+                              macro_f1, typing_report)
 from training.sim_check import simulated_vs_bts
 
 # the stream prior (`models.priors`) a set's class mix follows: its probabilities are also scored as
@@ -77,8 +78,24 @@ def model_results(sets: list[EvaluationSet], cuts: dict, models: list[ModelPredi
                 rep["seconds"] = seconds
                 rep["curves_per_s"] = len(kept) / seconds if seconds > 0 else None
                 entry["models"][model.name] = rep
+            paired_against_first(entry["models"], {m.name: m.by_set[ts.name][cond][0] for m in models
+                                               if ts.name in m.by_set}, targets[kept])
             out[ts.name][cond] = entry
     return out
+
+
+def paired_against_first(reports: dict, probs: dict, targets: np.ndarray) -> None:
+    """Give each peer's report ``macro_f1_first_minus_this``: the first model's (the transformer's) macro-F1
+    minus the peer's on the same curves, with its 95 % paired bootstrap interval
+    (`training.metrics.bootstrap_macro_f1_difference`), so that "beats the peer" is read against chance."""
+    names = [name for name in probs if "macro_f1" in reports.get(name, {})]
+    if len(names) < 2:
+        return
+    first = np.asarray(probs[names[0]]).argmax(axis=1)
+    for name in names[1:]:
+        reports[name]["macro_f1_first_minus_this"] = {
+            "difference": reports[names[0]]["macro_f1"] - reports[name]["macro_f1"],
+            "ci95": bootstrap_macro_f1_difference(targets, first, np.asarray(probs[name]).argmax(axis=1))}
 
 
 def test_sets_entry(sets: list[EvaluationSet], missing: dict[str, str]) -> dict:
@@ -125,7 +142,8 @@ def throughput(results: dict) -> dict:
 
 def headline(results: dict) -> dict:
     """Macro-F1, SN and flare PR-AUC, ECE and the typing Ia-vs-rest ROC-AUC (also under the set's stream prior,
-    None without one) at N_det = 1, 2, 3 and all, per set and model."""
+    None without one) at N_det = 1, 2, 3 and all, per set and model; for a peer, also the transformer's
+    macro-F1 minus its own with the 95 % paired interval (`paired_against_first`)."""
     out = {}
     for set_name, per_cond in results.items():
         out[set_name] = {}
@@ -136,7 +154,8 @@ def headline(results: dict) -> dict:
                         "n": rep["n"], "macro_f1": rep["macro_f1"], "sn_pr_auc": rep["sn_vs_rest"]["pr_auc"],
                         "flare_pr_auc": rep["flare_vs_rest"]["pr_auc"], "ece": rep["ece"],
                         "ia_roc_auc": _ia_roc_auc(rep),
-                        "ia_roc_auc_stream_prior": _ia_roc_auc(rep.get("under_stream_prior", {}))}
+                        "ia_roc_auc_stream_prior": _ia_roc_auc(rep.get("under_stream_prior", {})),
+                        "macro_f1_first_minus_this": rep.get("macro_f1_first_minus_this")}
     return out
 
 
@@ -164,19 +183,27 @@ def write_json(report: dict, path: Path) -> dict:
     return report
 
 
+def _gap(gap: dict | None) -> str:
+    if not gap or gap.get("difference") is None:
+        return ""
+    low, high = gap["ci95"]
+    return f"  {gap['difference']:+.3f} ({low:+.3f} to {high:+.3f})"
+
+
 def format_headline(report: dict) -> str:
     """The headline as a plain-text table: one line per test set, model and N_det cut."""
     def num(x):
         return "   -  " if x is None else f"{x:6.3f}"
 
     lines = [f"{'test set':20s} {'model':12s} {'cut':10s} {'n':>5s} {'F1':>6s} {'SN-AP':>6s} {'fl-AP':>6s} "
-             f"{'ECE':>6s} {'Ia-AUC':>6s} {'(prior)':>7s}"]
+             f"{'ECE':>6s} {'Ia-AUC':>6s} {'(prior)':>7s}  transformer F1 - this, 95 %"]
     for set_name, per_model in report["headline"].items():
         for model, per_cut in per_model.items():
             for cut, h in per_cut.items():
                 lines.append(f"{set_name:20s} {model:12s} {cut:10s} {h['n']:5d} {num(h['macro_f1'])} "
                              f"{num(h['sn_pr_auc'])} {num(h['flare_pr_auc'])} {num(h['ece'])} "
-                             f"{num(h.get('ia_roc_auc'))}  {num(h.get('ia_roc_auc_stream_prior'))}")
+                             f"{num(h.get('ia_roc_auc'))}  {num(h.get('ia_roc_auc_stream_prior'))}"
+                             f"{_gap(h.get('macro_f1_first_minus_this'))}")
     for model, t in report["throughput"].items():
         lines.append(f"{model}: {t['curves_per_s'] or 0:,.0f} light curves/s over all prefixes, "
                      f"{t['whole_curves_per_s'] or 0:,.0f} on whole curves")
