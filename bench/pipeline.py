@@ -578,8 +578,7 @@ def run_pipeline(config, pool: Pool, settings: dict, run_id: str) -> dict:
         if not child.wait_committed(cursor, _phase_timeout_s(n)):
             raise BenchError(f"{pool.survey} pipeline: backlog of {n} not committed in time "
                              f"({child.committed} committed)")
-        # The first batch is the rate's starting line; its stages hold the scorer's start (the decoders' first
-        # use, which loads their compiled kernels), so the breakdown starts after it too.
+        # The first batch is the rate's starting line, so the breakdown starts after it too.
         out["sustained"] = sustained_rate(child.batches[mark:]) | {"breakdown": breakdown(child.batches[mark + 1:])}
 
         n = int(round(settings["rate"] * settings["duration_s"]))

@@ -155,6 +155,7 @@ class ScoringService:
         input_kafka, output_kafka = config.input_kafka(), config.output_kafka()
         self.ingest = Ingest(config.topics.inputs, config.topics.deadletter, input_kafka.max_input_message_bytes,
                              output_kafka.deadletter_max_payload_bytes, registry_schemas(config))
+        self.ingest.prepare(config.input_subscription())
         set_torch_threads(scoring.torch_threads)  # before the model loads (quantisation and forward use them)
         try:
             registry = ModelRegistry(config.registry.path) if config.registry.path else None

@@ -175,3 +175,13 @@ def test_merged_curves_are_stored_packed_as_one_array_with_the_same_bytes_as_cur
                 for o in ("a", "b")}
     assert by_columns.sets == by_curve.sets == expected
     assert len(unpack(by_columns.sets[Keys("t").light_curve("a")])) == 4  # the last 4 of a's 5 points
+
+
+@pytest.mark.parametrize("subscription, rubin, ztf", [
+    (["ztf-alerts"], False, True), (["lsst-alerts"], True, False), (["other"], True, True),
+    (["^lsst.*"], True, True), (["ztf-alerts", "lsst-alerts"], True, True)])
+def test_prepare_makes_the_batch_decoders_the_subscribed_formats_need(subscription, rubin, ztf):
+    ingest = Ingest({"ztf-alerts": "ztf", "lsst-alerts": "rubin"}, "dlq")
+    assert ingest.fast_rubin is None and ingest.fast_ztf is None  # made lazily without it
+    ingest.prepare(subscription)
+    assert (ingest.fast_rubin is not None) == rubin and (ingest.fast_ztf is not None) == ztf
