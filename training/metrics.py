@@ -331,7 +331,8 @@ def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, see
 def stratified_bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
     """95 % bootstrap interval of `roc_auc`, positives and negatives resampled apart, so that every
     resample keeps both classes and their counts: for the few positives of a small test part, where a
-    plain resample would often draw none.
+    plain resample would often draw none. A sample separated perfectly gives ``[1, 1]``: every resample
+    is separated too, so the interval then says nothing of a larger sample.
 
     >>> low, high = stratified_bootstrap_roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5])
     >>> 0.0 <= low < roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5]) < high <= 1.0
