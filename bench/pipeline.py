@@ -457,7 +457,10 @@ def breakdown(batches: list[dict], naive: bool = False) -> dict:
             cpu[name] += seconds
     if not n:
         return {}
-    per_1000 = lambda seconds: round(seconds / n * 1e6, 1)  # noqa: E731
+
+    def per_1000(seconds: float) -> float:
+        return round(seconds / n * 1e6, 1)
+
     if naive:
         stages = {name: total[name] for name in NAIVE_STAGES}
         cpu_stages = {}

@@ -69,10 +69,11 @@ def context_comparison(split: str = "test", n_sim: int = 2400, seed: int = 0, da
     for group, (class_ids, real_labels) in GROUPS.items():
         real = np.flatnonzero(np.isin(labels, real_labels))
         sim = np.flatnonzero(np.isin(sims.class_ids, class_ids))
+        real_curves, sim_curves = [windows.curves[i] for i in real], [sims.curves[i] for i in sim]
         report[group], values[group] = {}, {}
         for field in FIELDS:
-            r = _values(windows.contexts[real], [windows.curves[i] for i in real], field)
-            s = _values(sims.contexts[sim], [sims.curves[i] for i in sim], field)
+            r = _values(windows.contexts[real], real_curves, field)
+            s = _values(sims.contexts[sim], sim_curves, field)
             values[group][field] = (r, s)
             enough = min(len(r), len(s)) >= MIN_VALUES
             ks = ks_2samp(r, s) if enough else None

@@ -317,36 +317,31 @@ def bootstrap_macro_f1(y_true, y_pred, n_classes: int = N_CLASSES, n_resamples: 
     return _bootstrap_interval(lambda t, p: macro_f1(t, p, n_classes), (y_true, y_pred), n_resamples, seed)
 
 
-def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+def bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                      stratified: bool = False) -> list[float]:
     """95 % bootstrap interval ``[low, high]`` of `roc_auc`: objects resampled with replacement.
+
+    `stratified` resamples positives and negatives apart, so that every resample keeps both classes and
+    their counts: for the few positives of a small test part, where a plain resample would often draw
+    none. A sample separated perfectly gives ``[1, 1]``: every resample is separated too, so the interval
+    then says nothing of a larger sample.
 
     >>> low, high = bootstrap_roc_auc([0, 1, 1, 0] * 25, [0.2, 0.9, 0.3, 0.4] * 25)
     >>> low < roc_auc([0, 1, 1, 0] * 25, [0.2, 0.9, 0.3, 0.4] * 25) < high
     True
-    """
-    y_true, score = np.asarray(y_true, dtype=bool), np.asarray(score, dtype=np.float64)
-    return _bootstrap_interval(roc_auc, (y_true, score), n_resamples, seed)
-
-
-def stratified_bootstrap_roc_auc(y_true, score, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
-    """95 % bootstrap interval of `roc_auc`, positives and negatives resampled apart, so that every
-    resample keeps both classes and their counts: for the few positives of a small test part, where a
-    plain resample would often draw none. A sample separated perfectly gives ``[1, 1]``: every resample
-    is separated too, so the interval then says nothing of a larger sample.
-
-    >>> low, high = stratified_bootstrap_roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5])
+    >>> low, high = bootstrap_roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5], stratified=True)
     >>> 0.0 <= low < roc_auc([1, 1, 0, 0, 0, 0], [0.9, 0.3, 0.4, 0.1, 0.2, 0.5]) < high <= 1.0
     True
     """
     y_true, score = np.asarray(y_true, dtype=bool), np.asarray(score, dtype=np.float64)
-    return _bootstrap_interval(roc_auc, (y_true, score), n_resamples, seed, strata=y_true)
+    return _bootstrap_interval(roc_auc, (y_true, score), n_resamples, seed, strata=y_true if stratified else None)
 
 
 def bootstrap_roc_auc_difference(y_true, score_a, score_b, n_resamples: int = BOOTSTRAP_RESAMPLES,
                                  seed: int = 0) -> list[float]:
     """95 % paired bootstrap interval of ``roc_auc(score_a) - roc_auc(score_b)`` on the same objects
     (each resample scores both on the same rows; positives and negatives resampled apart, as
-    `stratified_bootstrap_roc_auc`). An interval that holds 0 says the two rank these objects equally
+    `bootstrap_roc_auc` with ``stratified``). An interval that holds 0 says the two rank these objects equally
     well within what the sample can tell.
 
     >>> truth = np.array([1] * 20 + [0] * 20)

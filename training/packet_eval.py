@@ -25,8 +25,8 @@ from stream.config import FollowupRule, ScoringSettings
 from stream.offline import OfflineScoring
 from stream.score import Scorer
 from stream.service import HISTORY_POINTS_FACTOR
-from training.metrics import (average_precision, binary_ece, bootstrap_roc_auc_difference, prior_shift_weights,
-                              roc_auc, stratified_bootstrap_roc_auc, wilson_interval)
+from training.metrics import (average_precision, binary_ece, bootstrap_roc_auc, bootstrap_roc_auc_difference,
+                              prior_shift_weights, roc_auc, wilson_interval)
 from training.real_packets import NON_SN_LABELS, SN_LABELS, TOPIC, packet_messages, packet_windows, ztf_packets
 
 NDET_BINS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))  # (first, last) detections in the window; None: no end
@@ -99,7 +99,7 @@ def _sn_metrics(scores: PacketScores, rows: np.ndarray) -> dict:
                                             prior_weights(STREAM_PRIOR)))
     return {"n_sn": int(truth.sum()), "n_non_sn": int((~truth).sum()),
             "roc_auc": roc_auc(truth, score) if both else None,
-            "roc_auc_ci95": stratified_bootstrap_roc_auc(truth, score) if both else None,
+            "roc_auc_ci95": bootstrap_roc_auc(truth, score, stratified=True) if both else None,
             "pr_auc": average_precision(truth, score) if truth.any() else None,
             "ece": binary_ece(truth, score) if truth.size else None,
             "ece_stream_prior": (binary_ece(truth, under_prior, weight=prior_shift_weights(truth, STREAM_SN_SHARE))
