@@ -5,9 +5,10 @@ Everything is measured in the same run, on the same messages, broker, Redis and 
 
 1. limits, each stage alone: raw Kafka consume (librdkafka, nothing decoded), decoding
    (fastavro, and the batch Rubin decoder), the model's forward pass (light curves/s,
-   batch sizes 1 to 4096) at the served precision, beside it on CUDA the other one
-   (bf16 and fp32) and on the CPU int8 (`training.quantize.quantize_int8`, measured only:
-   not a serving precision), with another torch thread count, and `Scorer.score` on a
+   batch sizes 1 to 4096) at the served precision, beside it the other one (bf16 and fp32;
+   on the CPU bf16 only with AMX or AVX-512 BF16) and, for an fp32 CPU scorer, int8
+   (`training.quantize.quantize_int8`, measured only: not a serving precision), with
+   another torch thread count, and `Scorer.score` on a
    batch of ``scoring.batch_size`` curves in chunks of several sizes;
 2. the pipeline (`alertformer run`'s `ScoringService`, in its own process): sustained
    alerts/s on a backlog, latency percentiles at a steady rate, and a burst; latency runs
@@ -189,7 +190,7 @@ def run_bench(args) -> dict:
 
     from bench.data import rubin_pool, ztf_pool
     from bench.limits import (
-        OTHER_PRECISION, best_forward, decode_rates, forward_sweep, forward_with_threads, int8_twin, light_curves,
+        best_forward, decode_rates, forward_sweep, forward_with_threads, int8_twin, light_curves, other_precision,
         raw_consume, score_chunks, supernnova, with_ratios,
     )
     from bench.pipeline import BenchError, peak_rss_mb, run_alternative, run_pipeline
@@ -215,10 +216,11 @@ def run_bench(args) -> dict:
         checkpoint, random_weights = bench_checkpoint(args.checkpoint, config, Path(tmp))
         settings |= {"checkpoint": str(checkpoint), "device": config.scoring.device}
         scorer = Scorer.from_file(checkpoint, None, config.scoring)
-        other = OTHER_PRECISION.get((scorer.device.type, scorer.precision))
+        other = other_precision(scorer)
         if other is not None:
             other = Scorer.from_file(checkpoint, scorer.version, config.scoring.updated(precision=other))
-        int8 = int8_twin(scorer) if scorer.device.type == "cpu" else None  # measured only, never served
+        fp32_cpu = scorer.device.type == "cpu" and scorer.precision == "fp32"
+        int8 = int8_twin(scorer) if fp32_cpu else None  # measured only, never served
         report["bench"]["model"] = {"checkpoint": str(checkpoint), "version": scorer.version,
                                     "random_weights": random_weights, "params": scorer.n_params,
                                     "device": str(scorer.device), "max_visits": scorer.max_visits,

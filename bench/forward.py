@@ -9,19 +9,23 @@ process, in alternating rounds (each runtime keeps its best round: the machine m
 
 - ``trace``: the TorchScript trace the service runs on the CPU (the reference);
 - ``eager``: the eager model (`AlertTransformer.predict_proba`);
+- ``bf16``: the served trace at ``scoring.precision = "bf16"`` (bf16 autocast, attention in fp32),
+  on a CPU with AMX or AVX-512 BF16 (`stream.score.cpu_has_bf16`);
 - ``onnxruntime``: the model exported to ONNX (opset 18, dynamic batch and length) on ONNX
   Runtime's CPU provider with the same threads, when ``onnx`` and ``onnxruntime`` are installed
   (the ``eval`` extra);
 - ``compile``: `torch.compile` (Inductor), with ``--compile`` (about a minute of compiling);
 - ``against``: with ``--against PATH``, another checkpoint's TorchScript trace on the same chunks
   (a smaller model that may replace the served one; its probabilities differ by design, so its
-  difference from the trace is not a check).
+  difference from the trace is not a check), and ``against_bf16``, its trace in bf16, where
+  ``bf16`` is measured.
 
 Each gets light curves/s, its ratio to the trace, its largest probability difference from the
 trace, and its arithmetic rate: the multiply-adds the model's shape implies for each chunk's
-padded tokens (`forward_flops`), over the time. This tells whether a runtime can still win:
-when the rate is near the core's peak (about 80 GFLOP/s per AVX2 core at 2.5 GHz with two
-FMA units), only fewer operations (a smaller model, shorter windows, int8) make it faster.
+padded tokens (`forward_flops`), over the time. The report's header holds what one large
+matrix product reaches on these threads in fp32 and bf16 (`matmul_peak_gflop_per_s`), the
+ceiling to read those rates against: near it, only fewer operations (a smaller model, shorter
+windows) or narrower numbers (bf16, int8) make the forward pass faster.
 """
 import json
 import logging
@@ -95,13 +99,24 @@ def _trace_runner(scorer):
 def runtimes(scorer, example, threads: int, compile: bool, folder: Path, against=None) -> tuple[dict, dict]:
     """``{name: run(batch) -> (B, C) ndarray}`` of the runtimes measured, and ``{name: note}`` of those not."""
     from bench.limits import compiled_twin
+    from stream.score import Scorer, cpu_has_bf16
 
     def eager(batch):
         return scorer.model.predict_proba(batch).numpy()
 
+    def bf16_trace(served):
+        return _trace_runner(Scorer(served.model, served.version, served.device, served.max_visits, "bf16",
+                                    served.chunk_curves))
+
     runs, notes = {"trace": _trace_runner(scorer), "eager": eager}, {}
+    if cpu_has_bf16():
+        runs["bf16"] = bf16_trace(scorer)
+    else:
+        notes["bf16"] = "not measured: this CPU has neither AMX nor AVX-512 BF16"
     if against is not None:
         runs["against"] = _trace_runner(against)
+        if "bf16" in runs:
+            runs["against_bf16"] = bf16_trace(against)
     onnx, note = _onnx_runner(scorer.model, example, threads, folder)
     if onnx is not None:
         runs["onnxruntime"] = onnx
@@ -135,7 +150,10 @@ def measure(scorer, chunks: list, threads: int, rounds: int, compile: bool, agai
                 for chunk in chunks:
                     run(chunk)
                 best[name] = max(best[name], n_curves / (time.perf_counter() - start))
-    flops_by_run = dict.fromkeys(runs, flops) | ({"against": flops_of(against.model.config)} if against else {})
+    flops_by_run = dict.fromkeys(runs, flops)
+    if against is not None:
+        against_flops = flops_of(against.model.config)
+        flops_by_run |= {name: against_flops for name in ("against", "against_bf16") if name in runs}
     out = {name: {"lc_per_s": round(rate, 1), "over_trace": round(rate / best["trace"], 2),
                   "gflop_per_s": round(flops_by_run[name] / (n_curves / rate) / 1e9, 1),
                   "max_abs_prob_diff_vs_trace": round(difference[name], 7)} for name, rate in best.items()}
@@ -145,6 +163,30 @@ def measure(scorer, chunks: list, threads: int, rounds: int, compile: bool, agai
     if against is not None:
         report["against_mflop_per_curve"] = round(flops_by_run["against"] / n_curves / 1e6, 2)
     return report
+
+
+def matmul_peak_gflop_per_s(size: int = 1024, rounds: int = 5) -> dict:
+    """GFLOP/s of a (size x size) @ (size x size) product on torch's current threads, best of `rounds`, in fp32
+    and, where the CPU has bf16 hardware (`stream.score.cpu_has_bf16`), in bf16."""
+    import torch
+
+    from stream.score import cpu_has_bf16
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if name == "bf16" and not cpu_has_bf16():
+            continue
+        a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+        torch.mm(a, b)  # warm-up: oneDNN picks and caches its kernel
+        best_s = min(_seconds(torch.mm, a, b) for _ in range(rounds))
+        out[name] = round(2.0 * size ** 3 / best_s / 1e9, 1)
+    return out
+
+
+def _seconds(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
 
 
 def run(args) -> dict:
@@ -176,7 +218,8 @@ def run(args) -> dict:
                                 "torch": torch.__version__, "threads": args.threads, "cpus": os.cpu_count(),
                                 "checkpoint": str(checkpoint), "random_weights": random_weights,
                                 "against": args.against,
-                                "chunk_curves": scorer.chunk_curves, "rounds": args.rounds}}
+                                "chunk_curves": scorer.chunk_curves, "rounds": args.rounds,
+                                "matmul_peak_gflop_per_s": matmul_peak_gflop_per_s()}}
     surveys = ("rubin", "ztf") if args.survey == "both" else (args.survey,)
     for survey in surveys:
         pool = rubin_pool(args.curves, np.random.default_rng(args.seed)) if survey == "rubin" else ztf_pool(args.curves)

@@ -21,7 +21,6 @@ from pathlib import Path
 import fastavro
 import torch
 
-from models.encode import encode
 from models.lightcurve import LightCurve
 from training.quantize import quantize_int8
 from bench.data import Pool
@@ -30,7 +29,8 @@ from stream.config import KafkaSettings
 from stream.decode import decode_rubin, decode_ztf, rubin_schema
 from stream.decode._avro import WIRE_HEADER
 from stream.kafka_io import make_consumer
-from stream.score import Scorer, trace_model
+from stream.errors import ConfigError
+from stream.score import Scorer, pick_precision, trace_model
 
 log = logging.getLogger(__name__)
 CONSUME_POLL_S = 0.5  # one consume() call's wait
@@ -131,9 +131,16 @@ def _cycled(curves: list[LightCurve], n: int) -> list[LightCurve]:
 
 
 FORWARD_PASSES = 2  # sweeps over the batch sizes; each size keeps its best (the machine may be shared)
-# On CUDA the forward pass is also measured at the other serving precision: (device type, served) -> other.
-# On the CPU, fp32 is the only one; it is compared with int8 through `int8_twin` instead.
-OTHER_PRECISION = {("cuda", "bf16"): "fp32", ("cuda", "fp32"): "bf16"}
+
+
+def other_precision(scorer: Scorer) -> str | None:
+    """The other serving precision (fp32 or bf16) to measure the forward pass at beside the served one, if
+    the scorer's device runs it (`stream.score.pick_precision`: on the CPU, bf16 needs AMX or AVX-512 BF16)."""
+    other = "fp32" if scorer.precision == "bf16" else "bf16"
+    try:
+        return pick_precision(other, scorer.device)
+    except ConfigError:
+        return None
 
 
 def int8_twin(scorer: Scorer) -> Scorer:
@@ -175,7 +182,7 @@ def with_ratios(rows: list[dict], served: list[dict]) -> list[dict]:
 def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds_per_size: float) -> list[dict]:
     """Light curves/s of the model's forward pass alone, per batch size, on prebuilt batches of `curves`.
 
-    Per batch size: one `encode` (timed once), then `Scorer.forward` (copy to the
+    Per batch size: one `Scorer.encode` (timed once), then `Scorer.forward` (copy to the
     device, forward at the scorer's precision, softmax) and the copy back to the
     host, repeated for at least `seconds_per_size` (at least once);
     `FORWARD_PASSES` sweeps, the best of each size kept. Runs on the scorer's
@@ -187,13 +194,13 @@ def forward_sweep(scorer: Scorer, curves: list[LightCurve], batch_sizes, seconds
         ``batch_size``, ``tokens`` (L, the padded window), ``forward_ms``,
         ``forward_lc_per_s``, ``encode_lc_per_s``, ``encode_forward_lc_per_s``.
     """
-    scorer.forward(encode(_cycled(curves, 8), max_visits=scorer.max_visits)).cpu()  # warm-up
+    scorer.forward(scorer.encode(_cycled(curves, 8))).cpu()  # warm-up
     best: dict[int, dict] = {}
     for _ in range(FORWARD_PASSES):
         for size in batch_sizes:
             chosen = _cycled(curves, size)
             t0 = time.perf_counter()
-            batch = encode(chosen, max_visits=scorer.max_visits)
+            batch = scorer.encode(chosen)
             encode_s = time.perf_counter() - t0
             calls, t0 = 0, time.perf_counter()
             while True:

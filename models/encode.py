@@ -76,6 +76,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models.bands import BAND_WAVELENGTH_NM
 from models.context import CONTEXT_INDEX, N_CONTEXT, valid_context
@@ -145,6 +146,20 @@ class Batch:
     def pin_memory(self) -> "Batch":
         """Page-locked copy; `torch.utils.data.DataLoader(pin_memory=True)` calls this."""
         return Batch(*(t.pin_memory() for t in self.as_tuple()))
+
+    def padded(self, length: int) -> "Batch":
+        """The batch with masked padding tokens appended up to `length` (>= L) tokens per curve.
+
+        The model masks padding out of attention keys and of the pooling, so its probabilities
+        do not change (beyond rounding); only the shapes do.
+        """
+        extra = length - self.mask.shape[1]
+        if extra < 0:
+            raise ValueError(f"padded: length {length} is shorter than the batch's {self.mask.shape[1]} tokens")
+        if extra == 0:
+            return self
+        return Batch(F.pad(self.features, (0, 0, 0, extra)), F.pad(self.dt_days, (0, extra)),
+                     F.pad(self.mask, (0, extra), value=False), self.context, self.context_mask)
 
 
 def encode(curves: Sequence[LightCurve], max_visits: int = MAX_VISITS, now_mjd_tai=None,

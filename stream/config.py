@@ -370,8 +370,10 @@ class ScoringSettings(_Section):
                                    "models/shipped/RECIPE.md); default: the registry's champion, else 'shipped'")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="fp32, or bf16 autocast (CUDA only). fp32 is what `alertformer evaluate` measured; "
-                            "on an H200 bf16 was no faster at a batch of 1,000 (README, Performance)")
+        "fp32", description="fp32, or bf16 autocast: on CUDA, or on a CPU with AMX or AVX-512 BF16 (there with "
+                            "attention kept in fp32). fp32 is the evaluation's reference; bf16 moved some of its "
+                            "metrics by more than 0.5 points, and on an H200 it was no faster at a batch of 1,000 "
+                            "(README, Performance)")
     torch_threads: int = Field(
         1, ge=0, description="torch intra-op threads of the scorer process, set at start-up; 0 = torch's default "
                              "(one per core). 1 leaves the other cores to librdkafka, decoding and Redis; see the "

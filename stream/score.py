@@ -9,6 +9,9 @@ batch is one chunk by default, copied from pinned host memory without blocking (
 run under bf16 autocast if ``scoring.precision`` says so); the probabilities come
 back in one copy, the one host sync per batch.
 
+On the CPU a chunk a few tokens short of a multiple of `CPU_TOKEN_MULTIPLE` is padded up to
+it with masked tokens, which the fused attention kernel runs faster than the lengths in between.
+
 `score` is three steps the scoring service runs on two threads: `encode_batch`
 (Python and numpy: the service's thread), `probabilities` (the forward passes: a
 worker thread, overlapping the service's other work) and `scores`. On the CPU the
@@ -45,6 +48,12 @@ from stream.errors import ConfigError
 log = logging.getLogger(__name__)
 DET_FEATURE = FEATURE_NAMES.index("det")
 CPU_CHUNK_CURVES = 64  # default curves per forward call on the CPU (scoring.forward_chunk_curves)
+# The CPU's fused attention runs whole blocks of 16 query and key tokens fast and a remainder
+# slowly (60 tokens took 1.7x as long as 64 at 16-wide heads), so a CPU chunk a few tokens
+# short of a multiple of 16 (the context token included) is padded up to it with masked tokens
+# (`cpu_padded_tokens`; the scan behind the rule is in the README's Performance section).
+CPU_TOKEN_MULTIPLE = 16
+CPU_PAD_AT_MOST = 6  # padding more tokens than this cost more in the other layers than attention saved
 PRECISIONS = ("fp32", "bf16")
 TRACE_TOLERANCE = 1e-5  # largest probability difference allowed between the trace and the eager model
 
@@ -57,6 +66,18 @@ def pick_device(name: str) -> torch.device:
         raise ConfigError(f"scoring.device: {err}") from None
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX or AVX-512 BF16), where bf16 beats fp32.
+
+    Without either, oneDNN emulates bf16 and it is slower than fp32, so bf16 is refused there.
+    """
+    try:
+        capability = torch._C._cpu._get_cpu_capability()  # private; its keys vary by torch version
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(capability.get("amx_bf16") or capability.get("avx512_bf16"))
+
+
 def pick_precision(name: str, device: torch.device) -> str:
     """Check that `device` can run ``scoring.precision`` `name`; return it.
 
@@ -65,9 +86,22 @@ def pick_precision(name: str, device: torch.device) -> str:
     """
     if name not in PRECISIONS:  # a name from code, not from validated settings
         raise ConfigError(f"scoring.precision: {name!r} is not one of {', '.join(PRECISIONS)}")
-    if name == "bf16" and (device.type != "cuda" or not torch.cuda.is_bf16_supported()):
-        raise ConfigError("scoring.precision: bf16 runs on a CUDA device with bf16 support only (scoring.device)")
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("scoring.precision: bf16 needs a CUDA device with bf16 support (scoring.device)")
+    if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        raise ConfigError("scoring.precision: bf16 on the CPU needs AMX or AVX-512 BF16, which this CPU lacks "
+                          "(scoring.device)")
     return name
+
+
+def cpu_padded_tokens(tokens: int) -> int:
+    """The token count a CPU chunk of `tokens` tokens (the context token included) is run at.
+
+    >>> cpu_padded_tokens(60), cpu_padded_tokens(65), cpu_padded_tokens(21), cpu_padded_tokens(64)
+    (64, 65, 21, 64)
+    """
+    short = -tokens % CPU_TOKEN_MULTIPLE
+    return tokens + short if short <= CPU_PAD_AT_MOST else tokens
 
 
 def set_torch_threads(threads: int) -> None:
@@ -123,15 +157,21 @@ class _CompiledProbabilities(torch.nn.Module):
 
 
 class _Probabilities(torch.nn.Module):
-    """`AlertTransformer.predict_proba` over plain tensors, the form `torch.jit.trace` takes."""
+    """`AlertTransformer.predict_proba` over plain tensors, the form `torch.jit.trace` takes.
 
-    def __init__(self, model: AlertTransformer):
+    ``bf16``: under CPU bf16 autocast, which runs the linear layers in bf16 and keeps the
+    time encoding, attention (`models.model.SelfAttention`) and the softmax in fp32; a
+    frozen trace then holds the weights in bf16 once instead of casting them every call.
+    """
+
+    def __init__(self, model: AlertTransformer, bf16: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.bf16 = model, bf16
 
     def forward(self, features: torch.Tensor, dt_days: torch.Tensor, mask: torch.Tensor, context: torch.Tensor,
                 context_mask: torch.Tensor) -> torch.Tensor:
-        return self.model.predict_proba(Batch(features, dt_days, mask, context, context_mask))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model.predict_proba(Batch(features, dt_days, mask, context, context_mask))
 
 
 def _example_batch(n_features: int, n_context: int) -> Batch:
@@ -145,20 +185,21 @@ def _example_batch(n_features: int, n_context: int) -> Batch:
     return Batch(features, dt_days, mask, context, context_mask)
 
 
-def trace_model(model: AlertTransformer) -> torch.jit.ScriptModule | None:
-    """A frozen TorchScript trace of ``model.predict_proba`` on the CPU, or None if it does not match the model.
+def trace_model(model: AlertTransformer, precision: str = "fp32") -> torch.jit.ScriptModule | None:
+    """A frozen TorchScript trace of ``model.predict_proba`` on the CPU at `precision`, or None if it does not
+    match the model run eagerly at that precision.
 
     TorchScript is deprecated in favour of torch.compile and torch.export, which need a
     compiler at run time; its deprecation warnings (FutureWarning or DeprecationWarning,
     by torch version) are silenced here.
     """
     example = _example_batch(model.config.n_features, model.config.n_context)
+    probabilities = _Probabilities(model, bf16=precision == "bf16").eval()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
-            traced = torch.jit.freeze(torch.jit.trace(_Probabilities(model).eval(), example.as_tuple(),
-                                                      check_trace=False))
-            difference = (traced(*example.as_tuple()) - model.predict_proba(example)).abs().max().item()
+            traced = torch.jit.freeze(torch.jit.trace(probabilities, example.as_tuple(), check_trace=False))
+            difference = (traced(*example.as_tuple()) - probabilities(*example.as_tuple())).abs().max().item()
     except (RuntimeError, TypeError, ValueError) as err:
         log.warning("model not traced, the forward pass runs eagerly (holding the GIL): %s", err)
         return None
@@ -210,7 +251,7 @@ class Scorer:
     max_visits : int
         Window length passed to `encode`.
     precision : {"fp32", "bf16"}
-        bf16: autocast on CUDA.
+        bf16: autocast, on CUDA or on a CPU with bf16 hardware (`cpu_has_bf16`).
     chunk_curves : int or None
         Curves per forward call; None: the whole batch in one call.
     prior_weights : (C,) ndarray, optional
@@ -232,7 +273,7 @@ class Scorer:
         self.version, self.device, self.max_visits = version, device, max_visits
         self.precision, self.chunk_curves, self.prior_weights = precision, chunk_curves, prior_weights
         self.compiled = torch.compile(_CompiledProbabilities(self.model), dynamic=True) if compile else None
-        self.traced = trace_model(self.model) if device.type == "cpu" and not compile else None
+        self.traced = trace_model(self.model, precision) if device.type == "cpu" and not compile else None
 
     @classmethod
     def from_file(cls, path: Path, version: str | None, scoring: ScoringSettings) -> "Scorer":
@@ -285,6 +326,16 @@ class Scorer:
                     return self.compiled(*batch.to(self.device).as_tuple())  # (B, C)
             return self.model.predict_proba(batch)  # (B, C)
 
+    def encode(self, curves: LightCurves | list[LightCurve], contexts: np.ndarray | None = None) -> Batch:
+        """One forward call's input as this scorer runs it: `curves` encoded at its window with their
+        (B, N_CONTEXT) `contexts` (None: unknown) and, on the CPU, padded by `cpu_padded_tokens`."""
+        if not isinstance(curves, LightCurves):
+            curves = LightCurves.from_list(curves)
+        batch = encode_curves(curves, max_visits=self.max_visits, contexts=contexts)
+        if self.device.type == "cpu":
+            batch = batch.padded(cpu_padded_tokens(batch.mask.shape[1] + 1) - 1)  # + and - the context token
+        return batch
+
     def encode_batch(self, curves: LightCurves | list[LightCurve], contexts: np.ndarray | None = None) -> EncodedBatch:
         """Sort `curves` (B >= 1) by window length and encode them, with their (B, N_CONTEXT) `contexts`
         (None: unknown), in chunks of `chunk_curves`."""
@@ -300,8 +351,7 @@ class Scorer:
         chunks = []
         for start in range(0, n, step):
             idx = order[start:start + step]  # (b,)
-            batch = encode_curves(curves.take(idx), max_visits=self.max_visits,
-                                  contexts=None if contexts is None else contexts[idx])
+            batch = self.encode(curves.take(idx), None if contexts is None else contexts[idx])
             n_visits[idx] = batch.n_visits.numpy()
             n_detections[idx] = (batch.mask & (batch.features[..., DET_FEATURE] > 0.5)).sum(dim=1).numpy()
             chunks.append(batch)

@@ -185,10 +185,10 @@ def peer_scores(scores: PacketScores, split: str = "test", n_sim: int = PEER_SIM
 
 
 def evaluate_packets(checkpoint=None, split: str = "test", rules=None, data_dir=None, peer: bool = True,
-                     quick: bool = False) -> dict:
-    """The packet report of a checkpoint (default: the shipped model) with `rules` (default: the
-    service's), and of the fair peer (`peer_scores`) on the same alerts."""
-    scoring = ScoringSettings(checkpoint=str(checkpoint) if checkpoint else None, device="cpu")
+                     quick: bool = False, precision: str = "fp32") -> dict:
+    """The packet report of a checkpoint (default: the shipped model) scored on the CPU at `precision`
+    with `rules` (default: the service's), and of the fair peer (`peer_scores`) on the same alerts."""
+    scoring = ScoringSettings(checkpoint=str(checkpoint) if checkpoint else None, device="cpu", precision=precision)
     scorer = Scorer.from_checkpoint(scoring.checkpoint, scoring)
     rules = list(rules) if rules is not None else _service_rules()
     scores = score_packets(scorer, rules, split, data_dir=data_dir)

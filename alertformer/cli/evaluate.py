@@ -6,7 +6,7 @@ from models.paths import SHIPPED_CHECKPOINT
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on an ``argparse`` subparsers object."""
-    from training.evaluation.run import DEFAULT_N_TEST, DEFAULT_N_TRAIN_PEERS, PEER_CHOICES
+    from training.evaluation.run import DEFAULT_N_TEST, DEFAULT_N_TRAIN_PEERS, PEER_CHOICES, PRECISIONS
     from training.evaluation.sets import TEST_SETS
 
     p = subparsers.add_parser(
@@ -43,6 +43,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="int8: evaluate the transformer with its linear layers dynamically quantised to int8 (CPU), "
                         "to measure what int8 would cost; not a serving option because it moved the metrics by "
                         "more than 0.5 points, see README Performance (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="the transformer's scoring.precision, on the test sets and the real packets (CPU): bf16 "
+                        "needs CUDA or a CPU with AMX or AVX-512 BF16 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads of every model, so light curves/s compare per core (default: %(default)s)")
     p.add_argument("--data-dir", help="shared data directory holding labeled/ (default: "

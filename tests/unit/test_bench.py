@@ -14,10 +14,11 @@ import pytest
 from alertformer.cli.bench import add_parser
 from bench import aims, ratios, table
 from bench.data import CUTOUT_BYTES, MIN_PRV_SOURCES, rubin_pool, synthetic_cutout, ztf_pool
-from bench.limits import OTHER_PRECISION, int8_twin, light_curves, supernnova, with_ratios
+from bench.limits import int8_twin, light_curves, supernnova, with_ratios
 from bench.pipeline import breakdown, latency, sustained_rate
 from stream.decode import decode_rubin, decode_ztf
 from stream.decode.fast import FastRubinDecoder
+from stream.score import cpu_has_bf16
 
 
 def parse(argv):
@@ -182,15 +183,17 @@ def test_quick_bench_report(stack, tmp_path):
         assert [r["batch_size"] for r in limits["forward"]] == [1, 16]
         served = report["bench"]["model"]
         if served["device"] == "cpu":  # fp32 served, int8 measured beside it
-            assert served["precision"] == "fp32" and "forward_other_precision" not in limits
+            assert served["precision"] == "fp32"
             assert [r["batch_size"] for r in limits["forward_int8"]["rows"]] == [1, 16]
             assert all(r["over_served"] > 0 for r in limits["forward_int8"]["rows"])
             assert report["ratios"][survey]["forward_int8_over_fp32"] > 0
         else:
-            other = OTHER_PRECISION[(served["device"].split(":")[0], served["precision"])]
-            assert limits["forward_other_precision"]["precision"] == other
-            assert limits["forward_other_precision"]["best"]["forward_lc_per_s"] > 0
             assert "forward_int8" not in limits
+        if served["device"] != "cpu" or cpu_has_bf16():  # the other of fp32 and bf16, where the device runs both
+            assert limits["forward_other_precision"]["precision"] == {"fp32": "bf16", "bf16": "fp32"}[served["precision"]]
+            assert limits["forward_other_precision"]["best"]["forward_lc_per_s"] > 0
+        else:
+            assert "forward_other_precision" not in limits
         assert [r["chunk_curves"] for r in limits["score_chunks"]] == [None, 16]
         pipeline = report["pipeline"][survey]
         assert pipeline["verified"]["exactly_once"], pipeline["verified"]
@@ -236,16 +239,22 @@ def test_bench_forward_reports_every_runtime_beside_the_trace(tmp_path, capsys):
     checkpoint = save_checkpoint(tmp_path / "tiny.pt", AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1)))
     assert cli_main(["bench-forward", "--checkpoint", str(checkpoint), "--curves", "80", "--rounds", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
+    peak = report["bench_forward"]["matmul_peak_gflop_per_s"]
+    assert peak["fp32"] > 0 and ("bf16" in peak) is cpu_has_bf16()
     for survey in ("rubin", "ztf"):
         measured = report[survey]
         assert measured["curves"] == 80 and measured["chunks"] == 2  # 64-curve chunks
         assert measured["mflop_per_curve"] > 0
         runtimes = measured["runtimes"]
         assert {"trace", "eager"} <= set(runtimes) and runtimes["trace"]["over_trace"] == 1.0
-        assert set(runtimes) | set(measured["not_measured"]) == {"trace", "eager", "onnxruntime", "compile"}
+        assert set(runtimes) | set(measured["not_measured"]) == {"trace", "eager", "bf16", "onnxruntime", "compile"}
+        assert ("bf16" in runtimes) is cpu_has_bf16()
         for name, r in runtimes.items():
             assert r["lc_per_s"] > 0 and r["gflop_per_s"] > 0
-            assert r["max_abs_prob_diff_vs_trace"] < 1e-5, name  # the same model in every runtime
+            if name == "bf16":  # rounded to bf16's 8 bits in the products, not another model
+                assert 1e-5 < r["max_abs_prob_diff_vs_trace"] < 0.05
+            else:
+                assert r["max_abs_prob_diff_vs_trace"] < 1e-5, name  # the same model in every runtime
 
     # --against: a wider model measured beside the served one on the same chunks, with its own arithmetic
     wide = save_checkpoint(tmp_path / "wide.pt", AlertTransformer(ModelConfig(d_model=32, n_heads=2, n_layers=2)))
@@ -255,6 +264,7 @@ def test_bench_forward_reports_every_runtime_beside_the_trace(tmp_path, capsys):
     assert measured["against_mflop_per_curve"] > 2 * measured["mflop_per_curve"]
     assert measured["runtimes"]["against"]["lc_per_s"] > 0 and measured["runtimes"]["against"]["over_trace"] > 0
     assert measured["runtimes"]["against"]["max_abs_prob_diff_vs_trace"] > 1e-5  # another model
+    assert ("against_bf16" in measured["runtimes"]) is cpu_has_bf16()
     short = save_checkpoint(tmp_path / "short.pt", AlertTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1,
                                                                                 max_visits=32)))
     assert cli_main(["bench-forward", "--checkpoint", str(checkpoint), "--against", str(short), "--curves", "8",

@@ -203,8 +203,30 @@ def test_quantize_int8_evaluates_the_quantised_transformer(tiny_checkpoint, tmp_
         evaluate(tiny_checkpoint, tmp_path, EvaluationSettings(quick=True, peers="none", quantize="int4"))
 
 
+def test_precision_bf16_scores_the_test_sets_and_packets_in_bf16(tiny_checkpoint, tmp_path, monkeypatch):
+    from stream import score as score_module
+
+    monkeypatch.setattr(score_module, "cpu_has_bf16", lambda: True)  # emulated where the CPU lacks it: slower only
+    precisions = []
+    real_init = score_module.Scorer.__init__
+    monkeypatch.setattr(score_module.Scorer, "__init__",
+                        lambda self, *a, **k: real_init(self, *a, **k) or precisions.append(self.precision))
+    args = _parse(["evaluate", "--checkpoint", str(tiny_checkpoint), "--precision", "bf16"])
+    report = evaluate(tiny_checkpoint, tmp_path, EvaluationSettings(
+        quick=True, peers="none", test_sets=["sim-lsst-balanced"], device="cpu", progress=False, figures=False,
+        precision=args.precision))
+    assert precisions == ["bf16", "bf16"]  # the test sets' scorer, then the real packets' (the service's path)
+    assert report["config"]["precision"] == "bf16"
+    assert report["results"]["sim-lsst-balanced"]["n_det=all"]["models"]["transformer"]["macro_f1"] >= 0
+
+
+def test_precision_and_int8_are_exclusive():
+    with pytest.raises(ValueError, match="precision and quantize"):
+        EvaluationSettings(precision="bf16", quantize="int8")
+
+
 @pytest.mark.parametrize("field, value", [("peers", "trees"), ("test_sets", ("ztf-bts", "sim-ztf-weird")),
-                                          ("quantize", "fp8")])
+                                          ("quantize", "fp8"), ("precision", "fp16")])
 def test_settings_name_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         EvaluationSettings(**{field: value})

@@ -41,6 +41,30 @@ def test_the_compiled_forward_pass_gives_the_models_probabilities(tiny_model, ra
     np.testing.assert_allclose(scorer.score(random_curves).probs, expected, atol=1e-5)
 
 
+def test_cpu_chunks_a_few_tokens_short_of_16_are_padded_without_changing_scores(tiny_model, random_curves):
+    short = [c for c in random_curves if 10 <= len(c) <= 12]  # 11-13 tokens with the context token: padded to 16
+    long = [c for c in random_curves if len(c) >= MAX_VISITS]  # 17 tokens: 15 short of 32, left as they are
+    assert short and long
+    scorer = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS)
+    assert [c.mask.shape[1] for c in scorer.encode_batch(short).chunks] == [15]
+    assert [c.mask.shape[1] for c in scorer.encode_batch(long).chunks] == [MAX_VISITS]
+    for curves in (short, long):
+        expected = tiny_model.predict_proba(encode(curves, max_visits=MAX_VISITS)).numpy()
+        np.testing.assert_allclose(scorer.score(curves).probs, expected, atol=1e-5)
+        assert scorer.score(curves).n_visits.tolist() == [min(len(c), MAX_VISITS) for c in curves]
+
+
+def test_a_batch_pads_with_masked_tokens_only(random_curves):
+    batch = encode(random_curves[:3], max_visits=MAX_VISITS)
+    padded = batch.padded(batch.mask.shape[1] + 4)
+    assert padded.features.shape[1] == padded.dt_days.shape[1] == padded.mask.shape[1] == batch.mask.shape[1] + 4
+    assert not padded.mask[:, -4:].any() and padded.features[:, -4:].abs().sum() == 0
+    assert padded.n_visits.tolist() == batch.n_visits.tolist() and padded.context is batch.context
+    assert batch.padded(batch.mask.shape[1]) is batch
+    with pytest.raises(ValueError, match="shorter"):
+        batch.padded(batch.mask.shape[1] - 1)
+
+
 def test_score_rejects_an_empty_batch(tiny_model):
     with pytest.raises(ValueError, match="no light curves"):
         Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS).score([])
@@ -54,12 +78,44 @@ def test_a_trace_that_differs_from_the_model_is_not_used(tiny_model, random_curv
     np.testing.assert_allclose(scorer.score(random_curves).probs, expected, atol=1e-6)
 
 
-def test_precision_follows_the_device():
+def test_precision_follows_the_device(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert pick_precision("fp32", cpu) == "fp32"
-    with pytest.raises(ConfigError, match=r"scoring\.precision: bf16"):
+    monkeypatch.setattr(score_module, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ConfigError, match=r"scoring\.precision: bf16 on the CPU needs AMX"):
         pick_precision("bf16", cpu)
+    monkeypatch.setattr(score_module, "cpu_has_bf16", lambda: True)
+    assert pick_precision("bf16", cpu) == "bf16"
     assert pick_precision("fp32", cuda) == "fp32"
+
+
+def test_cpu_bf16_trace_is_the_bf16_model_and_near_fp32(tiny_model, random_curves):
+    """CPU bf16 runs on any CPU (emulated without AMX, only slower), so this checks the numbers anywhere."""
+    fp32 = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS).score(random_curves).probs
+    scorer = Scorer(tiny_model, "v", torch.device("cpu"), MAX_VISITS, precision="bf16")
+    assert scorer.traced is not None  # matched the eager model under bf16 autocast within TRACE_TOLERANCE
+    bf16 = scorer.score(random_curves).probs
+    assert bf16.dtype == np.float32
+    np.testing.assert_allclose(bf16.sum(axis=1), 1.0, atol=1e-5)
+    difference = np.abs(bf16 - fp32).max()
+    assert 0 < difference < 0.05  # rounded (bf16 keeps 8 bits), not another model
+    assert (bf16.argmax(axis=1) == fp32.argmax(axis=1)).mean() > 0.9
+
+
+def test_cpu_bf16_keeps_attention_in_fp32(tiny_model):
+    """At 16-wide heads the fused attention kernel is slower in bf16 than in fp32 on the CPU."""
+    attention = tiny_model.blocks[0].attn
+    x = torch.randn(3, 5, tiny_model.config.d_model)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
+    seen = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.nn.functional.scaled_dot_product_attention = lambda q, *a, **k: seen.append(q.dtype) or real(q, *a, **k)
+        try:
+            out = attention(x, mask)
+        finally:
+            torch.nn.functional.scaled_dot_product_attention = real
+    assert seen == [torch.float32] and out.dtype == torch.bfloat16  # the projections stay in bf16
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])

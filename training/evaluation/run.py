@@ -53,7 +53,7 @@ from pathlib import Path
 from models.checkpoint import load_checkpoint
 from models.device import device_of
 from models.paths import SHIPPED_CHECKPOINT, checkpoint_path
-from stream.score import CPU_CHUNK_CURVES, Scorer, checkpoint_version
+from stream.score import CPU_CHUNK_CURVES, PRECISIONS, Scorer, checkpoint_version, pick_precision
 from training.context_check import format_context_comparison
 from training.evaluation import report as rep
 from training.evaluation.figures import write_figures
@@ -114,6 +114,9 @@ class EvaluationSettings:
         int8: evaluate the transformer after `training.quantize.quantize_int8` (CPU), to
         measure what int8 would cost; not a serving option, because it moved the metrics
         by more than 0.5 points (README, Performance).
+    precision : {"fp32", "bf16"}
+        The transformer's ``scoring.precision``, on the test sets and the real packets
+        (`stream.score.pick_precision`: bf16 needs CUDA, or a CPU with AMX or AVX-512 BF16).
 
     Raises
     ------
@@ -134,12 +137,17 @@ class EvaluationSettings:
     progress: bool = True
     figures: bool = True
     quantize: str = "none"
+    precision: str = "fp32"
 
     def __post_init__(self):
         if self.peers not in PEER_CHOICES:
             raise ValueError(f"peers={self.peers!r}: expected one of {PEER_CHOICES}")
         if self.quantize not in QUANTIZE_CHOICES:
             raise ValueError(f"quantize={self.quantize!r}: expected 'none' or 'int8'")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.precision != "fp32" and self.quantize != "none":
+            raise ValueError("precision and quantize: int8 quantises an fp32 model; pass one of them")
         unknown = set(self.test_sets) - set(TEST_SETS)
         if unknown:
             raise ValueError(f"test_sets: unknown test set(s) {sorted(unknown)}; known: {TEST_SETS}")
@@ -167,6 +175,7 @@ class EvaluationSettings:
         return {"n_test": self.n_test, "n_train_peers": self.n_train_peers, "peers": self.peers, "seed": self.seed,
                 "quick": self.quick, "peer_cache": str(self.peer_cache) if self.peer_cache else None,
                 "device": device, "threads": self.threads, "quantize": self.quantize,
+                "precision": self.precision,
                 "conditions": condition_names(), "ece_bins": ECE_BINS,
                 "peer_drop_nondetections_prob": drop_nondetections_prob}
 
@@ -187,8 +196,9 @@ class LoadedCheckpoint:
                                                            DEFAULT_DROP_NONDETECTIONS_PROB))
 
 
-def load_scorer(checkpoint, device: str, quantize: str = "none") -> LoadedCheckpoint:
-    """`checkpoint` in a `Scorer` on `device` (a resolved name) with the service's CPU chunks, no class prior."""
+def load_scorer(checkpoint, device: str, quantize: str = "none", precision: str = "fp32") -> LoadedCheckpoint:
+    """`checkpoint` in a `Scorer` on `device` (a resolved name) at `precision` with the service's CPU chunks,
+    no class prior. Raises ConfigError for a precision the device cannot run."""
     from training.quantize import quantize_int8
 
     path = Path(checkpoint)
@@ -198,7 +208,7 @@ def load_scorer(checkpoint, device: str, quantize: str = "none") -> LoadedCheckp
         model = quantize_int8(model)
     dev = device_of(device)
     scorer = Scorer(model, checkpoint_version(path, meta), dev, model.config.max_visits,
-                    chunk_curves=CPU_CHUNK_CURVES if dev.type == "cpu" else None)
+                    pick_precision(precision, dev), chunk_curves=CPU_CHUNK_CURVES if dev.type == "cpu" else None)
     return LoadedCheckpoint(path, scorer, meta, n_parameters)
 
 
@@ -259,7 +269,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", settings: Evalua
     torch_threads_before = torch.get_num_threads()
     torch.set_num_threads(s.threads)
     try:
-        loaded = load_scorer(checkpoint, device, s.quantize)
+        loaded = load_scorer(checkpoint, device, s.quantize, s.precision)
         drop_prob = loaded.drop_nondetections_prob
         sets, missing = load_test_sets(s.test_sets, s.n_test, s.seed, n_bts=QUICK["n_bts_test"] if s.quick else None,
                                        data_dir=s.data_dir,
@@ -280,7 +290,7 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", settings: Evalua
             "results": results,
             "throughput": rep.throughput(results),
             "real_packets": evaluate_packets(checkpoint, "test", data_dir=s.data_dir, peer=s.peers != "none",
-                                             quick=s.quick),
+                                             quick=s.quick, precision=s.precision),
             "context_check": rep.write_context_check(out_dir, s.data_dir, s.figures, s.quick),
             "sim_check": rep.write_sim_check(out_dir, s.data_dir, s.quick),
             "headline": rep.headline(results),
@@ -296,10 +306,10 @@ def evaluate(checkpoint=SHIPPED_CHECKPOINT, out_dir="out/eval", settings: Evalua
 
 
 def evaluate_packets_only(checkpoint, out_dir, data_dir=None, peer: bool = True, quick: bool = False,
-                          figures: bool = True) -> None:
+                          figures: bool = True, precision: str = "fp32") -> None:
     """The real packets on the service path (`training.packet_eval`), the context and simulator checks:
     ``packets.json``, ``context_check.json`` and ``sim_check.json`` in `out_dir`, each printed."""
-    report = evaluate_packets(checkpoint, "test", data_dir=data_dir, peer=peer, quick=quick)
+    report = evaluate_packets(checkpoint, "test", data_dir=data_dir, peer=peer, quick=quick, precision=precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rep.write_json(report, out / "packets.json")
@@ -317,13 +327,13 @@ def cmd_evaluate(args) -> int:
         return 2
     if args.packets_only:
         evaluate_packets_only(checkpoint, args.out, args.data_dir, peer=args.peers != "none", quick=args.quick,
-                              figures=not args.no_figures)
+                              figures=not args.no_figures, precision=args.precision)
         return 0
     settings = EvaluationSettings(n_test=args.n_test, n_train_peers=args.n_train_peers, peers=args.peers,
                                   seed=args.seed, quick=args.quick, test_sets=tuple(args.test_sets),
                                   device=args.device, data_dir=args.data_dir, peer_cache=args.peer_cache,
                                   threads=args.threads, progress=not args.quiet, figures=not args.no_figures,
-                                  quantize=args.quantize)
+                                  quantize=args.quantize, precision=args.precision)
     report = evaluate(checkpoint, args.out, settings)
     print(rep.format_headline(report))
     print(format_packet_report(report["real_packets"]))
