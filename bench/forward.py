@@ -87,36 +87,33 @@ def _onnx_runner(model, example, threads: int, folder: Path):
     return run, None
 
 
-def _trace_runner(scorer):
+def _trace_runner(traced):
+    """A callable running a `stream.score.trace_model` trace on a batch, to a (B, C) ndarray."""
     import torch
 
     def trace(batch):
         with torch.inference_mode():
-            return scorer.traced(*batch.as_tuple()).numpy()
+            return traced(*batch.as_tuple()).numpy()
     return trace
 
 
 def runtimes(scorer, example, threads: int, compile: bool, folder: Path, against=None) -> tuple[dict, dict]:
     """``{name: run(batch) -> (B, C) ndarray}`` of the runtimes measured, and ``{name: note}`` of those not."""
     from bench.limits import compiled_twin
-    from stream.score import Scorer, cpu_has_bf16
+    from stream.score import cpu_has_bf16, trace_model
 
     def eager(batch):
         return scorer.model.predict_proba(batch).numpy()
 
-    def bf16_trace(served):
-        return _trace_runner(Scorer(served.model, served.version, served.device, served.max_visits, "bf16",
-                                    served.chunk_curves))
-
-    runs, notes = {"trace": _trace_runner(scorer), "eager": eager}, {}
+    runs, notes = {"trace": _trace_runner(scorer.traced), "eager": eager}, {}
     if cpu_has_bf16():
-        runs["bf16"] = bf16_trace(scorer)
+        runs["bf16"] = _trace_runner(trace_model(scorer.model, "bf16"))
     else:
         notes["bf16"] = "not measured: this CPU has neither AMX nor AVX-512 BF16"
     if against is not None:
-        runs["against"] = _trace_runner(against)
+        runs["against"] = _trace_runner(against.traced)
         if "bf16" in runs:
-            runs["against_bf16"] = bf16_trace(against)
+            runs["against_bf16"] = _trace_runner(trace_model(against.model, "bf16"))
     onnx, note = _onnx_runner(scorer.model, example, threads, folder)
     if onnx is not None:
         runs["onnxruntime"] = onnx

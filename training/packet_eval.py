@@ -194,10 +194,10 @@ def evaluate_packets(checkpoint=None, split: str = "test", rules=None, data_dir=
     scores = score_packets(scorer, rules, split, data_dir=data_dir)
     report = {"split": split, "model_version": scorer.version, **packet_report(scores)}
     if peer:
-        peer = peer_scores(scores, split, n_sim=QUICK_PEER_SIM_CURVES if quick else PEER_SIM_CURVES, quick=quick,
-                           data_dir=data_dir)
-        report["peer"] = {"name": "features+context GBT", "sn_vs_non_sn": packet_report(peer)["sn_vs_non_sn"],
-                          "roc_auc_model_minus_peer": roc_auc_over_peer(scores, peer)}
+        by_peer = peer_scores(scores, split, n_sim=QUICK_PEER_SIM_CURVES if quick else PEER_SIM_CURVES, quick=quick,
+                              data_dir=data_dir)
+        report["peer"] = {"name": "features+context GBT", "sn_vs_non_sn": packet_report(by_peer)["sn_vs_non_sn"],
+                          "roc_auc_model_minus_peer": roc_auc_over_peer(scores, by_peer)}
     return report
 
 

@@ -167,8 +167,11 @@ def test_rebalance_across_two_clusters_survivor_takes_over(two_cluster_config, s
     def log_tails() -> str:
         return " | ".join(log.read_text()[-3000:] for log in logs)
 
-    procs = [subprocess.Popen(cmd + ["--instance-id", f"scorer-{i}"], env=os.environ | config_env(config),
-                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for i, log in enumerate(logs)]
+    procs = []
+    for i, log in enumerate(logs):
+        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            procs.append(subprocess.Popen(cmd + ["--instance-id", f"scorer-{i}"], env=os.environ | config_env(config),
+                                          stdout=subprocess.DEVNULL, stderr=stderr))
     try:
         assert _wait_for_members(source, config.input_group_id(), 2, timeout_s=180), "scorers did not both join"
         produce_to_source(source, alert_topic, first)
